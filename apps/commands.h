@@ -1,0 +1,18 @@
+// The emotune subcommands. Each cmd_<name>.cpp adds its subcommand to the CLI11 app; main.cpp
+// calls them in order. A command reports failure by throwing emotune::Error (main prints
+// "emotune <cmd>: <message>" and exits 1) or returning a non-zero code through cli_exit_code().
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace emotune {
+
+void add_train_command(CLI::App& app);
+void add_evaluate_command(CLI::App& app);
+void add_predict_command(CLI::App& app);
+void add_recommend_command(CLI::App& app);
+void add_dataset_command(CLI::App& app);
+
+// Set by a command that finished but must exit non-zero (e.g. no face found).
+int& cli_exit_code();
+
+}  // namespace emotune

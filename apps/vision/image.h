@@ -1,0 +1,27 @@
+// Image decoding and resizing shared by training (image-folder datasets) and inference (the app):
+// one code path, so a face the app sees is prepared exactly as the faces the network learnt from.
+// Decoding: stb_image (any PNG/JPEG/BMP/...; any channel count), converted to 8-bit grayscale with
+// ITU-R BT.601 luma weights; resizing: stb_image_resize (Debian ships stb_image_resize.h, v1).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace emotune {
+
+struct GrayImage {
+  int width = 0, height = 0;
+  std::vector<uint8_t> pixels;  // row-major, width * height
+  uint8_t at(int x, int y) const { return pixels[(size_t)y * width + x]; }
+};
+
+// Throws emotune::Error naming the file when it is missing, unreadable, not an image, truncated,
+// or larger than max_pixels (checked from the header before decoding).
+GrayImage load_gray_image(const std::string& path, int64_t max_pixels = 64ll << 20);
+GrayImage decode_gray_image(const uint8_t* bytes, size_t size, const std::string& name_for_errors,
+                            int64_t max_pixels = 64ll << 20);
+GrayImage resize_gray(const GrayImage& src, int width, int height);
+// Crop [x, x+w) x [y, y+h); parts outside the image are filled by replicating the border.
+GrayImage crop_gray(const GrayImage& src, int x, int y, int w, int h);
+
+}  // namespace emotune

@@ -1,0 +1,35 @@
+// Device memory and synchronisation, one set per device. The engine never calls CUDA itself:
+// Storage asks the dispatch table for these.
+//   alloc/free:  device memory (CUDA: through the caching allocator, so a training step does
+//                no cudaMalloc after the first one)
+//   copy_h2d / copy_d2h / copy_d2d: byte copies; they return when the data is usable by the
+//                host (d2h) or ordered on the device's stream (h2d, d2d)
+//   device_count: 0 when the backend is built but no device is present
+#pragma once
+#include <cstddef>
+
+namespace emotune {
+
+void* alloc_cpu(size_t bytes);
+void free_cpu(void* p);
+void copy_cpu(void* dst, const void* src, size_t bytes);
+int device_count_cpu();
+void synchronize_cpu();
+
+void* alloc_cuda(size_t bytes);
+void free_cuda(void* p);
+void copy_h2d_cuda(void* dst, const void* src, size_t bytes);
+void copy_d2h_cuda(void* dst, const void* src, size_t bytes);
+void copy_d2d_cuda(void* dst, const void* src, size_t bytes);
+int device_count_cuda();
+void synchronize_cuda();
+// Page-locked host memory for the batch loader (falls back to plain memory when no GPU).
+void* alloc_pinned_cuda(size_t bytes);
+void free_pinned_cuda(void* p);
+// Caching-allocator counters, for tests that assert a step does no cudaMalloc.
+struct CudaAllocatorStats {
+  size_t malloc_calls = 0, bytes_reserved = 0, bytes_in_use = 0;
+};
+CudaAllocatorStats cuda_allocator_stats();
+
+}  // namespace emotune

@@ -1,0 +1,81 @@
+#include "tests/testing.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "engine/dispatch.h"
+#include "kernels/philox.h"
+
+namespace emotune::testing {
+
+std::vector<float> random_vector(size_t n, uint64_t seed, float lo, float hi) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = lo + (hi - lo) * philox_uniform(seed, i);
+  return v;
+}
+
+std::vector<double> random_vector_double(size_t n, uint64_t seed, double lo, double hi) {
+  std::vector<double> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = lo + (hi - lo) * (double)philox_uniform(seed, i);
+  return v;
+}
+
+CloseReport allclose(const float* got, const float* want, size_t n, double atol, double rtol) {
+  CloseReport r;
+  r.worst_excess = -INFINITY;
+  for (size_t i = 0; i < n; ++i) {
+    double g = got[i], w = want[i];
+    double excess = std::fabs(g - w) - (atol + rtol * std::fabs(w));
+    bool bad = !(excess <= 0) || std::isnan(g) != std::isnan(w);
+    if (std::isnan(excess)) excess = INFINITY;
+    if (bad) ++r.mismatches;
+    if (excess > r.worst_excess) {
+      r.worst_excess = excess;
+      r.worst_index = i;
+      r.worst_got = g;
+      r.worst_want = w;
+    }
+  }
+  r.ok = r.mismatches == 0;
+  std::ostringstream os;
+  os << r.mismatches << " of " << n << " elements differ; worst at [" << r.worst_index
+     << "]: got " << r.worst_got << " want " << r.worst_want << " (atol " << atol << ", rtol "
+     << rtol << ")";
+  r.message = os.str();
+  return r;
+}
+
+CloseReport allclose(const std::vector<float>& got, const std::vector<float>& want, double atol,
+                     double rtol) {
+  if (got.size() != want.size()) {
+    CloseReport r;
+    r.ok = false;
+    r.message = "sizes differ: got " + std::to_string(got.size()) + " want " +
+                std::to_string(want.size());
+    return r;
+  }
+  return allclose(got.data(), want.data(), got.size(), atol, rtol);
+}
+
+std::string source_dir() { return EMOTUNE_SOURCE_DIR; }
+std::string shared_dir() { return EMOTUNE_SHARED_DIR; }
+bool shared_available() { return std::filesystem::is_directory(shared_dir() + "/data"); }
+
+std::string temp_dir(const std::string& name) {
+  namespace fs = std::filesystem;
+  fs::path p = fs::path(EMOTUNE_BINARY_DIR) / "test-tmp" / name;
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+bool cuda_or_skip(const char* what) {
+  if (cuda_available()) return true;
+  std::printf("SKIPPED (no GPU): %s\n", what);
+  std::fflush(stdout);
+  return false;
+}
+
+}  // namespace emotune::testing
