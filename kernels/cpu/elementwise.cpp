@@ -1,0 +1,73 @@
+// Elementwise ops on the CPU: one loop each, memory-bound. OpenMP only above ~64k elements, where
+// the second core's bandwidth outweighs waking it. Each output element depends on its inputs only,
+// so threading never changes a result; sum_squares sums fixed-size blocks in double and adds the
+// block sums in order, so it too is independent of the thread count. relu lets a NaN through (as
+// PyTorch does), so a NaN in the weights reaches the loss instead of being silently zeroed.
+#include "kernels/elementwise.h"
+
+#include <cstddef>
+#include <vector>
+
+namespace emotune {
+
+namespace {
+constexpr int64_t kParallelMin = 65536;
+}
+
+void fill_cpu(int64_t n, float value, float* y) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = value;
+}
+
+void add_cpu(int64_t n, const float* a, const float* b, float* y) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
+void axpy_cpu(int64_t n, float alpha, const float* x, float* y) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void mul_cpu(int64_t n, const float* a, const float* b, float* y) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
+}
+
+void scale_cpu(int64_t n, float alpha, const float* x, float* y) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i];
+}
+
+void scale_dev_cpu(int64_t n, const float* alpha, const float* x, float* y) {
+  const float a = alpha[0];  // read once: y may alias alpha (a one-element scale in place)
+  scale_cpu(n, a, x, y);
+}
+
+void relu_forward_cpu(int64_t n, const float* x, float* y) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = !(x[i] <= 0.0f) ? x[i] : 0.0f;  // a NaN passes through
+}
+
+void relu_backward_cpu(int64_t n, const float* x, const float* dy, float* dx) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void sum_squares_cpu(int64_t n, const float* x, float* out) {
+  constexpr int64_t kBlock = 4096;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> partial((std::size_t)blocks);
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t b = 0; b < blocks; ++b) {
+    double s = 0;
+    const int64_t end = b * kBlock + kBlock < n ? b * kBlock + kBlock : n;
+    for (int64_t i = b * kBlock; i < end; ++i) s += (double)x[i] * x[i];
+    partial[(std::size_t)b] = s;
+  }
+  double total = 0;
+  for (double s : partial) total += s;
+  out[0] = (float)total;
+}
+
+}  // namespace emotune
