@@ -1,0 +1,259 @@
+// conv2d CPU kernels: hand-computed values, fast path (im2col + sgemm) against the reference loops
+// on every case of the shared shape table, and finite-difference gradient checks in double of the
+// reference backward. Calls the kernels directly: no engine involved.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/conv2d.h"
+#include "kernels/cpu/conv2d_ref.h"
+#include "tests/shapes.h"
+#include "tests/testing.h"
+
+using namespace emotune;
+using emotune::testing::allclose;
+using emotune::testing::random_vector;
+using emotune::testing::random_vector_double;
+
+namespace {
+
+std::string describe(const std::string& name, const Conv2dShape& p) {
+  std::ostringstream os;
+  os << name << " [n" << p.n << " c" << p.c << " " << p.h << "x" << p.w << " k" << p.k << " " << p.r
+     << "x" << p.s << " pad" << p.pad_h << "," << p.pad_w << " stride" << p.stride_h << ","
+     << p.stride_w << "]";
+  return os.str();
+}
+
+// |got - want| <= atol + rtol |want| everywhere, in double; the message names the worst element.
+std::string close_double(const std::vector<double>& got, const std::vector<double>& want, double atol,
+                         double rtol, bool* ok) {
+  *ok = got.size() == want.size();
+  size_t worst = 0, bad = 0;
+  double worst_excess = -INFINITY;
+  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
+    double excess = std::fabs(got[i] - want[i]) - (atol + rtol * std::fabs(want[i]));
+    if (!(excess <= 0)) ++bad;
+    if (std::isnan(excess)) excess = INFINITY;
+    if (excess > worst_excess) worst_excess = excess, worst = i;
+  }
+  *ok = *ok && bad == 0;
+  std::ostringstream os;
+  os << bad << " of " << got.size() << " differ; worst at [" << worst << "]: got "
+     << (got.empty() ? 0 : got[worst]) << " want " << (want.empty() ? 0 : want[worst]);
+  return os.str();
+}
+
+// Parity tolerance for a float sum of `terms` products of values in [-1, 1]: the fast path and the
+// reference add the same products in different orders. Rounding errors of a length-K sum with
+// random signs grow like eps * K * rms(term) (a random walk over partial sums of size sqrt(k)),
+// rms(term) = 1/3 here; atol allows 4 * 2^-23 * K. Measured on the whole table (batch 2), the
+// worst element of every tensor stays below 1/6 of atol, while a missed, doubled or shifted
+// term is of order 0.1 to 1. rtol 1e-5 covers the ~1-ulp rounding of the large outputs.
+double parity_atol(double terms) { return 4.0 * std::numeric_limits<float>::epsilon() * terms; }
+constexpr double kParityRtol = 1e-5;
+
+}  // namespace
+
+TEST_CASE("conv2d forward: 3x3 on a 4x4 ramp, valid and pad 1 stride 2, by hand") {
+  // x = 1..16 row-major, w = 1..9 row-major.
+  std::vector<float> x(16), w(9);
+  for (int i = 0; i < 16; ++i) x[i] = (float)(i + 1);
+  for (int i = 0; i < 9; ++i) w[i] = (float)(i + 1);
+  const float b = 0.5f;
+
+  SUBCASE("valid, stride 1") {
+    Conv2dShape p = testing::conv_shape(1, 4, 4, 1, 3, 3, 0, 1);
+    // y[0,0] = 1*1 + 2*2 + 3*3 + 5*4 + 6*5 + 7*6 + 9*7 + 10*8 + 11*9 = 348; moving the window one
+    // column adds 1 to every x (+45 = sum w), one row adds 4 (+180).
+    const std::vector<float> want = {348.5f, 393.5f, 528.5f, 573.5f};
+    std::vector<float> y_ref(4), y_fast(4);
+    conv2d_forward_ref_cpu(p, x.data(), w.data(), &b, y_ref.data());
+    conv2d_forward_cpu(p, x.data(), w.data(), &b, y_fast.data());
+    // Integers below 2^24: every product and partial sum is exact in float.
+    EMOTUNE_CHECK_CLOSE(allclose(y_ref, want, 0, 0));
+    EMOTUNE_CHECK_CLOSE(allclose(y_fast, want, 0, 0));
+  }
+  SUBCASE("pad 1, stride 2") {
+    Conv2dShape p = testing::conv_shape(1, 4, 4, 1, 3, 3, 1, 2);
+    REQUIRE(p.out_h() == 2);
+    REQUIRE(p.out_w() == 2);
+    // y[0,0]: only w[1..2][1..2] overlap the image: 5*1 + 6*2 + 8*5 + 9*6 = 111.
+    // y[0,1]: rows -1..1, cols 1..3: (4*2 + 5*3 + 6*4) + (7*6 + 8*7 + 9*8) = 217.
+    // y[1,0]: rows 1..3, cols -1..1: (2*5 + 3*6) + (5*9 + 6*10) + (8*13 + 9*14) = 363.
+    // y[1,1]: the full window at rows/cols 1..3 = 573 (the valid case's y[1,1]).
+    const std::vector<float> want = {111.5f, 217.5f, 363.5f, 573.5f};
+    std::vector<float> y_ref(4), y_fast(4);
+    conv2d_forward_ref_cpu(p, x.data(), w.data(), &b, y_ref.data());
+    conv2d_forward_cpu(p, x.data(), w.data(), &b, y_fast.data());
+    // Exact integers again.
+    EMOTUNE_CHECK_CLOSE(allclose(y_ref, want, 0, 0));
+    EMOTUNE_CHECK_CLOSE(allclose(y_fast, want, 0, 0));
+  }
+}
+
+TEST_CASE("conv2d backward: 3x3 valid on a 4x4 ramp with dy = 1, by hand") {
+  Conv2dShape p = testing::conv_shape(1, 4, 4, 1, 3, 3, 0, 1);
+  std::vector<float> x(16), w(9), dy(4, 1.0f);
+  for (int i = 0; i < 16; ++i) x[i] = (float)(i + 1);
+  for (int i = 0; i < 9; ++i) w[i] = (float)(i + 1);
+  // dx[i,j] = sum of w[i-p, j-q] over the 2x2 output positions (p,q) whose window covers (i,j).
+  // Corner (0,0): w[0,0] = 1. Centre (1,1): w00 + w01 + w10 + w11 = 1 + 2 + 4 + 5 = 12.
+  // Full table (rows): 1 3 5 3 / 5 12 16 9 / 11 24 28 15 / 7 15 17 9.
+  const std::vector<float> dx_want = {1, 3, 5, 3, 5, 12, 16, 9, 11, 24, 28, 15, 7, 15, 17, 9};
+  // dw[r,s] = sum over the 2x2 outputs of x[p+r, q+s]: dw[0,0] = 1 + 2 + 5 + 6 = 14, and each step
+  // right adds 4 (one per output), each step down adds 16.
+  const std::vector<float> dw_want = {14, 18, 22, 30, 34, 38, 46, 50, 54};
+  const std::vector<float> db_want = {4};
+
+  for (bool fast : {false, true}) {
+    CAPTURE(fast);
+    std::vector<float> dx(16, NAN), dw(9, NAN), db(1, NAN);  // NaN: outputs must be overwritten
+    if (fast) {
+      conv2d_backward_input_cpu(p, dy.data(), w.data(), dx.data());
+      conv2d_backward_weight_cpu(p, x.data(), dy.data(), dw.data(), db.data());
+    } else {
+      conv2d_backward_input_ref_cpu(p, dy.data(), w.data(), dx.data());
+      conv2d_backward_weight_ref_cpu(p, x.data(), dy.data(), dw.data(), db.data());
+    }
+    // Small integers: exact in float.
+    EMOTUNE_CHECK_CLOSE(allclose(dx, dx_want, 0, 0));
+    EMOTUNE_CHECK_CLOSE(allclose(dw, dw_want, 0, 0));
+    EMOTUNE_CHECK_CLOSE(allclose(db, db_want, 0, 0));
+  }
+}
+
+TEST_CASE("conv2d fast path matches the reference on every shape of the table") {
+  for (const auto& cs : testing::conv_cases()) {
+    // Batch 2 everywhere (as the brief's table asks); the small edge cases also at batch 1 (the
+    // OpenBLAS-threaded path) and 3 (an uneven split of the batch over two threads).
+    std::vector<int> batches = {2};
+    if (!cs.real) batches = {1, 2, 3};
+    for (int batch : batches) {
+      Conv2dShape p = cs.shape;
+      p.n = batch;
+      CAPTURE(describe(cs.name, p));
+      const uint64_t seed = 1000 + batch;
+      auto x = random_vector(p.x_size(), seed);
+      auto w = random_vector(p.w_size(), seed + 1);
+      auto b = random_vector(p.k, seed + 2);
+      auto dy = random_vector(p.y_size(), seed + 3);
+
+      std::vector<float> y_ref(p.y_size()), y_fast(p.y_size(), NAN);
+      conv2d_forward_ref_cpu(p, x.data(), w.data(), b.data(), y_ref.data());
+      conv2d_forward_cpu(p, x.data(), w.data(), b.data(), y_fast.data());
+      // Sums of C*R*S products plus a bias (see parity_atol).
+      EMOTUNE_CHECK_CLOSE(allclose(y_fast, y_ref, parity_atol(p.c * p.r * p.s + 1), kParityRtol));
+
+      // Without a bias the fast path must still overwrite y (sgemm with beta = 0).
+      std::fill(y_fast.begin(), y_fast.end(), NAN);
+      conv2d_forward_ref_cpu(p, x.data(), w.data(), nullptr, y_ref.data());
+      conv2d_forward_cpu(p, x.data(), w.data(), nullptr, y_fast.data());
+      // Same sums as above, without the bias term.
+      EMOTUNE_CHECK_CLOSE(allclose(y_fast, y_ref, parity_atol(p.c * p.r * p.s), kParityRtol));
+
+      std::vector<float> dx_ref(p.x_size()), dx_fast(p.x_size(), NAN);
+      conv2d_backward_input_ref_cpu(p, dy.data(), w.data(), dx_ref.data());
+      conv2d_backward_input_cpu(p, dy.data(), w.data(), dx_fast.data());
+      // Each dx element sums at most K*R*S products.
+      EMOTUNE_CHECK_CLOSE(allclose(dx_fast, dx_ref, parity_atol(p.k * p.r * p.s), kParityRtol));
+
+      std::vector<float> dw_ref(p.w_size()), dw_fast(p.w_size(), NAN), db_ref(p.k), db_fast(p.k, NAN);
+      conv2d_backward_weight_ref_cpu(p, x.data(), dy.data(), dw_ref.data(), db_ref.data());
+      conv2d_backward_weight_cpu(p, x.data(), dy.data(), dw_fast.data(), db_fast.data());
+      const double terms = (double)p.n * p.out_h() * p.out_w();
+      // Each dw and db element sums N*OH*OW products (or values).
+      EMOTUNE_CHECK_CLOSE(allclose(dw_fast, dw_ref, parity_atol(terms), kParityRtol));
+      EMOTUNE_CHECK_CLOSE(allclose(db_fast, db_ref, parity_atol(terms), kParityRtol));
+
+      // db may be null: dw must not change.
+      std::vector<float> dw_nodb(p.w_size(), NAN);
+      conv2d_backward_weight_cpu(p, x.data(), dy.data(), dw_nodb.data(), nullptr);
+      // Same computation as dw_fast: bit-identical.
+      EMOTUNE_CHECK_CLOSE(allclose(dw_nodb, dw_fast, 0, 0));
+    }
+  }
+}
+
+TEST_CASE("conv2d fast path is deterministic: two calls give bit-identical results") {
+  Conv2dShape p = testing::conv_shape(17, 13, 11, 33, 3, 3, 1, 1);
+  p.n = 5;
+  auto x = random_vector(p.x_size(), 7), w = random_vector(p.w_size(), 8), dy = random_vector(p.y_size(), 9);
+  std::vector<float> y1(p.y_size()), y2(p.y_size()), dx1(p.x_size()), dx2(p.x_size());
+  std::vector<float> dw1(p.w_size()), dw2(p.w_size()), db1(p.k), db2(p.k);
+  for (int rep = 0; rep < 2; ++rep) {
+    conv2d_forward_cpu(p, x.data(), w.data(), nullptr, rep ? y2.data() : y1.data());
+    conv2d_backward_input_cpu(p, dy.data(), w.data(), rep ? dx2.data() : dx1.data());
+    conv2d_backward_weight_cpu(p, x.data(), dy.data(), rep ? dw2.data() : dw1.data(), rep ? db2.data() : db1.data());
+  }
+  // Fixed reduction orders: no tolerance at all.
+  EMOTUNE_CHECK_CLOSE(allclose(y2, y1, 0, 0));
+  EMOTUNE_CHECK_CLOSE(allclose(dx2, dx1, 0, 0));
+  EMOTUNE_CHECK_CLOSE(allclose(dw2, dw1, 0, 0));
+  EMOTUNE_CHECK_CLOSE(allclose(db2, db1, 0, 0));
+}
+
+// Finite differences of L = sum(y .* r) in double. L is linear in x, in w and in b, so the central
+// difference has no truncation error at all; what remains is rounding, about
+// eps_double * |L| / h = 1e-16 * 1e2 / 1e-6 = 1e-8 at most here. Tolerance 1e-6 (absolute, on
+// gradients of order 1-10, plus 1e-6 relative) leaves 100x margin and still catches any wrong
+// index or missed term (an error of order 0.1 or more).
+TEST_CASE("conv2d reference backward matches finite differences in double") {
+  for (const auto& cs : testing::conv_cases()) {
+    if (cs.real) continue;  // the small edge cases: every x, w and b element of them is perturbed
+    Conv2dShape p = cs.shape;
+    p.n = 2;
+    CAPTURE(describe(cs.name, p));
+    auto x = random_vector_double(p.x_size(), 11), w = random_vector_double(p.w_size(), 12);
+    auto b = random_vector_double(p.k, 13), r = random_vector_double(p.y_size(), 14);
+    std::vector<double> y(p.y_size());
+    auto loss = [&]() {
+      conv2d_forward_ref<double>(p, x.data(), w.data(), b.data(), y.data());
+      double s = 0;
+      for (size_t i = 0; i < y.size(); ++i) s += y[i] * r[i];
+      return s;
+    };
+    const double h = 1e-6;
+    auto numeric = [&](std::vector<double>& v, size_t max_checked) {
+      // Every element for small tensors; an evenly spread subset for the largest edge case.
+      std::vector<double> g;
+      std::vector<size_t> idx;
+      const size_t step = v.size() > max_checked ? v.size() / max_checked : 1;
+      for (size_t i = 0; i < v.size(); i += step) {
+        const double keep = v[i];
+        v[i] = keep + h;
+        const double lp = loss();
+        v[i] = keep - h;
+        const double lm = loss();
+        v[i] = keep;
+        g.push_back((lp - lm) / (2 * h));
+      }
+      return std::make_pair(g, step);
+    };
+    auto pick = [](const std::vector<double>& v, size_t step) {
+      std::vector<double> out;
+      for (size_t i = 0; i < v.size(); i += step) out.push_back(v[i]);
+      return out;
+    };
+
+    std::vector<double> dx(p.x_size()), dw(p.w_size()), db(p.k);
+    conv2d_backward_input_ref<double>(p, r.data(), w.data(), dx.data());
+    conv2d_backward_weight_ref<double>(p, x.data(), r.data(), dw.data(), db.data());
+
+    bool ok;
+    auto [ndx, sx] = numeric(x, 600);
+    std::string msg = close_double(pick(dx, sx), ndx, 1e-6, 1e-6, &ok);  // see the comment above
+    CHECK_MESSAGE(ok, "dx: " << msg);
+    auto [ndw, sw] = numeric(w, 600);
+    msg = close_double(pick(dw, sw), ndw, 1e-6, 1e-6, &ok);  // same bound
+    CHECK_MESSAGE(ok, "dw: " << msg);
+    auto [ndb, sb] = numeric(b, 600);
+    msg = close_double(pick(db, sb), ndb, 1e-6, 1e-6, &ok);  // same bound
+    CHECK_MESSAGE(ok, "db: " << msg);
+  }
+}
