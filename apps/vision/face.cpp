@@ -1,0 +1,114 @@
+#include "apps/vision/face.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include <opencv2/imgproc.hpp>
+#include <opencv2/objdetect.hpp>
+
+#include "engine/error.h"
+
+#ifndef EMOTUNE_HAAR_DIR
+#define EMOTUNE_HAAR_DIR "/usr/share/opencv4/haarcascades"
+#endif
+
+namespace emotune {
+
+struct FaceDetector::Impl {
+  cv::CascadeClassifier cascade;
+};
+
+std::string default_cascade_path() {
+  const char* env = std::getenv("EMOTUNE_HAAR_DIR");
+  std::string dir = env && *env ? env : EMOTUNE_HAAR_DIR;
+  return dir + "/haarcascade_frontalface_default.xml";
+}
+
+FaceDetector::FaceDetector(const std::string& cascade_path, FaceDetectorOptions options)
+    : impl_(new Impl), options_(options) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(cascade_path, ec)) {
+    delete impl_;
+    throw Error("face detector: cascade file " + cascade_path +
+                " not found (install Debian's opencv-data: apt-get install opencv-data, or set "
+                "EMOTUNE_HAAR_DIR to the folder holding haarcascade_frontalface_default.xml)");
+  }
+  bool ok = false;
+  try {
+    ok = impl_->cascade.load(cascade_path);
+  } catch (const cv::Exception&) {
+    ok = false;
+  }
+  if (!ok || impl_->cascade.empty()) {
+    delete impl_;
+    throw Error("face detector: " + cascade_path + " is not a valid OpenCV cascade");
+  }
+}
+
+FaceDetector::~FaceDetector() { delete impl_; }
+
+std::vector<FaceBox> FaceDetector::detect(const GrayImage& image) const {
+  if (image.width <= 0 || image.height <= 0) return {};
+  // A header over the decoded pixels: no copy, no second decoder.
+  cv::Mat gray(image.height, image.width, CV_8UC1, const_cast<uint8_t*>(image.pixels.data()));
+
+  double scale = 1.0;
+  int longer = std::max(image.width, image.height);
+  cv::Mat work = gray;
+  if (longer > options_.max_detect_side) {
+    scale = (double)options_.max_detect_side / longer;
+    cv::resize(gray, work, cv::Size(), scale, scale, cv::INTER_AREA);
+  }
+  if (options_.equalize) {
+    cv::Mat eq;
+    cv::equalizeHist(work, eq);
+    work = eq;
+  }
+  int min_side = std::max(24, (int)std::lround(options_.min_face_fraction *
+                                               std::min(work.cols, work.rows)));
+  std::vector<cv::Rect> found;
+  if (work.cols >= min_side && work.rows >= min_side)
+    impl_->cascade.detectMultiScale(work, found, options_.scale_factor, options_.min_neighbors,
+                                    cv::CASCADE_SCALE_IMAGE, cv::Size(min_side, min_side));
+
+  std::vector<FaceBox> faces;
+  for (const cv::Rect& r : found) {
+    // Back to full-resolution coordinates, clamped to the image.
+    int x0 = std::clamp((int)std::lround(r.x / scale), 0, image.width - 1);
+    int y0 = std::clamp((int)std::lround(r.y / scale), 0, image.height - 1);
+    int x1 = std::clamp((int)std::lround((r.x + r.width) / scale), x0 + 1, image.width);
+    int y1 = std::clamp((int)std::lround((r.y + r.height) / scale), y0 + 1, image.height);
+    faces.push_back({x0, y0, x1 - x0, y1 - y0});
+  }
+  std::sort(faces.begin(), faces.end(), [](const FaceBox& a, const FaceBox& b) {
+    if (a.x != b.x) return a.x < b.x;
+    if (a.y != b.y) return a.y < b.y;
+    return a.w < b.w;
+  });
+  return faces;
+}
+
+FaceBox crop_box_with_margin(const FaceBox& face, int image_width, int image_height,
+                             double margin) {
+  if (image_width <= 0 || image_height <= 0) throw Error("crop_box_with_margin: empty image");
+  if (!(margin >= 0) || !std::isfinite(margin))
+    throw Error("face margin must be a finite number >= 0, got " + std::to_string(margin));
+  double cx = face.x + face.w / 2.0, cy = face.y + face.h / 2.0;
+  double side = std::max(face.w, face.h) * (1.0 + 2.0 * margin);
+  int s = (int)std::lround(std::min(side, (double)std::min(image_width, image_height)));
+  s = std::max(s, 1);
+  int x = (int)std::lround(cx - s / 2.0), y = (int)std::lround(cy - s / 2.0);
+  x = std::clamp(x, 0, image_width - s);
+  y = std::clamp(y, 0, image_height - s);
+  return {x, y, s, s};
+}
+
+GrayImage face_image(const GrayImage& image, const FaceBox& crop, int size) {
+  GrayImage c = crop_gray(image, crop.x, crop.y, crop.w, crop.h);
+  if (c.width == size && c.height == size) return c;
+  return resize_gray(c, size, size);
+}
+
+}  // namespace emotune
