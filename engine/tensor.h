@@ -33,6 +33,7 @@ struct TensorImpl;
 class Tensor {
  public:
   Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
   // Uninitialised / zero / constant tensors, and tensors from host values (copied to `device`).
   static Tensor empty(const Shape& shape, Device device = Device::cpu);

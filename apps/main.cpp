@@ -1,0 +1,28 @@
+// emotune: train and evaluate the emotion CNN, name the emotion in a photo, recommend music.
+#include <cstdio>
+#include <exception>
+
+#include "apps/commands.h"
+#include "engine/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"emotune: facial emotion recognition on FER-2013, and music for the mood"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "emotune 0.1");
+  emotune::add_train_command(app);
+  emotune::add_evaluate_command(app);
+  emotune::add_predict_command(app);
+  emotune::add_recommend_command(app);
+  emotune::add_dataset_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    // Commands run inside parse() callbacks; every user-facing failure lands here.
+    std::string cmd = app.get_subcommands().empty() ? "" : " " + app.get_subcommands()[0]->get_name();
+    std::fprintf(stderr, "emotune%s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+  return emotune::cli_exit_code();
+}

@@ -1,0 +1,18 @@
+// Weight initialisers matching Keras' defaults, from the seeded Rng (bit-identical per seed):
+//   glorot_uniform: U(-l, l), l = sqrt(6 / (fan_in + fan_out))   (Keras' default for Conv2D/Dense)
+//   he_uniform:     U(-l, l), l = sqrt(6 / fan_in)
+// Conv weights [K,C,R,S]: fan_in = C R S, fan_out = K R S. Dense [OUT,IN]: fan_in = IN, fan_out = OUT.
+#pragma once
+#include <string>
+
+#include "engine/rng.h"
+#include "engine/tensor.h"
+
+namespace emotune {
+
+void init_glorot_uniform(Tensor& w, int64_t fan_in, int64_t fan_out, Rng& rng);
+void init_he_uniform(Tensor& w, int64_t fan_in, Rng& rng);
+// "glorot_uniform" | "he_uniform"; throws on anything else.
+void init_weights(Tensor& w, const std::string& kind, int64_t fan_in, int64_t fan_out, Rng& rng);
+
+}  // namespace emotune

@@ -1,0 +1,179 @@
+#include "layers/layers.h"
+
+#include <cstdio>
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "layers/init.h"
+
+namespace emotune {
+
+namespace {
+std::string join(const std::string& prefix, const std::string& name) {
+  return prefix.empty() ? name : prefix + "." + name;
+}
+std::string fmt(const char* f, int a, int b, int c) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, f, a, b, c);
+  return buf;
+}
+}  // namespace
+
+// ------------------------------------------------------------------ Conv2d
+Conv2d::Conv2d(int in, int out, int kernel, const std::string& padding, Rng& rng, bool has_bias,
+               int stride, const std::string& init)
+    : in_(in), out_(out), kernel_(kernel), stride_(stride),
+      pad_(ops::conv2d_padding(padding.c_str(), kernel, stride)), padding_(padding) {
+  weight = Tensor::empty({out, in, kernel, kernel});
+  init_weights(weight, init, (int64_t)in * kernel * kernel, (int64_t)out * kernel * kernel, rng);
+  weight.set_requires_grad(true);
+  if (has_bias) bias = Tensor::zeros({out}).set_requires_grad(true);
+}
+
+Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, weight, bias, stride_, pad_); }
+
+std::string Conv2d::describe() const {
+  return fmt("Conv2d(%d->%d, %dx", in_, out_, kernel_) + std::to_string(kernel_) + ", " +
+         padding_ + (stride_ != 1 ? ", stride " + std::to_string(stride_) : "") +
+         (bias.defined() ? "" : ", no bias") + ")";
+}
+
+void Conv2d::collect(const std::string& prefix, std::vector<ParamRef>& params,
+                     std::vector<NamedTensor>&) {
+  params.push_back({join(prefix, "weight"), weight, true});
+  if (bias.defined()) params.push_back({join(prefix, "bias"), bias, false});
+}
+
+// ------------------------------------------------------------------ BatchNorm2d
+BatchNorm2d::BatchNorm2d(int channels, float momentum, float eps)
+    : channels_(channels), momentum_(momentum), eps_(eps) {
+  gamma = Tensor::full({channels}, 1.0f).set_requires_grad(true);
+  beta = Tensor::zeros({channels}).set_requires_grad(true);
+  running_mean = Tensor::zeros({channels});
+  running_var = Tensor::full({channels}, 1.0f);
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  return ops::batch_norm(x, gamma, beta, running_mean, running_var, training_, momentum_, eps_);
+}
+
+std::string BatchNorm2d::describe() const {
+  return "BatchNorm2d(" + std::to_string(channels_) + ")";
+}
+
+void BatchNorm2d::collect(const std::string& prefix, std::vector<ParamRef>& params,
+                          std::vector<NamedTensor>& buffers) {
+  params.push_back({join(prefix, "gamma"), gamma, false});
+  params.push_back({join(prefix, "beta"), beta, false});
+  buffers.push_back({join(prefix, "running_mean"), running_mean});
+  buffers.push_back({join(prefix, "running_var"), running_var});
+}
+
+// ------------------------------------------------------------------ pooling, dropout
+Tensor MaxPool2d::forward(const Tensor& x) { return ops::max_pool2d(x, kernel_, stride_); }
+std::string MaxPool2d::describe() const {
+  return fmt("MaxPool2d(%dx%d, stride %d)", kernel_, kernel_, stride_);
+}
+
+Dropout::Dropout(float p) : p_(p) {
+  if (!(p >= 0.0f && p < 1.0f)) throw Error("Dropout: rate must be in [0, 1)");
+}
+
+// Each step draws from its own 2^32-element slice of the Philox stream: a mask depends only on
+// (seed, step), so a resumed run reproduces it.
+Tensor Dropout::forward(const Tensor& x) { return ops::dropout(x, p_, training_, seed_, step_ << 32); }
+
+std::string Dropout::describe() const {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "Dropout(%.2f)", p_);
+  return buf;
+}
+
+// ------------------------------------------------------------------ Linear
+Linear::Linear(int in, int out, Rng& rng, float l2, const std::string& init)
+    : in_(in), out_(out), l2_(l2) {
+  weight = Tensor::empty({out, in});
+  init_weights(weight, init, in, out, rng);
+  weight.set_requires_grad(true);
+  bias = Tensor::zeros({out}).set_requires_grad(true);
+}
+
+Tensor Linear::forward(const Tensor& x) { return ops::linear(x, weight, bias); }
+
+std::string Linear::describe() const {
+  std::string s = "Linear(" + std::to_string(in_) + "->" + std::to_string(out_);
+  if (l2_ > 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, ", L2 %g", l2_);
+    s += buf;
+  }
+  return s + ")";
+}
+
+void Linear::collect(const std::string& prefix, std::vector<ParamRef>& params,
+                     std::vector<NamedTensor>&) {
+  params.push_back({join(prefix, "weight"), weight, true});
+  params.push_back({join(prefix, "bias"), bias, false});
+}
+
+void Linear::collect_penalties(std::vector<Tensor>& out) {
+  if (l2_ > 0) out.push_back(ops::l2_penalty(weight, l2_));
+}
+
+// ------------------------------------------------------------------ ReLU, Flatten
+Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }
+Tensor Flatten::forward(const Tensor& x) { return ops::flatten(x); }
+
+// ------------------------------------------------------------------ Sequential
+Sequential& Sequential::add(const std::string& name, std::shared_ptr<Module> m) {
+  for (const auto& c : children_)
+    if (c.name == name) throw Error("Sequential: duplicate child name '" + name + "'");
+  children_.push_back({name, std::move(m)});
+  return *this;
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor y = x;
+  for (auto& c : children_) y = c.module->forward(y);
+  return y;
+}
+
+std::string Sequential::describe() const {
+  std::string s;
+  for (const auto& c : children_) s += c.name + ": " + c.module->describe() + "\n";
+  return s;
+}
+
+void Sequential::collect(const std::string& prefix, std::vector<ParamRef>& params,
+                         std::vector<NamedTensor>& buffers) {
+  for (auto& c : children_) c.module->collect(join(prefix, c.name), params, buffers);
+}
+
+void Sequential::collect_penalties(std::vector<Tensor>& out) {
+  for (auto& c : children_) c.module->collect_penalties(out);
+}
+
+void Sequential::set_training(bool on) {
+  training_ = on;
+  for (auto& c : children_) c.module->set_training(on);
+}
+
+void Sequential::set_seed(uint64_t seed) {
+  for (size_t i = 0; i < children_.size(); ++i) children_[i].module->set_seed(derive_seed(seed, i));
+}
+
+void Sequential::set_step(uint64_t step) {
+  for (auto& c : children_) c.module->set_step(step);
+}
+
+std::vector<std::pair<std::string, Shape>> Sequential::trace_shapes(const Tensor& x) {
+  std::vector<std::pair<std::string, Shape>> out;
+  Tensor y = x;
+  for (auto& c : children_) {
+    y = c.module->forward(y);
+    out.push_back({c.name, y.shape()});
+  }
+  return out;
+}
+
+}  // namespace emotune

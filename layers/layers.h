@@ -1,0 +1,120 @@
+// The layers: Conv2d, BatchNorm2d, MaxPool2d, Dropout, Linear, ReLU, Flatten, Sequential.
+// Each is a thin Module over one op of engine/ops.h; weights are initialised from the Rng given
+// at construction (Keras defaults: glorot_uniform kernels, zero biases, BN gamma 1 beta 0).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/rng.h"
+#include "layers/module.h"
+
+namespace emotune {
+
+class Conv2d : public Module {
+ public:
+  // padding: "same" or "valid" (Keras names).
+  Conv2d(int in, int out, int kernel, const std::string& padding, Rng& rng, bool bias = true,
+         int stride = 1, const std::string& init = "glorot_uniform");
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+  void collect(const std::string& prefix, std::vector<ParamRef>& params,
+               std::vector<NamedTensor>& buffers) override;
+  Tensor weight, bias;
+
+ private:
+  int in_, out_, kernel_, stride_, pad_;
+  std::string padding_;
+};
+
+class BatchNorm2d : public Module {
+ public:
+  // momentum: weight of the new batch (Keras' momentum m is 1 - m here); eps as Keras' 1e-3.
+  explicit BatchNorm2d(int channels, float momentum = 0.01f, float eps = 1e-3f);
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+  void collect(const std::string& prefix, std::vector<ParamRef>& params,
+               std::vector<NamedTensor>& buffers) override;
+  Tensor gamma, beta, running_mean, running_var;
+
+ private:
+  int channels_;
+  float momentum_, eps_;
+};
+
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(int kernel, int stride = -1) : kernel_(kernel), stride_(stride < 0 ? kernel : stride) {}
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+
+ private:
+  int kernel_, stride_;
+};
+
+class Dropout : public Module {
+ public:
+  explicit Dropout(float p);
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+  void set_seed(uint64_t seed) override { seed_ = seed; }
+  void set_step(uint64_t step) override { step_ = step; }
+
+ private:
+  float p_;
+  uint64_t seed_ = 0, step_ = 0;
+};
+
+class Linear : public Module {
+ public:
+  // l2 > 0 adds l2 * sum(weight^2) to the loss (Keras' kernel_regularizer=l2(l2)).
+  Linear(int in, int out, Rng& rng, float l2 = 0.0f, const std::string& init = "glorot_uniform");
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+  void collect(const std::string& prefix, std::vector<ParamRef>& params,
+               std::vector<NamedTensor>& buffers) override;
+  void collect_penalties(std::vector<Tensor>& out) override;
+  Tensor weight, bias;
+
+ private:
+  int in_, out_;
+  float l2_;
+};
+
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override { return "ReLU"; }
+};
+
+class Flatten : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override { return "Flatten"; }
+};
+
+class Sequential : public Module {
+ public:
+  Sequential& add(const std::string& name, std::shared_ptr<Module> m);
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+  void collect(const std::string& prefix, std::vector<ParamRef>& params,
+               std::vector<NamedTensor>& buffers) override;
+  void collect_penalties(std::vector<Tensor>& out) override;
+  void set_training(bool on) override;
+  void set_seed(uint64_t seed) override;
+  void set_step(uint64_t step) override;
+
+  struct Child {
+    std::string name;
+    std::shared_ptr<Module> module;
+  };
+  const std::vector<Child>& children() const { return children_; }
+  // Runs forward and returns each child's output shape, for summaries and shape tests.
+  std::vector<std::pair<std::string, Shape>> trace_shapes(const Tensor& x);
+
+ private:
+  std::vector<Child> children_;
+};
+
+}  // namespace emotune
