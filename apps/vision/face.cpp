@@ -106,9 +106,8 @@ FaceBox crop_box_with_margin(const FaceBox& face, int image_width, int image_hei
 }
 
 GrayImage face_image(const GrayImage& image, const FaceBox& crop, int size) {
-  GrayImage c = crop_gray(image, crop.x, crop.y, crop.w, crop.h);
-  if (c.width == size && c.height == size) return c;
-  return resize_gray(c, size, size);
+  // resize_gray returns a same-size image unchanged, as the image-folder dataset path relies on.
+  return resize_gray(crop_gray(image, crop.x, crop.y, crop.w, crop.h), size, size);
 }
 
 }  // namespace emotune

@@ -1,0 +1,312 @@
+// `emotune predict IMAGE... [--model PATH] [--json|--csv] [--no-detect] [--device cpu|cuda]
+//  [--margin F]`: every face in every image, its box and all class probabilities.
+//
+// Exit status: 0 when every image had at least one face; 2 when some image had none (the others
+// are still reported; each face-less image gets "no face found in FILE" on stderr and status
+// "no_face" in JSON); 1 when some file could not be read or decoded (reported, the rest still
+// processed) or the command itself failed (bad model, bad option). Never a guess for a face-less
+// image: without a face there is nothing to classify.
+#include "apps/cmd_predict.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "apps/commands.h"
+#include "engine/error.h"
+
+namespace emotune {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_image_extension(const fs::path& p) {
+  std::string e = p.extension().string();
+  for (char& c : e) c = (char)std::tolower((unsigned char)c);
+  // The formats load_gray_image decodes (apps/vision/image.cpp compiles only these).
+  for (const char* ok : {".jpg", ".jpeg", ".png", ".bmp", ".gif"})
+    if (e == ok) return true;
+  return false;
+}
+
+// Six decimals are plenty for a probability and keep the JSON readable (a float widened to
+// double would print as 0.8500000238418579).
+double round6(float p) { return std::round((double)p * 1e6) / 1e6; }
+
+std::string percent(float p) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f%%", 100.0 * p);
+  return b;
+}
+
+}  // namespace
+
+std::vector<std::string> expand_image_paths(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (const std::string& a : args) {
+    std::error_code ec;
+    if (fs::is_directory(a, ec)) {
+      std::vector<std::string> files;
+      for (const auto& entry : fs::directory_iterator(a, ec))
+        if (entry.is_regular_file(ec) && has_image_extension(entry.path()))
+          files.push_back(entry.path().string());
+      if (ec) throw Error(a + ": cannot list folder (" + ec.message() + ")");
+      if (files.empty())
+        throw Error(a + ": folder holds no image files (.jpg .jpeg .png .bmp .gif)");
+      std::sort(files.begin(), files.end());
+      out.insert(out.end(), files.begin(), files.end());
+    } else if (fs::exists(a, ec)) {
+      out.push_back(a);
+    } else {
+      throw Error(a + ": no such file or folder");
+    }
+  }
+  return out;
+}
+
+std::vector<FaceResult> find_faces(const GrayImage& image, const FaceDetector* detector,
+                                   double margin) {
+  std::vector<FaceResult> faces;
+  if (!detector) {
+    FaceBox all{0, 0, image.width, image.height};
+    faces.push_back({all, all, {}});
+    return faces;
+  }
+  for (const FaceBox& b : detector->detect(image))
+    faces.push_back({b, crop_box_with_margin(b, image.width, image.height, margin), {}});
+  return faces;
+}
+
+std::vector<float> prepare_face_inputs(const GrayImage& image, const std::vector<FaceResult>& faces,
+                                       const Preprocess& preprocess) {
+  const size_t plane = (size_t)preprocess.size * preprocess.size;
+  std::vector<float> inputs(faces.size() * plane);
+  for (size_t i = 0; i < faces.size(); ++i) {
+    GrayImage face = face_image(image, faces[i].crop, preprocess.size);
+    preprocess.apply(face.pixels.data(), inputs.data() + i * plane);
+  }
+  return inputs;
+}
+
+EmotionPipeline::EmotionPipeline(const std::string& model_path, Device device, bool detect,
+                                 double margin)
+    : model_path_(model_path), margin_(margin) {
+  if (!(margin >= 0) || margin > 2)
+    throw Error("--margin must be between 0 and 2 (a fraction of the face side), got " +
+                std::to_string(margin));
+  std::error_code ec;
+  if (!fs::exists(model_path, ec))
+    throw Error(model_path + ": model file not found (train one with `emotune train` or pass "
+                             "--model PATH)");
+  if (detect) detector_ = std::make_unique<FaceDetector>();
+  model_ = load_model(model_path, device);
+  if (model_.info.classes.empty()) throw Error(model_path + ": checkpoint lists no classes");
+}
+
+ImageResult EmotionPipeline::analyze(const std::string& path) const {
+  ImageResult r;
+  r.file = path;
+  GrayImage image = load_gray_image(path);
+  r.width = image.width;
+  r.height = image.height;
+  r.faces = find_faces(image, detector_.get(), margin_);
+  if (r.faces.empty()) return r;
+  std::vector<float> inputs = prepare_face_inputs(image, r.faces, model_.info.preprocess);
+  auto probs = predict_probabilities(model_, inputs.data(), (int)r.faces.size());
+  if (probs.size() != r.faces.size())
+    throw Error("model returned " + std::to_string(probs.size()) + " rows for " +
+                std::to_string(r.faces.size()) + " faces");
+  for (size_t i = 0; i < r.faces.size(); ++i) {
+    if (probs[i].size() != model_.info.classes.size())
+      throw Error("model returned " + std::to_string(probs[i].size()) + " probabilities for " +
+                  std::to_string(model_.info.classes.size()) + " classes");
+    r.faces[i].probabilities = std::move(probs[i]);
+  }
+  return r;
+}
+
+size_t top_class(const std::vector<float>& p) {
+  return (size_t)(std::max_element(p.begin(), p.end()) - p.begin());
+}
+
+nlohmann::ordered_json box_json(const FaceBox& b) {
+  return {{"x", b.x}, {"y", b.y}, {"w", b.w}, {"h", b.h}};
+}
+
+nlohmann::ordered_json predict_json(const std::vector<ImageResult>& results,
+                                    const std::string& model_path, const ModelInfo& info) {
+  nlohmann::ordered_json doc;
+  doc["model"] = {{"path", model_path}, {"arch", info.arch}, {"classes", info.classes}};
+  doc["images"] = nlohmann::ordered_json::array();
+  for (const ImageResult& r : results) {
+    nlohmann::ordered_json img;
+    img["file"] = r.file;
+    img["width"] = r.width;
+    img["height"] = r.height;
+    img["status"] = !r.error.empty() ? "error" : r.faces.empty() ? "no_face" : "ok";
+    if (!r.error.empty()) img["error"] = r.error;
+    img["faces"] = nlohmann::ordered_json::array();
+    for (const FaceResult& f : r.faces) {
+      nlohmann::ordered_json face;
+      face["box"] = box_json(f.box);
+      face["crop"] = box_json(f.crop);
+      size_t t = top_class(f.probabilities);
+      face["top"] = {{"class", info.classes[t]}, {"probability", round6(f.probabilities[t])}};
+      nlohmann::ordered_json probs;
+      for (size_t c = 0; c < info.classes.size(); ++c) probs[info.classes[c]] = round6(f.probabilities[c]);
+      face["probabilities"] = probs;
+      img["faces"].push_back(face);
+    }
+    doc["images"].push_back(img);
+  }
+  return doc;
+}
+
+std::string predict_csv(const std::vector<ImageResult>& results, const ModelInfo& info) {
+  std::ostringstream os;
+  os << "file,face,x,y,w,h,top";
+  for (const auto& c : info.classes) os << ',' << c;
+  os << '\n';
+  for (const ImageResult& r : results) {
+    std::string file = r.file;
+    if (file.find_first_of(",\"\n") != std::string::npos) {  // RFC 4180 quoting
+      std::string q = "\"";
+      for (char ch : file) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+      file = q + "\"";
+    }
+    for (size_t i = 0; i < r.faces.size(); ++i) {
+      const FaceResult& f = r.faces[i];
+      os << file << ',' << i + 1 << ',' << f.box.x << ',' << f.box.y << ',' << f.box.w << ','
+         << f.box.h << ',' << info.classes[top_class(f.probabilities)];
+      char b[32];
+      for (float p : f.probabilities) {
+        std::snprintf(b, sizeof b, ",%.6f", p);
+        os << b;
+      }
+      os << '\n';
+    }
+  }
+  return os.str();
+}
+
+std::string predict_table(const std::vector<ImageResult>& results, const ModelInfo& info) {
+  std::ostringstream os;
+  char b[64];
+  for (const ImageResult& r : results) {
+    if (!r.error.empty()) continue;  // reported on stderr
+    os << r.file << " (" << r.width << "x" << r.height << "): ";
+    if (r.faces.empty()) {
+      os << "no face found\n";
+      continue;
+    }
+    os << r.faces.size() << (r.faces.size() == 1 ? " face\n" : " faces\n");
+    os << "  face  box x,y,w,h          ";
+    for (const auto& c : info.classes) {
+      std::snprintf(b, sizeof b, " %8.8s", c.c_str());
+      os << b;
+    }
+    os << "  top\n";
+    for (size_t i = 0; i < r.faces.size(); ++i) {
+      const FaceResult& f = r.faces[i];
+      std::snprintf(b, sizeof b, "  %-4zu  %-21s", i + 1,
+                    (std::to_string(f.box.x) + "," + std::to_string(f.box.y) + "," +
+                     std::to_string(f.box.w) + "," + std::to_string(f.box.h))
+                        .c_str());
+      os << b;
+      for (float p : f.probabilities) {
+        std::snprintf(b, sizeof b, " %8.3f", p);
+        os << b;
+      }
+      size_t t = top_class(f.probabilities);
+      os << "  " << info.classes[t] << " " << percent(f.probabilities[t]) << "\n";
+    }
+  }
+  return os.str();
+}
+
+std::string resolve_default_path(const std::string& relative) {
+  std::error_code ec;
+  if (fs::exists(relative, ec)) return relative;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    // <repo>/build-x/bin/emotune or <repo>/build-x/tests/... : look up to three levels up.
+    fs::path dir = exe.parent_path();
+    for (int up = 0; up < 4 && !dir.empty(); ++up, dir = dir.parent_path()) {
+      fs::path candidate = dir / relative;
+      if (fs::exists(candidate, ec)) return candidate.string();
+      if (dir == dir.parent_path()) break;
+    }
+  }
+  return relative;
+}
+
+void add_predict_command(CLI::App& app) {
+  struct Options {
+    std::vector<std::string> images;
+    std::string model = "models/paper.safetensors";
+    bool json = false, csv = false, no_detect = false;
+    std::string device = "cpu";
+    double margin = kDefaultFaceMargin;
+  };
+  auto opt = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "predict", "Find every face in IMAGE(s) and print the probability of each emotion");
+  cmd->add_option("images", opt->images, "image files or folders (every image in a folder, sorted)")
+      ->required();
+  cmd->add_option("--model", opt->model, "checkpoint (safetensors)")->capture_default_str();
+  auto* json = cmd->add_flag("--json", opt->json, "print JSON (schema: docs/music.md)");
+  cmd->add_flag("--csv", opt->csv, "print CSV, one row per face")->excludes(json);
+  cmd->add_flag("--no-detect", opt->no_detect,
+                "the whole image is the face (for images that are already face crops)");
+  cmd->add_option("--device", opt->device, "cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--margin", opt->margin, "margin around a detected face, fraction of its side")
+      ->capture_default_str();
+
+  cmd->callback([opt]() {
+    std::string model_path =
+        opt->model == "models/paper.safetensors" ? resolve_default_path(opt->model) : opt->model;
+    std::vector<std::string> files = expand_image_paths(opt->images);
+    EmotionPipeline pipeline(model_path, parse_device(opt->device), !opt->no_detect, opt->margin);
+
+    std::vector<ImageResult> results;
+    bool any_error = false, any_no_face = false;
+    for (const std::string& f : files) {
+      try {
+        results.push_back(pipeline.analyze(f));
+      } catch (const Error& e) {
+        ImageResult r;
+        r.file = f;
+        r.error = e.what();
+        results.push_back(r);
+      }
+      const ImageResult& r = results.back();
+      if (!r.error.empty()) {
+        any_error = true;
+        std::cerr << "emotune predict: error: " << r.error << "\n";
+      } else if (r.faces.empty()) {
+        any_no_face = true;
+        std::cerr << "emotune predict: no face found in " << r.file
+                  << " (use --no-detect if the image is already a face crop)\n";
+      }
+    }
+    const ModelInfo& info = pipeline.model().info;
+    if (opt->json)
+      std::cout << predict_json(results, model_path, info).dump(2) << "\n";
+    else if (opt->csv)
+      std::cout << predict_csv(results, info);
+    else
+      std::cout << predict_table(results, info);
+    std::cout.flush();
+    if (any_error)
+      cli_exit_code() = 1;
+    else if (any_no_face)
+      cli_exit_code() = 2;
+  });
+}
+
+}  // namespace emotune
