@@ -1,0 +1,391 @@
+// `emotune predict` and `emotune recommend` run in-process (CLI::App + the command, argv parsed,
+// stdout/stderr captured) on committed fixtures and a randomly initialised paper network saved as
+// a real checkpoint: output schemas, exit codes and every bad input.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/cmd_predict.h"
+#include "apps/cmd_recommend.h"
+#include "apps/commands.h"
+#include "engine/checkpoint.h"
+#include "engine/error.h"
+#include "layers/model.h"
+#include "layers/nets/nets.h"
+#include "tests/testing.h"
+
+using namespace emotune;
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;  // keeps key order, so class order is checked
+
+namespace {
+
+const std::vector<std::string> kFer = {"angry", "disgust", "fear", "happy",
+                                       "sad",   "surprise", "neutral"};
+
+std::string fixture(const std::string& name) {
+  return testing::source_dir() + "/tests/data/app/" + name;
+}
+
+// A real checkpoint of the paper network with seeded random weights, written once.
+std::string paper_checkpoint() {
+  static std::string path = [] {
+    std::string p = testing::temp_dir("app_model") + "/paper-random.safetensors";
+    auto net = make_paper_net(7, 1234);
+    save_safetensors(p, net->state_dict(),
+                     {{"arch", "paper"}, {"classes", json(kFer).dump()},
+                      {"preprocess", Preprocess{}.to_json()}});
+    return p;
+  }();
+  return path;
+}
+
+struct Run {
+  int code = 0;
+  std::string out, err;
+};
+
+// Runs `emotune <args>` in this process, as main.cpp does.
+Run run(std::vector<std::string> args) {
+  args.insert(args.begin(), "emotune");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  CLI::App app{"emotune (test)"};
+  app.require_subcommand(1);
+  add_predict_command(app);
+  add_recommend_command(app);
+  cli_exit_code() = 0;
+  std::ostringstream out, err;
+  auto* old_out = std::cout.rdbuf(out.rdbuf());
+  auto* old_err = std::cerr.rdbuf(err.rdbuf());
+  Run r;
+  try {
+    app.parse((int)argv.size(), argv.data());
+    r.code = cli_exit_code();
+  } catch (const CLI::ParseError& e) {
+    r.code = app.exit(e, out, err);
+  } catch (const std::exception& e) {
+    err << "error: " << e.what() << "\n";
+    r.code = 1;
+  }
+  std::cout.rdbuf(old_out);
+  std::cerr.rdbuf(old_err);
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+void check_probabilities(const json& probs) {
+  REQUIRE(probs.is_object());
+  REQUIRE(probs.size() == kFer.size());
+  double sum = 0;
+  size_t i = 0;
+  for (auto it = probs.begin(); it != probs.end(); ++it, ++i) {
+    CHECK(it.key() == kFer[i]);  // model class order
+    double p = it.value().get<double>();
+    CHECK(p >= 0.0);
+    CHECK(p <= 1.0);
+    sum += p;
+  }
+  CHECK(sum == doctest::Approx(1.0).epsilon(1e-5));  // 7 values rounded to 1e-6 each
+}
+
+void check_box(const json& b) {
+  for (const char* k : {"x", "y", "w", "h"}) {
+    REQUIRE(b.contains(k));
+    CHECK(b[k].is_number_integer());
+  }
+  CHECK(b["w"].get<int>() > 0);
+}
+
+}  // namespace
+
+TEST_CASE("predict --json: schema, boxes, probabilities for a two-face photo") {
+  Run r = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  json doc = json::parse(r.out);
+  CHECK(doc["model"]["arch"] == "paper");
+  CHECK(doc["model"]["path"] == paper_checkpoint());
+  CHECK(doc["model"]["classes"] == json(kFer));
+  REQUIRE(doc["images"].size() == 1);
+  const json& img = doc["images"][0];
+  CHECK(img["file"] == fixture("two_people.jpg"));
+  CHECK(img["width"] == 480);
+  CHECK(img["height"] == 282);
+  CHECK(img["status"] == "ok");
+  CHECK_FALSE(img.contains("error"));
+  REQUIRE(img["faces"].size() == 2);
+  for (const json& f : img["faces"]) {
+    check_box(f["box"]);
+    check_box(f["crop"]);
+    check_probabilities(f["probabilities"]);
+    // "top" is the arg-max of "probabilities".
+    std::string best;
+    double bp = -1;
+    for (auto it = f["probabilities"].begin(); it != f["probabilities"].end(); ++it)
+      if (it.value().get<double>() > bp) bp = it.value().get<double>(), best = it.key();
+    CHECK(f["top"]["class"] == best);
+    CHECK(f["top"]["probability"].get<double>() == bp);
+  }
+  CHECK(img["faces"][0]["box"]["x"].get<int>() < img["faces"][1]["box"]["x"].get<int>());
+}
+
+TEST_CASE("predict: the probabilities are the model's on the prepared face") {
+  // --no-detect on a 48x48 crop: the output equals predict_probabilities on the same input.
+  Run r = run({"predict", fixture("face48.png"), "--model", paper_checkpoint(), "--json",
+               "--no-detect"});
+  REQUIRE(r.code == 0);
+  json face = json::parse(r.out)["images"][0]["faces"][0];
+  CHECK(face["box"] == json({{"x", 0}, {"y", 0}, {"w", 48}, {"h", 48}}));
+  LoadedModel m = load_model(paper_checkpoint());
+  GrayImage img = load_gray_image(fixture("face48.png"));
+  auto x = prepare_face_inputs(img, find_faces(img, nullptr, 0.1), m.info.preprocess);
+  auto p = predict_probabilities(m, x.data(), 1);
+  for (size_t c = 0; c < kFer.size(); ++c)
+    // JSON rounds to 6 decimals.
+    CHECK(face["probabilities"][kFer[c]].get<double>() == doctest::Approx(p[0][c]).epsilon(1e-5));
+}
+
+TEST_CASE("predict --csv and the table: one row per face") {
+  Run csv = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--csv"});
+  REQUIRE(csv.code == 0);
+  std::istringstream lines(csv.out);
+  std::string header, row;
+  std::getline(lines, header);
+  CHECK(header == "file,face,x,y,w,h,top,angry,disgust,fear,happy,sad,surprise,neutral");
+  int rows = 0;
+  while (std::getline(lines, row)) {
+    ++rows;
+    CHECK(std::count(row.begin(), row.end(), ',') == 13);
+    CHECK(row.rfind(fixture("two_people.jpg") + "," + std::to_string(rows) + ",", 0) == 0);
+  }
+  CHECK(rows == 2);
+
+  Run table = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint()});
+  REQUIRE(table.code == 0);
+  CHECK(contains(table.out, "two_people.jpg (480x282): 2 faces"));
+  CHECK(contains(table.out, "neutral"));
+  // --json and --csv together is a usage error.
+  CHECK(run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json", "--csv"})
+            .code != 0);
+}
+
+TEST_CASE("predict: a folder with a face-less image reports it and exits 2") {
+  fs::path dir = testing::temp_dir("app_predict_folder");
+  fs::copy_file(fixture("flat_gray.png"), dir / "a_flat.png");
+  fs::copy_file(fixture("two_people.jpg"), dir / "b_people.jpg");
+  Run r = run({"predict", dir.string(), "--model", paper_checkpoint(), "--json"});
+  CHECK(r.code == 2);
+  CHECK(contains(r.err, "no face found in " + (dir / "a_flat.png").string()));
+  json doc = json::parse(r.out);
+  REQUIRE(doc["images"].size() == 2);
+  CHECK(doc["images"][0]["status"] == "no_face");
+  CHECK(doc["images"][0]["faces"].empty());
+  CHECK(doc["images"][1]["status"] == "ok");
+  CHECK(doc["images"][1]["faces"].size() == 2);
+  // The table says it too.
+  Run t = run({"predict", (dir / "a_flat.png").string(), "--model", paper_checkpoint()});
+  CHECK(t.code == 2);
+  CHECK(contains(t.out, "a_flat.png (64x64): no face found"));
+}
+
+TEST_CASE("predict: bad inputs are named and exit non-zero") {
+  Run missing = run({"predict", fixture("missing.jpg"), "--model", paper_checkpoint()});
+  CHECK(missing.code == 1);
+  CHECK(contains(missing.err, "missing.jpg: no such file or folder"));
+
+  Run not_image = run({"predict", fixture("not_an_image.jpg"), fixture("two_people.jpg"), "--model",
+                       paper_checkpoint(), "--json"});
+  CHECK(not_image.code == 1);
+  CHECK(contains(not_image.err, "not_an_image.jpg: not an image"));
+  json doc = json::parse(not_image.out);  // the good image is still reported
+  CHECK(doc["images"][0]["status"] == "error");
+  CHECK(contains(doc["images"][0]["error"].get<std::string>(), "not an image"));
+  CHECK(doc["images"][1]["status"] == "ok");
+
+  Run truncated = run({"predict", fixture("truncated.jpg"), "--model", paper_checkpoint()});
+  CHECK(truncated.code == 1);
+  CHECK(contains(truncated.err, "truncated"));
+
+  Run no_model = run({"predict", fixture("two_people.jpg"), "--model", fixture("none.safetensors")});
+  CHECK(no_model.code == 1);
+  CHECK(contains(no_model.err, "none.safetensors: model file not found"));
+
+  Run not_ckpt = run({"predict", fixture("two_people.jpg"), "--model", fixture("tracks_ok.csv")});
+  CHECK(not_ckpt.code == 1);
+  CHECK(contains(not_ckpt.err, "tracks_ok.csv"));
+
+  Run margin = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--margin",
+                    "-1"});
+  CHECK(margin.code == 1);
+  CHECK(contains(margin.err, "--margin"));
+}
+
+TEST_CASE("predict/recommend: a checkpoint for another network is refused") {
+  // vgg weights under a paper label: the tensors do not fit the paper network.
+  std::string path = testing::temp_dir("app_model_other") + "/vgg-as-paper.safetensors";
+  save_safetensors(path, make_vgg_net(7, 5)->state_dict(),
+                   {{"arch", "paper"}, {"classes", json(kFer).dump()},
+                    {"preprocess", Preprocess{}.to_json()}});
+  Run r = run({"predict", fixture("two_people.jpg"), "--model", path});
+  CHECK(r.code == 1);
+  CHECK(contains(r.err, "another network"));
+  Run rec = run({"recommend", "--image", fixture("two_people.jpg"), "--model", path});
+  CHECK(rec.code == 1);
+  CHECK(contains(rec.err, "another network"));
+
+  // A model whose classes have no valence/energy target cannot recommend.
+  std::string odd = testing::temp_dir("app_model_odd") + "/odd-classes.safetensors";
+  std::vector<std::string> classes = {"cat", "dog", "fear", "happy", "sad", "surprise", "neutral"};
+  save_safetensors(odd, make_paper_net(7, 3)->state_dict(),
+                   {{"arch", "paper"}, {"classes", json(classes).dump()},
+                    {"preprocess", Preprocess{}.to_json()}});
+  Run o = run({"recommend", "--image", fixture("two_people.jpg"), "--model", odd});
+  CHECK(o.code == 1);
+  CHECK(contains(o.err, "'cat' has no valence/energy target"));
+}
+
+TEST_CASE("recommend --json: schema, one track per artist, target from the largest face") {
+  for (const char* policy : {"match", "uplift"}) {
+    Run r = run({"recommend", "--image", fixture("two_people.jpg"), "--model", paper_checkpoint(),
+                 "--json", "--top", "7", "--policy", policy});
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    json doc = json::parse(r.out);
+    CHECK(doc["image"] == fixture("two_people.jpg"));
+    CHECK(doc["faces_found"] == 2);
+    check_box(doc["face"]["box"]);
+    check_box(doc["face"]["crop"]);
+    check_probabilities(doc["mood"]["probabilities"]);
+    CHECK(doc["mood"]["top"]["class"].is_string());
+
+    // The face is the largest of predict's faces.
+    json pred = json::parse(
+        run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json"}).out);
+    const json& faces = pred["images"][0]["faces"];
+    size_t big = 0;
+    for (size_t i = 1; i < faces.size(); ++i)
+      if (faces[i]["box"]["w"].get<int>() * faces[i]["box"]["h"].get<int>() >
+          faces[big]["box"]["w"].get<int>() * faces[big]["box"]["h"].get<int>())
+        big = i;
+    CHECK(doc["face"]["box"] == faces[big]["box"]);
+
+    // The target is compute_mood_target of the printed probabilities.
+    std::vector<float> p;
+    for (const auto& c : kFer) p.push_back(doc["mood"]["probabilities"][c].get<float>());
+    MoodTarget t = compute_mood_target(kFer, p, parse_policy(policy));
+    const json& tj = doc["target"];
+    CHECK(tj["policy"] == policy);
+    CHECK(tj["valence"].get<double>() == doctest::Approx(t.target.valence).epsilon(1e-3));
+    CHECK(tj["energy"].get<double>() == doctest::Approx(t.target.energy).epsilon(1e-3));
+    CHECK(tj["mood_valence"].get<double>() == doctest::Approx(t.mood.valence).epsilon(1e-3));
+    CHECK(tj.contains("valence_shift"));
+    CHECK(tj.contains("negative_mass"));
+    CHECK(contains(doc["explanation"].get<std::string>(), "one per artist"));
+    CHECK(contains(doc["tracks_file"].get<std::string>(), "data/music/tracks.csv"));
+
+    REQUIRE(doc["tracks"].size() == 7);
+    std::set<std::string> artists;
+    double last = -1;
+    for (size_t i = 0; i < doc["tracks"].size(); ++i) {
+      const json& tr = doc["tracks"][i];
+      CHECK(tr["rank"] == i + 1);
+      for (const char* k : {"id", "artist", "title"}) CHECK(tr[k].is_string());
+      double d = std::hypot(tr["valence"].get<double>() - t.target.valence,
+                            tr["energy"].get<double>() - t.target.energy);
+      CHECK(tr["distance"].get<double>() == doctest::Approx(d).epsilon(1e-3));
+      CHECK(tr["distance"].get<double>() >= last);
+      last = tr["distance"].get<double>();
+      CHECK(artists.insert(tr["artist"].get<std::string>()).second);
+    }
+  }
+}
+
+TEST_CASE("recommend: the text output names mood, target, reason and tracks") {
+  Run r = run({"recommend", "--image", fixture("two_people.jpg"), "--model", paper_checkpoint(),
+               "--tracks", fixture("tracks_ok.csv"), "--top", "3", "--policy", "uplift"});
+  REQUIRE(r.code == 0);
+  CHECK(contains(r.out, "Mood:"));
+  CHECK(contains(r.out, "(the largest of 2 faces)"));
+  CHECK(contains(r.out, "Target: valence"));
+  CHECK(contains(r.out, "policy uplift"));
+  CHECK(contains(r.out, "Why:"));
+  CHECK(contains(r.out, "one per artist"));
+  CHECK(contains(r.out, "Tracks: 7 in " + fixture("tracks_ok.csv")));
+}
+
+TEST_CASE("recommend: no face, bad tables and bad images each fail clearly") {
+  Run flat = run({"recommend", "--image", fixture("flat_gray.png"), "--model", paper_checkpoint()});
+  CHECK(flat.code == 2);
+  CHECK(flat.out.empty());  // no tracks without a face: never a guess
+  CHECK(contains(flat.err, "no face found in " + fixture("flat_gray.png")));
+
+  // The table is checked before the model is even looked for.
+  Run table = run({"recommend", "--image", fixture("two_people.jpg"), "--model", "nowhere",
+                   "--tracks", fixture("tracks_missing_energy.csv")});
+  CHECK(table.code == 1);
+  CHECK(contains(table.err, "tracks_missing_energy.csv:1: missing required column 'energy'"));
+  Run number = run({"recommend", "--image", fixture("two_people.jpg"), "--model", paper_checkpoint(),
+                    "--tracks", fixture("tracks_bad_number.csv")});
+  CHECK(number.code == 1);
+  CHECK(contains(number.err, "tracks_bad_number.csv:3:3"));
+  Run no_table = run({"recommend", "--image", fixture("two_people.jpg"), "--tracks", "none.csv"});
+  CHECK(no_table.code == 1);
+  CHECK(contains(no_table.err, "none.csv: mood table not found"));
+
+  Run missing = run({"recommend", "--image", fixture("missing.jpg"), "--model", paper_checkpoint()});
+  CHECK(missing.code == 1);
+  CHECK(contains(missing.err, "missing.jpg: no such file or folder"));
+  Run truncated =
+      run({"recommend", "--image", fixture("truncated.jpg"), "--model", paper_checkpoint()});
+  CHECK(truncated.code == 1);
+  CHECK(contains(truncated.err, "truncated"));
+  Run not_image =
+      run({"recommend", "--image", fixture("not_an_image.jpg"), "--model", paper_checkpoint()});
+  CHECK(not_image.code == 1);
+  CHECK(contains(not_image.err, "not an image"));
+  Run policy = run({"recommend", "--image", fixture("two_people.jpg"), "--policy", "cheer"});
+  CHECK(policy.code != 0);
+  Run top = run({"recommend", "--image", fixture("two_people.jpg"), "--top", "0"});
+  CHECK(top.code != 0);
+}
+
+TEST_CASE("the built emotune binary: recommend on the shipped example, exit codes") {
+  std::string bin = std::string(EMOTUNE_BINARY_DIR) + "/bin/emotune";
+  if (!fs::exists(bin)) {
+    MESSAGE("SKIPPED (emotune binary not built): " << bin);
+    return;
+  }
+  std::string out = testing::temp_dir("app_binary") + "/out.json";
+  std::string cmd = bin + " recommend --image " + testing::source_dir() +
+                    "/examples/biden_smiling.jpg --model " + paper_checkpoint() + " --json > " +
+                    out + " 2>&1";
+  int rc = std::system(cmd.c_str());
+  REQUIRE(WIFEXITED(rc));
+  CHECK(WEXITSTATUS(rc) == 0);
+  std::ifstream in(out);
+  json doc = json::parse(in);
+  CHECK(doc["faces_found"] == 1);
+  CHECK(doc["tracks"].size() == 5);  // the default --top
+  std::string flat = bin + " predict " + fixture("flat_gray.png") + " --model " +
+                     paper_checkpoint() + " > /dev/null 2>&1";
+  rc = std::system(flat.c_str());
+  REQUIRE(WIFEXITED(rc));
+  CHECK(WEXITSTATUS(rc) == 2);
+}
