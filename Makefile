@@ -1,0 +1,43 @@
+# Thin wrappers over CMake. The two commands of the README:
+#   make demo   install dependencies, build, run `emotune recommend` on the shipped model
+#   make test   install dependencies, build with CUDA (when nvcc is found) and without, run every test
+JOBS ?= $(shell nproc)
+BUILD ?= build
+BUILD_NOCUDA ?= build-nocuda
+CMAKE_FLAGS ?=
+DEMO_IMAGE ?= examples/face.jpg
+DEMO_MODEL ?= models/paper.safetensors
+
+.PHONY: all deps build build-nocuda demo test test-cuda bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DEMOTUNE_CUDA=AUTO $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-nocuda: deps
+	cmake -S . -B $(BUILD_NOCUDA) -DCMAKE_BUILD_TYPE=Release -DEMOTUNE_CUDA=OFF -DEMOTUNE_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD_NOCUDA) -j $(JOBS)
+
+demo: build
+	@if [ ! -f $(DEMO_MODEL) ]; then \
+	  echo "demo: no trained model at $(DEMO_MODEL) yet (see docs/results.md)"; exit 1; fi
+	$(BUILD)/bin/emotune recommend --image $(DEMO_IMAGE) --model $(DEMO_MODEL) --top 5
+
+test: build build-nocuda
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD_NOCUDA) && ctest --output-on-failure -j $(JOBS)
+
+# The CUDA tests alone (they print SKIPPED without a GPU).
+test-cuda: build
+	cd $(BUILD) && ctest -L cuda --output-on-failure
+
+bench: build
+	@for b in $(BUILD)/bin/bench_*; do echo "== $$b"; $$b; done
+
+clean:
+	rm -rf $(BUILD) $(BUILD_NOCUDA)

@@ -1,0 +1,34 @@
+// The training loop behind `emotune train`: data, network, optimizer, schedule, loader; one
+// validation pass per epoch; a run folder with the resolved config, metrics.csv, curves.png,
+// confusion.png, last.safetensors (everything needed to resume), best.safetensors (the weights
+// of the best validation epoch) and model.safetensors (best, exported as save_dtype).
+//
+// Resuming is exact on the CPU: a checkpoint is written at each epoch's end and everything random
+// is a function of (seed, epoch, step) — loader order and augmentation (seed, epoch, position),
+// dropout masks (seed, step) — so a run killed in epoch e and resumed recomputes epoch e exactly
+// as the uninterrupted run did. On the GPU the same holds except for the order of floating-point
+// sums in kernels that use atomics (see docs/architecture.md).
+#pragma once
+#include <string>
+
+#include "apps/train/config.h"
+#include "datasets/dataset.h"
+
+namespace emotune {
+
+struct TrainResult {
+  std::string run_dir;
+  double best_val_accuracy = 0;
+  int best_epoch = -1;  // 0-based
+  int epochs_done = 0;
+};
+
+// `resume_dir`: empty for a new run, else the run folder to continue (its config.json is used;
+// `overrides` may only change epochs, device and threads).
+TrainResult run_training(const TrainConfig& config, const std::string& resume_dir = "");
+
+// The data of the given splits with the labels the config asks for (FER-2013 or FER+), after the
+// optional seeded subset. Shared with `evaluate`.
+Dataset load_labelled_split(const TrainConfig& config, const std::string& split, int64_t limit);
+
+}  // namespace emotune

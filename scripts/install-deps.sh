@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages emotune builds against. Idempotent: installs only what is missing,
+# and runs apt-get update only when something is. Uses sudo when not root.
+# The CUDA toolkit (nvcc, cuBLAS, cuDNN) is not a Debian package here: it comes with the machine
+# image; without it the build simply has no CUDA backend.
+set -euo pipefail
+packages=(cmake g++ make pkg-config doctest-dev libstb-dev libbenchmark-dev libopenblas-dev
+          libcli11-dev nlohmann-json3-dev libopencv-dev opencv-data liblzma-dev zlib1g-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
