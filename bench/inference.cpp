@@ -10,7 +10,7 @@
 //
 // The model is models/paper.safetensors when it exists; otherwise a paper network with seeded
 // random weights is written to a temporary checkpoint and used (same shapes, same cost), and the
-// context line "emotune_model" says which. The image is examples/biden_smiling.jpg (600x600,
+// context line "emotune_model" says which. The image is examples/face.jpg (600x600,
 // one face) unless --image PATH is given. Wall-clock time (UseRealTime): OpenMP/OpenBLAS threads.
 // Targets (issue 6): forward < 10 ms, cold < 300 ms on this 2-core machine.
 //
@@ -40,7 +40,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string g_image = std::string(EMOTUNE_SOURCE_DIR) + "/examples/biden_smiling.jpg";
+std::string g_image = std::string(EMOTUNE_SOURCE_DIR) + "/examples/face.jpg";
 std::string g_model;
 const std::string g_tracks = std::string(EMOTUNE_SOURCE_DIR) + "/data/music/tracks.csv";
 

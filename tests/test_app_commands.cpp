@@ -374,7 +374,7 @@ TEST_CASE("the built emotune binary: recommend on the shipped example, exit code
   }
   std::string out = testing::temp_dir("app_binary") + "/out.json";
   std::string cmd = bin + " recommend --image " + testing::source_dir() +
-                    "/examples/biden_smiling.jpg --model " + paper_checkpoint() + " --json > " +
+                    "/examples/face.jpg --model " + paper_checkpoint() + " --json > " +
                     out + " 2>&1";
   int rc = std::system(cmd.c_str());
   REQUIRE(WIFEXITED(rc));
