@@ -23,7 +23,7 @@ ConfigKey key(const char* name, T TrainConfig::*member, const char* help) {
               : type == "bool" ? v.is_boolean()
               : type == "float" ? v.is_number()
               : (v.is_number_integer() && !(std::is_unsigned_v<T> && v.get<int64_t>() < 0));
-    if (!ok) throw Error("config key '" + n + "' must be a " + type + ", got " + v.dump());
+    if (!ok) throw Error("config key '" + n + "' must be of type " + type + ", got " + v.dump());
     c.*member = v.get<T>();
   };
   k.get = [member](const TrainConfig& c) { return nlohmann::json(c.*member); };
