@@ -136,6 +136,7 @@ void BatchLoader::start_epoch(int64_t epoch) {
 void BatchLoader::fill(Slot& slot, int64_t b, uint64_t generation) {
   (void)generation;
   Batch& batch = slot.batch;
+  batch.epoch = epoch_;
   batch.index = b;
   batch.size = (int)batch_size_of(b);
   const size_t P = (size_t)side_ * side_;
@@ -162,6 +163,7 @@ void BatchLoader::fill(Slot& slot, int64_t b, uint64_t generation) {
     batch.labels[i] = data_.labels[idx];
     batch.samples[i] = (int32_t)idx;
   }
+  if (opt_.batch_hook) opt_.batch_hook(batch, epoch_);
 }
 
 void BatchLoader::worker_loop() {
@@ -224,9 +226,10 @@ void BatchLoader::release(const Batch* batch) {
   std::unique_lock<std::mutex> lk(mu_);
   for (Slot& s : slots_) {
     if (&s.batch != batch) continue;
+    // (The batch's fields are not read here: a worker may already be refilling this slot.)
     if (s.state != SlotState::held)
-      throw Error("loader: release of batch " + std::to_string(batch->index) +
-                  " that is not held (released twice, or from an abandoned epoch?)");
+      throw Error("loader: release of a batch that is not held (released twice, or from an "
+                  "abandoned epoch?)");
     s.state = SlotState::free;
     --held_;
     lk.unlock();

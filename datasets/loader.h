@@ -25,6 +25,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -36,6 +37,18 @@
 namespace emotune {
 
 enum class SamplerKind { none, weighted };
+
+struct Batch {
+  int64_t epoch = 0;
+  int64_t index = 0;  // batch number within the epoch
+  int size = 0;       // samples in this batch (the last one may be smaller)
+  int side = 48;
+  int num_classes = 7;
+  float* images = nullptr;     // [size][side*side]
+  float* targets = nullptr;    // [size][num_classes]
+  int32_t* labels = nullptr;   // [size]
+  int32_t* samples = nullptr;  // [size] dataset indices
+};
 
 struct LoaderOptions {
   int batch_size = 64;
@@ -50,18 +63,12 @@ struct LoaderOptions {
   bool use_soft = true;       // use soft targets when the data set has them
   Preprocess preprocess;      // default: scale 1/255, mean 0, std 1
   int prefetch = 0;           // ring slots; 0: 2 * threads + 2
+  // Optional: runs on the assembling thread after each batch is filled (e.g. mixup, or a test
+  // that injects a failure). It must be deterministic for the batch to stay deterministic; an
+  // exception it throws reaches the caller of next() for that batch.
+  std::function<void(Batch& batch, int64_t epoch)> batch_hook;
 };
 
-struct Batch {
-  int64_t index = 0;  // batch number within the epoch
-  int size = 0;       // samples in this batch (the last one may be smaller)
-  int side = 48;
-  int num_classes = 7;
-  float* images = nullptr;     // [size][side*side]
-  float* targets = nullptr;    // [size][num_classes]
-  int32_t* labels = nullptr;   // [size]
-  int32_t* samples = nullptr;  // [size] dataset indices
-};
 
 class BatchLoader {
  public:
