@@ -31,7 +31,7 @@
 
 #include "kernels/conv2d.h"
 #include "tests/shapes.h"
-#include "tests/testing.h"
+#include "kernels/philox.h"
 
 using namespace emotune;
 
@@ -47,15 +47,22 @@ const char* op_name(Op op) {
                                                                          : "conv2d_backward_weight";
 }
 
+// Seeded values in [-1, 1), as the tests draw them (tests/testing.cpp is not linked here).
+std::vector<float> uniform(int64_t n, uint64_t seed) {
+  std::vector<float> v((size_t)n);
+  for (int64_t i = 0; i < n; ++i) v[(size_t)i] = 2.0f * philox_uniform(seed, (uint64_t)i) - 1.0f;
+  return v;
+}
+
 struct Problem {
   Conv2dShape p;
   std::vector<float> x, w, b, dy;
   std::vector<float> y, dx, dw, db;
   explicit Problem(Conv2dShape shape) : p(shape) {
-    x = testing::random_vector(p.x_size(), 1);
-    w = testing::random_vector(p.w_size(), 2);
-    b = testing::random_vector(p.k, 3);
-    dy = testing::random_vector(p.y_size(), 4);
+    x = uniform(p.x_size(), 1);
+    w = uniform(p.w_size(), 2);
+    b = uniform(p.k, 3);
+    dy = uniform(p.y_size(), 4);
     y.resize(p.y_size());
     dx.resize(p.x_size());
     dw.resize(p.w_size());
@@ -80,10 +87,14 @@ struct Problem {
 // The tests' parity bound (tests/test_kernels_conv2d.cpp): 4 float eps per summed term + 1e-5 rel.
 void expect_close(const std::string& what, const std::vector<float>& got, const std::vector<float>& want,
                   double terms) {
-  auto r = testing::allclose(got, want, 4.0 * 1.1920929e-7 * terms, 1e-5);
-  if (!r.ok) {
-    std::fprintf(stderr, "VALIDATION FAILED: %s: %s\n", what.c_str(), r.message.c_str());
-    std::exit(1);
+  const double atol = 4.0 * 1.1920929e-7 * terms, rtol = 1e-5;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double err = std::fabs((double)got[i] - want[i]);
+    if (!(err <= atol + rtol * std::fabs(want[i]))) {
+      std::fprintf(stderr, "VALIDATION FAILED: %s: element %zu got %g want %g (atol %g, rtol %g)\n",
+                   what.c_str(), i, got[i], want[i], atol, rtol);
+      std::exit(1);
+    }
   }
 }
 
