@@ -276,7 +276,11 @@ Checkpoint load_safetensors(const std::string& path) {
     ranges.push_back({begin, end, name});
   }
   // The tensors must tile the buffer exactly: no overlap, no gap, no trailing bytes.
-  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  // Sorted by (begin, end) as the reference implementation does: an empty tensor [x, x] must come
+  // before a tensor [x, y] that starts at the same byte, or a valid file looks overlapping.
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
   uint64_t pos = 0;
   for (const auto& r : ranges) {
     if (r.begin != pos)
