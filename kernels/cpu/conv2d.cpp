@@ -1,12 +1,14 @@
 // conv2d on the CPU: the reference loops (conv2d_ref.h, instantiated for float) and the fast path,
-// im2col + OpenBLAS sgemm per image (Caffe's scheme):
-//   forward:         Y_n [K, OH*OW]  = W [K, CRS] * col(x_n) [CRS, OH*OW] (+ b)
-//   backward_input:  col [CRS, OH*OW] = W^T * dY_n, then col2im scatters it into dx_n
-//   backward_weight: dW += dY_n * col(x_n)^T summed over the batch; db = sums of dY
-// Threading: with at least as many images as threads, OpenMP splits the batch and each thread
-// calls a single-threaded sgemm on its own image (OpenBLAS' own threads would fight OpenMP for the
-// same cores); with fewer images (inference, batch 1) the images run in turn and OpenBLAS threads
-// each sgemm. Static scheduling keeps the results bit-identical for a fixed thread count.
+// im2col + OpenBLAS sgemm (Caffe's scheme), on groups of images whose column matrices sit side by
+// side (one image per group on the large early layers, several on the small late ones):
+//   forward:         Y_g [K, G*OH*OW]   = W [K, CRS] * col_g [CRS, G*OH*OW] (+ b)
+//   backward_input:  col_g [CRS, G*OH*OW] = W^T * dY_g, then col2im scatters it into each dx_n
+//   backward_weight: dW += dY_g * col_g^T summed over the groups; db = sums of dY
+// Threading: with at least as many images as threads, OpenMP splits the groups and each thread
+// calls a single-threaded sgemm on its own group (OpenBLAS' own threads would fight OpenMP for
+// the same cores); with fewer images (inference, batch 1) the groups run in turn and OpenBLAS
+// threads each sgemm. Static scheduling and fixed reduction orders keep the results bit-identical
+// for a given thread count.
 #include "kernels/conv2d.h"
 
 #include <cblas.h>
@@ -39,18 +41,27 @@ bool is_pointwise(const Conv2dShape& p) {
   return p.r == 1 && p.s == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
 }
 
+// Output columns ox whose input column ox*sw - pw + s lies inside the image: [*ox0, *ox1).
+void valid_columns(const Conv2dShape& p, int s, int* ox0, int* ox1) {
+  const int ow = p.out_w();
+  int a = 0, b = ow;
+  while (a < ow && a * p.stride_w - p.pad_w + s < 0) ++a;
+  while (b > a && (b - 1) * p.stride_w - p.pad_w + s >= p.w) --b;
+  *ox0 = a;
+  *ox1 = b;
+}
+
 // col[(c*R + r)*S + s][oy*OW + ox] = x[c, oy*sh - ph + r, ox*sw - pw + s], zero outside the image.
-void im2col(const Conv2dShape& p, const float* x, float* col) {
+// Rows of col are ld floats apart, so several images' columns can sit side by side.
+void im2col(const Conv2dShape& p, const float* x, float* col, int64_t ld) {
   const int oh = p.out_h(), ow = p.out_w();
   for (int c = 0; c < p.c; ++c)
     for (int r = 0; r < p.r; ++r)
       for (int s = 0; s < p.s; ++s) {
-        float* row = col + ((int64_t)(c * p.r + r) * p.s + s) * oh * ow;
+        float* row = col + ((int64_t)(c * p.r + r) * p.s + s) * ld;
         const float* xc = x + (int64_t)c * p.h * p.w;
-        // Output columns whose input column lies inside the image: [ox0, ox1).
-        int ox0 = 0, ox1 = ow;
-        while (ox0 < ow && ox0 * p.stride_w - p.pad_w + s < 0) ++ox0;
-        while (ox1 > ox0 && (ox1 - 1) * p.stride_w - p.pad_w + s >= p.w) --ox1;
+        int ox0, ox1;
+        valid_columns(p, s, &ox0, &ox1);
         for (int oy = 0; oy < oh; ++oy) {
           float* out = row + oy * ow;
           const int iy = oy * p.stride_h - p.pad_h + r;
@@ -71,17 +82,16 @@ void im2col(const Conv2dShape& p, const float* x, float* col) {
 }
 
 // The adjoint of im2col: dx[c, iy, ix] = sum of the col entries that read it (dx overwritten).
-void col2im(const Conv2dShape& p, const float* col, float* dx) {
+void col2im(const Conv2dShape& p, const float* col, int64_t ld, float* dx) {
   const int oh = p.out_h(), ow = p.out_w();
   std::memset(dx, 0, sizeof(float) * (size_t)p.c * p.h * p.w);
   for (int c = 0; c < p.c; ++c)
     for (int r = 0; r < p.r; ++r)
       for (int s = 0; s < p.s; ++s) {
-        const float* row = col + ((int64_t)(c * p.r + r) * p.s + s) * oh * ow;
+        const float* row = col + ((int64_t)(c * p.r + r) * p.s + s) * ld;
         float* dxc = dx + (int64_t)c * p.h * p.w;
-        int ox0 = 0, ox1 = ow;
-        while (ox0 < ow && ox0 * p.stride_w - p.pad_w + s < 0) ++ox0;
-        while (ox1 > ox0 && (ox1 - 1) * p.stride_w - p.pad_w + s >= p.w) --ox1;
+        int ox0, ox1;
+        valid_columns(p, s, &ox0, &ox1);
         for (int oy = 0; oy < oh; ++oy) {
           const int iy = oy * p.stride_h - p.pad_h + r;
           if (iy < 0 || iy >= p.h) continue;
@@ -92,115 +102,174 @@ void col2im(const Conv2dShape& p, const float* col, float* dx) {
       }
 }
 
-// Per-thread scratch that survives between calls: a training step would otherwise map and fault
-// in a fresh multi-megabyte column buffer for every layer and every image.
-float* scratch(size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
+// Per-thread scratch that survives between calls (two independent slots): a training step would
+// otherwise map and fault in fresh multi-megabyte buffers for every layer.
+float* scratch(int slot, int64_t n) {
+  thread_local std::vector<float> buf[2];
+  if ((int64_t)buf[slot].size() < n) buf[slot].resize((size_t)n);
+  return buf[slot].data();
 }
 
-int64_t col_size(const Conv2dShape& p) { return (int64_t)p.c * p.r * p.s * p.out_h() * p.out_w(); }
+// Images go through sgemm in groups [n0, n1) whose column matrices sit side by side,
+// [CRS, G*OH*OW]. The big early layers (OH*OW >= 512) take one image per group; the small late
+// ones (11x11, 5x5) take several, because sgemm on one image's 121 or 25 columns spends most of
+// its time packing and in edge kernels.
+constexpr int kMinColumns = 512;
 
-// One image of the forward pass; the sgemm uses whatever thread count the caller set.
-void forward_image(const Conv2dShape& p, const float* xn, const float* w, const float* b, float* yn) {
-  const int m = p.k, n = p.out_h() * p.out_w(), kk = p.c * p.r * p.s;
-  const float* col = xn;
-  if (!is_pointwise(p)) {
-    float* buf = scratch(col_size(p));
-    im2col(p, xn, buf);
-    col = buf;
+struct Plan {
+  int groups = 0;
+  bool parallel = false;  // groups split over OpenMP threads, each running a single-threaded sgemm
+  int first(const Conv2dShape& p, int g) const { return (int)((int64_t)p.n * g / groups); }
+};
+
+Plan make_plan(const Conv2dShape& p) {
+  Plan plan;
+  if (p.n <= 0) return plan;
+  const int hw = p.out_h() * p.out_w();
+  const int per_group = std::max(1, (kMinColumns + hw - 1) / hw);
+  const int threads = omp_get_max_threads();
+  plan.groups = (p.n + per_group - 1) / per_group;
+  // With at least as many images as threads, give every thread the same number of groups; with
+  // fewer (batch 1 at inference), run the groups in turn and let OpenBLAS thread each sgemm.
+  plan.parallel = threads >= 2 && p.n >= threads;
+  if (plan.parallel) plan.groups = std::min(p.n, (plan.groups + threads - 1) / threads * threads);
+  return plan;
+}
+
+// Runs body(g) for every group, in parallel when the plan says so. OpenBLAS' own threads would
+// fight OpenMP's for the same cores, so it runs single-threaded inside the parallel region.
+template <typename F>
+void for_each_group(const Plan& plan, F body) {
+  if (plan.parallel) {
+    BlasSingleThread guard;
+#pragma omp parallel for schedule(static)
+    for (int g = 0; g < plan.groups; ++g) body(g);
+  } else {
+    for (int g = 0; g < plan.groups; ++g) body(g);
   }
+}
+
+// dyg[k, j*HW + i] = dy[n0 + j, k, i]: a group's output gradients as one [K, G*HW] matrix.
+void gather_dy(const Conv2dShape& p, const float* dy, int n0, int n1, float* dyg) {
+  const int64_t hw = p.out_h() * p.out_w(), cols = (n1 - n0) * hw;
+  for (int j = 0; j < n1 - n0; ++j)
+    for (int k = 0; k < p.k; ++k)
+      std::memcpy(dyg + k * cols + j * hw, dy + ((int64_t)(n0 + j) * p.k + k) * hw, sizeof(float) * hw);
+}
+
+// The column matrix of images [n0, n1): x itself for one pointwise image, else im2col.
+const float* group_columns(const Conv2dShape& p, const float* x, int n0, int n1) {
+  const int64_t hw = p.out_h() * p.out_w(), cols = (n1 - n0) * hw, xs = (int64_t)p.c * p.h * p.w;
+  if (n1 - n0 == 1 && is_pointwise(p)) return x + n0 * xs;
+  float* col = scratch(0, (int64_t)p.c * p.r * p.s * cols);
+  for (int j = 0; j < n1 - n0; ++j) im2col(p, x + (n0 + j) * xs, col + j * hw, cols);
+  return col;
+}
+
+// Y_g [K, G*HW] = W [K, CRS] * col_g, then each image's block (plus the bias) to y.
+void forward_group(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y, int n0, int n1) {
+  const int64_t hw = p.out_h() * p.out_w(), cols = (n1 - n0) * hw;
+  const int crs = p.c * p.r * p.s;
+  const float* col = group_columns(p, x, n0, n1);
+  // One image writes straight into y (the bias preloaded, sgemm adding to it); a group needs a
+  // staging matrix, as its columns interleave images.
+  const bool direct = n1 - n0 == 1;
+  float* out = direct ? y + (int64_t)n0 * p.k * hw : scratch(1, p.k * cols);
   float beta = 0.0f;
-  if (b) {  // preload the bias so that sgemm adds the products to it (beta = 1)
-    for (int k = 0; k < m; ++k)
-      for (int i = 0; i < n; ++i) yn[(int64_t)k * n + i] = b[k];
+  if (direct && b) {
+    for (int k = 0; k < p.k; ++k)
+      for (int64_t i = 0; i < hw; ++i) out[k * hw + i] = b[k];
     beta = 1.0f;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, kk, 1.0f, w, kk, col, n, beta, yn, n);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p.k, (int)cols, crs, 1.0f, w, crs, col, (int)cols, beta,
+              out, (int)cols);
+  if (direct) return;
+  for (int j = 0; j < n1 - n0; ++j)
+    for (int k = 0; k < p.k; ++k) {
+      const float* src = out + k * cols + j * hw;
+      float* dst = y + ((int64_t)(n0 + j) * p.k + k) * hw;
+      const float bias = b ? b[k] : 0.0f;
+      for (int64_t i = 0; i < hw; ++i) dst[i] = src[i] + bias;
+    }
 }
 
-void backward_input_image(const Conv2dShape& p, const float* dyn, const float* w, float* dxn) {
-  const int m = p.c * p.r * p.s, n = p.out_h() * p.out_w(), kk = p.k;
-  if (is_pointwise(p)) {  // col2im of a pointwise conv is the identity: write dx_n directly
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, kk, 1.0f, w, m, dyn, n, 0.0f, dxn, n);
+// col_g [CRS, G*HW] = W^T * dY_g, then col2im into each image's dx.
+void backward_input_group(const Conv2dShape& p, const float* dy, const float* w, float* dx, int n0, int n1) {
+  const int64_t hw = p.out_h() * p.out_w(), cols = (n1 - n0) * hw, xs = (int64_t)p.c * p.h * p.w;
+  const int crs = p.c * p.r * p.s;
+  const float* dyg = dy + (int64_t)n0 * p.k * hw;
+  if (n1 - n0 > 1) {
+    float* buf = scratch(1, p.k * cols);
+    gather_dy(p, dy, n0, n1, buf);
+    dyg = buf;
+  }
+  if (n1 - n0 == 1 && is_pointwise(p)) {  // col2im of one pointwise image is the identity
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, crs, (int)cols, p.k, 1.0f, w, crs, dyg, (int)cols, 0.0f,
+                dx + n0 * xs, (int)cols);
     return;
   }
-  float* col = scratch(col_size(p));
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, kk, 1.0f, w, m, dyn, n, 0.0f, col, n);
-  col2im(p, col, dxn);
+  float* col = scratch(0, crs * cols);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, crs, (int)cols, p.k, 1.0f, w, crs, dyg, (int)cols, 0.0f, col,
+              (int)cols);
+  for (int j = 0; j < n1 - n0; ++j) col2im(p, col + j * hw, cols, dx + (n0 + j) * xs);
 }
 
-// dw (+)= dY_n * col(x_n)^T; beta 0 for the first image of a partial sum, 1 after.
-void backward_weight_image(const Conv2dShape& p, const float* xn, const float* dyn, float beta, float* dw) {
-  const int m = p.k, n = p.c * p.r * p.s, kk = p.out_h() * p.out_w();
-  const float* col = xn;
-  if (!is_pointwise(p)) {
-    float* buf = scratch(col_size(p));
-    im2col(p, xn, buf);
-    col = buf;
+// dw = beta * dw + dY_g [K, G*HW] * col_g^T.
+void backward_weight_group(const Conv2dShape& p, const float* x, const float* dy, float beta, float* dw, int n0,
+                           int n1) {
+  const int64_t hw = p.out_h() * p.out_w(), cols = (n1 - n0) * hw;
+  const int crs = p.c * p.r * p.s;
+  const float* col = group_columns(p, x, n0, n1);
+  const float* dyg = dy + (int64_t)n0 * p.k * hw;
+  if (n1 - n0 > 1) {
+    float* buf = scratch(1, p.k * cols);
+    gather_dy(p, dy, n0, n1, buf);
+    dyg = buf;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, kk, 1.0f, dyn, kk, col, kk, beta, dw, n);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p.k, crs, (int)cols, 1.0f, dyg, (int)cols, col, (int)cols,
+              beta, dw, crs);
 }
-
-// Split the batch over OpenMP threads only when every thread gets an image.
-bool batch_parallel(const Conv2dShape& p) { return p.n >= 2 && omp_get_max_threads() >= 2; }
 
 }  // namespace
 
 void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
-  const int64_t xs = (int64_t)p.c * p.h * p.w, ys = (int64_t)p.k * p.out_h() * p.out_w();
-  if (batch_parallel(p)) {
-    BlasSingleThread guard;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < p.n; ++n) forward_image(p, x + n * xs, w, b, y + n * ys);
-  } else {
-    for (int n = 0; n < p.n; ++n) forward_image(p, x + n * xs, w, b, y + n * ys);
-  }
+  const Plan plan = make_plan(p);
+  for_each_group(plan, [&](int g) { forward_group(p, x, w, b, y, plan.first(p, g), plan.first(p, g + 1)); });
 }
 
 void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx) {
-  const int64_t xs = (int64_t)p.c * p.h * p.w, ys = (int64_t)p.k * p.out_h() * p.out_w();
-  if (batch_parallel(p)) {
-    BlasSingleThread guard;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < p.n; ++n) backward_input_image(p, dy + n * ys, w, dx + n * xs);
-  } else {
-    for (int n = 0; n < p.n; ++n) backward_input_image(p, dy + n * ys, w, dx + n * xs);
-  }
+  const Plan plan = make_plan(p);
+  for_each_group(plan, [&](int g) { backward_input_group(p, dy, w, dx, plan.first(p, g), plan.first(p, g + 1)); });
 }
 
-void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw,
-                                float* db) {
-  const int64_t xs = (int64_t)p.c * p.h * p.w, ys = (int64_t)p.k * p.out_h() * p.out_w();
+void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db) {
   const int64_t wsz = p.w_size();
-  const int hw = p.out_h() * p.out_w();
-  if (batch_parallel(p)) {
-    // Each thread sums its own contiguous slice of the batch into a private dw, then the partials
-    // are added in thread order: a fixed order, so the result does not depend on timing.
-    const int nt = std::min(omp_get_max_threads(), p.n);
-    std::vector<float> partial((size_t)(nt - 1) * wsz);
-    BlasSingleThread guard;
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int t = 0; t < nt; ++t) {  // a loop, not thread ids: every slice runs even with fewer threads
-      const int lo = (int)((int64_t)p.n * t / nt), hi = (int)((int64_t)p.n * (t + 1) / nt);
-      float* acc = t == 0 ? dw : partial.data() + (size_t)(t - 1) * wsz;
-      for (int n = lo; n < hi; ++n) backward_weight_image(p, x + n * xs, dy + n * ys, n == lo ? 0.0f : 1.0f, acc);
-    }
-    for (int t = 1; t < nt; ++t) {
-      const float* src = partial.data() + (size_t)(t - 1) * wsz;
-      for (int64_t i = 0; i < wsz; ++i) dw[i] += src[i];
-    }
-  } else {
-    for (int n = 0; n < p.n; ++n) backward_weight_image(p, x + n * xs, dy + n * ys, n == 0 ? 0.0f : 1.0f, dw);
+  const Plan plan = make_plan(p);
+  // Each worker sums its own contiguous run of groups into a private dw (worker 0 straight into
+  // dw), then the partials are added in worker order: a fixed order, so the result does not
+  // depend on timing.
+  const int workers = plan.parallel ? std::min(omp_get_max_threads(), plan.groups) : 1;
+  std::vector<float> partial((size_t)(workers - 1) * wsz);
+  Plan by_worker = plan;
+  by_worker.groups = workers;
+  for_each_group(by_worker, [&](int t) {  // a loop over workers, not thread ids: all run even with fewer threads
+    float* acc = t == 0 ? dw : partial.data() + (size_t)(t - 1) * wsz;
+    const int g0 = (int)((int64_t)plan.groups * t / workers), g1 = (int)((int64_t)plan.groups * (t + 1) / workers);
+    for (int g = g0; g < g1; ++g)
+      backward_weight_group(p, x, dy, g == g0 ? 0.0f : 1.0f, acc, plan.first(p, g), plan.first(p, g + 1));
+  });
+  for (int t = 1; t < workers; ++t) {
+    const float* src = partial.data() + (size_t)(t - 1) * wsz;
+    for (int64_t i = 0; i < wsz; ++i) dw[i] += src[i];
   }
-  if (p.n == 0) std::memset(dw, 0, sizeof(float) * wsz);
+  if (plan.groups == 0) std::memset(dw, 0, sizeof(float) * wsz);
   if (db) {
+    const int64_t hw = p.out_h() * p.out_w();
     for (int k = 0; k < p.k; ++k) {
       double sum = 0;  // a long sum (N*OH*OW terms): double keeps it close to the exact value
       for (int n = 0; n < p.n; ++n) {
-        const float* dyk = dy + n * ys + (int64_t)k * hw;
-        for (int i = 0; i < hw; ++i) sum += dyk[i];
+        const float* dyk = dy + ((int64_t)n * p.k + k) * hw;
+        for (int64_t i = 0; i < hw; ++i) sum += dyk[i];
       }
       db[k] = (float)sum;
     }
