@@ -74,6 +74,16 @@ TEST_CASE("paper net: 4,433,607 numbers as Keras counts them") {
   CHECK(names.front() == "conv1.weight");
   CHECK(std::find(names.begin(), names.end(), "bn4.running_var") != names.end());
   CHECK(std::find(names.begin(), names.end(), "dense2.bias") != names.end());
+  // Weight decay (ParamRef::decay) applies to conv and dense kernels only, as Keras' and
+  // PyTorch's usual recipes do; never to biases or batch-norm parameters.
+  auto params = net->parameters();
+  CHECK(params.size() == 7 * 2 + 4 * 2 + 2 * 2);
+  for (auto& p : params) {
+    INFO(p.name);
+    CHECK(p.decay == p.name.ends_with(".weight"));
+    CHECK(p.tensor.requires_grad());
+  }
+  for (auto& b : net->buffers()) CHECK_FALSE(b.tensor.requires_grad());
 }
 
 TEST_CASE("paper net: every intermediate shape on a [2, 1, 48, 48] input") {
