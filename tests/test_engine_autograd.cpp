@@ -434,6 +434,24 @@ TEST_CASE("autograd: add(x, x) and an intermediate used twice sum without aliasi
   CHECK(seed.to_vector() == r);  // the seed was not used as an accumulator
 }
 
+TEST_CASE("autograd: leaves that receive the same gradient tensor keep separate .grad buffers") {
+  // add's backward hands the very same tensor to both inputs; each leaf must own a copy, or the
+  // second backward below would accumulate into a shared buffer (and into the seed).
+  Tensor a = rand_tensor({4}, 164), b = rand_tensor({4}, 165);
+  a.set_requires_grad(true);
+  b.set_requires_grad(true);
+  std::vector<float> r = random_vector(4, 166);
+  Tensor seed = Tensor::from_vector({4}, r);
+  run_backward(ops::add(a, b), seed);
+  run_backward(ops::add(a, b), seed);
+  std::vector<float> twice(4);
+  for (int i = 0; i < 4; ++i) twice[i] = r[i] + r[i];  // exact in float
+  CHECK(a.grad().to_vector() == twice);
+  CHECK(b.grad().to_vector() == twice);
+  CHECK(a.grad().data() != b.grad().data());
+  CHECK(seed.to_vector() == r);
+}
+
 TEST_CASE("autograd: backward twice accumulates into .grad; zero_grad clears it") {
   Tensor w = rand_tensor({3, 4}, 170), x = rand_tensor({2, 4}, 171);
   w.set_requires_grad(true);
