@@ -1,5 +1,5 @@
 // `emotune predict IMAGE... [--model PATH] [--json|--csv] [--no-detect] [--device cpu|cuda]
-//  [--margin F]`: every face in every image, its box and all class probabilities.
+//  [--margin F] [--timing]`: every face in every image, its box and all class probabilities.
 //
 // Exit status: 0 when every image had at least one face; 2 when some image had none (the others
 // are still reported; each face-less image gets "no face found in FILE" on stderr and status
@@ -9,6 +9,7 @@
 #include "apps/cmd_predict.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -32,6 +33,11 @@ bool has_image_extension(const fs::path& p) {
   return false;
 }
 
+using Clock = std::chrono::steady_clock;
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
 // Six decimals are plenty for a probability and keep the JSON readable (a float widened to
 // double would print as 0.8500000238418579).
 double round6(float p) { return std::round((double)p * 1e6) / 1e6; }
@@ -43,6 +49,15 @@ std::string percent(float p) {
 }
 
 }  // namespace
+
+std::string StageTimes::str() const {
+  char b[256];
+  std::snprintf(b, sizeof b,
+                "load cascade %.1f ms, load model %.1f ms, decode %.1f ms, detect %.1f ms, "
+                "preprocess %.1f ms, forward %.1f ms",
+                load_cascade, load_model, decode, detect, preprocess, forward);
+  return b;
+}
 
 std::vector<std::string> expand_image_paths(const std::vector<std::string>& args) {
   std::vector<std::string> out;
@@ -68,14 +83,14 @@ std::vector<std::string> expand_image_paths(const std::vector<std::string>& args
 }
 
 std::vector<FaceResult> find_faces(const GrayImage& image, const FaceDetector* detector,
-                                   double margin) {
+                                   double margin, bool listener) {
   std::vector<FaceResult> faces;
   if (!detector) {
     FaceBox all{0, 0, image.width, image.height};
     faces.push_back({all, all, {}});
     return faces;
   }
-  for (const FaceBox& b : detector->detect(image))
+  for (const FaceBox& b : listener ? detector->detect_listener(image) : detector->detect(image))
     faces.push_back({b, crop_box_with_margin(b, image.width, image.height, margin), {}});
   return faces;
 }
@@ -92,8 +107,8 @@ std::vector<float> prepare_face_inputs(const GrayImage& image, const std::vector
 }
 
 EmotionPipeline::EmotionPipeline(const std::string& model_path, Device device, bool detect,
-                                 double margin)
-    : model_path_(model_path), margin_(margin) {
+                                 double margin, bool listener)
+    : model_path_(model_path), margin_(margin), listener_(listener) {
   if (!(margin >= 0) || margin > 2)
     throw Error("--margin must be between 0 and 2 (a fraction of the face side), got " +
                 std::to_string(margin));
@@ -101,21 +116,35 @@ EmotionPipeline::EmotionPipeline(const std::string& model_path, Device device, b
   if (!fs::exists(model_path, ec))
     throw Error(model_path + ": model file not found (train one with `emotune train` or pass "
                              "--model PATH)");
+  auto t0 = Clock::now();
   if (detect) detector_ = std::make_unique<FaceDetector>();
+  auto t1 = Clock::now();
   model_ = load_model(model_path, device);
+  load_cascade_ms_ = ms_between(t0, t1);
+  load_model_ms_ = ms_between(t1, Clock::now());
   if (model_.info.classes.empty()) throw Error(model_path + ": checkpoint lists no classes");
 }
 
-ImageResult EmotionPipeline::analyze(const std::string& path) const {
+ImageResult EmotionPipeline::analyze(const std::string& path, StageTimes* times) const {
+  StageTimes local;
+  StageTimes& t = times ? *times : local;
   ImageResult r;
   r.file = path;
+  auto t0 = Clock::now();
   GrayImage image = load_gray_image(path);
+  auto t1 = Clock::now();
+  t.decode += ms_between(t0, t1);
   r.width = image.width;
   r.height = image.height;
-  r.faces = find_faces(image, detector_.get(), margin_);
+  r.faces = find_faces(image, detector_.get(), margin_, listener_);
+  auto t2 = Clock::now();
+  t.detect += ms_between(t1, t2);
   if (r.faces.empty()) return r;
   std::vector<float> inputs = prepare_face_inputs(image, r.faces, model_.info.preprocess);
+  auto t3 = Clock::now();
+  t.preprocess += ms_between(t2, t3);
   auto probs = predict_probabilities(model_, inputs.data(), (int)r.faces.size());
+  t.forward += ms_between(t3, Clock::now());
   if (probs.size() != r.faces.size())
     throw Error("model returned " + std::to_string(probs.size()) + " rows for " +
                 std::to_string(r.faces.size()) + " faces");
@@ -250,6 +279,7 @@ void add_predict_command(CLI::App& app) {
     bool json = false, csv = false, no_detect = false;
     std::string device = "cpu";
     double margin = kDefaultFaceMargin;
+    bool timing = false;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
@@ -266,6 +296,7 @@ void add_predict_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--margin", opt->margin, "margin around a detected face, fraction of its side")
       ->capture_default_str();
+  cmd->add_flag("--timing", opt->timing, "print the time of each stage to stderr");
 
   cmd->callback([opt]() {
     std::string model_path =
@@ -273,11 +304,14 @@ void add_predict_command(CLI::App& app) {
     std::vector<std::string> files = expand_image_paths(opt->images);
     EmotionPipeline pipeline(model_path, parse_device(opt->device), !opt->no_detect, opt->margin);
 
+    StageTimes times;
+    times.load_cascade = pipeline.load_cascade_ms();
+    times.load_model = pipeline.load_model_ms();
     std::vector<ImageResult> results;
     bool any_error = false, any_no_face = false;
     for (const std::string& f : files) {
       try {
-        results.push_back(pipeline.analyze(f));
+        results.push_back(pipeline.analyze(f, &times));
       } catch (const Error& e) {
         ImageResult r;
         r.file = f;
@@ -302,6 +336,9 @@ void add_predict_command(CLI::App& app) {
     else
       std::cout << predict_table(results, info);
     std::cout.flush();
+    if (opt->timing)
+      std::cerr << "timing (" << files.size() << (files.size() == 1 ? " image" : " images")
+                << "): " << times.str() << "\n";
     if (any_error)
       cli_exit_code() = 1;
     else if (any_no_face)

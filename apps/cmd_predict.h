@@ -42,21 +42,34 @@ std::vector<std::string> expand_image_paths(const std::vector<std::string>& args
 // The face crops of an image: detector boxes with crop_box_with_margin, or, without a detector
 // (--no-detect), the whole image as one face (box == crop == the full frame; it is resized to a
 // square exactly as the image-folder dataset path does).
+// listener=true: FaceDetector::detect_listener (recommend), else every face (predict).
 std::vector<FaceResult> find_faces(const GrayImage& image, const FaceDetector* detector,
-                                   double margin);
+                                   double margin, bool listener = false);
 
 // n faces -> n * size * size floats, [n, 1, size, size] row-major, ready for the network.
 std::vector<float> prepare_face_inputs(const GrayImage& image, const std::vector<FaceResult>& faces,
                                        const Preprocess& preprocess);
 
+// Wall-clock milliseconds of each stage, for --timing and the benchmark.
+struct StageTimes {
+  double load_cascade = 0, load_model = 0;            // once per pipeline
+  double decode = 0, detect = 0, preprocess = 0, forward = 0;  // summed over analyze() calls
+  std::string str() const;  // "decode 1.9 ms, detect 85.0 ms, ..."
+};
+
 // Detector + model, loaded once, applied to many images.
 class EmotionPipeline {
  public:
-  // detect=false: --no-detect. Throws emotune::Error for a bad checkpoint or cascade.
-  EmotionPipeline(const std::string& model_path, Device device, bool detect, double margin);
+  // detect=false: --no-detect; listener=true: look for the listener's face (recommend).
+  // Throws emotune::Error for a bad checkpoint or cascade.
+  EmotionPipeline(const std::string& model_path, Device device, bool detect, double margin,
+                  bool listener = false);
   // Throws emotune::Error (naming the file) for a missing, non-image or truncated file.
-  ImageResult analyze(const std::string& path) const;
+  // Adds the stage times to *times when given.
+  ImageResult analyze(const std::string& path, StageTimes* times = nullptr) const;
   const LoadedModel& model() const { return model_; }
+  double load_cascade_ms() const { return load_cascade_ms_; }
+  double load_model_ms() const { return load_model_ms_; }
   const std::string& model_path() const { return model_path_; }
 
  private:
@@ -64,6 +77,8 @@ class EmotionPipeline {
   std::string model_path_;
   std::unique_ptr<FaceDetector> detector_;
   double margin_;
+  bool listener_ = false;
+  double load_cascade_ms_ = 0, load_model_ms_ = 0;
 };
 
 // The JSON document `predict --json` prints (schema in docs/music.md):

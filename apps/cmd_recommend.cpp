@@ -1,5 +1,5 @@
 // `emotune recommend --image IMAGE [--top N] [--policy match|uplift] [--tracks FILE]
-//  [--model PATH] [--json] [--device cpu|cuda] [--no-detect] [--margin F]`
+//  [--model PATH] [--json] [--device cpu|cuda] [--no-detect] [--margin F] [--timing]`
 // A photo in, a mood and tracks out. The mood is read from the largest face; its probabilities
 // (all of them, not just the top class) give a point in valence/energy space, the policy may move
 // it, and the nearest tracks are listed, one per artist (apps/music/recommend.h, docs/music.md).
@@ -9,6 +9,7 @@
 // or bad image, bad mood table, bad checkpoint, bad option).
 #include "apps/cmd_recommend.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -144,6 +145,7 @@ void add_recommend_command(CLI::App& app) {
     bool json = false, no_detect = false;
     std::string device = "cpu";
     double margin = kDefaultFaceMargin;
+    bool timing = false;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
@@ -166,6 +168,7 @@ void add_recommend_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--margin", opt->margin, "margin around the face, fraction of its side")
       ->capture_default_str();
+  cmd->add_flag("--timing", opt->timing, "print the time of each stage to stderr");
 
   cmd->callback([opt]() {
     // Cheap checks first, so a typo in a path does not cost a model load.
@@ -178,12 +181,19 @@ void add_recommend_command(CLI::App& app) {
     std::vector<std::string> files = expand_image_paths({opt->image});
     if (files.size() != 1)
       throw Error(opt->image + ": recommend takes one image (use `emotune predict` for folders)");
+    auto t0 = std::chrono::steady_clock::now();
     MoodTable table = read_mood_table(tracks_path);
+    double table_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     Policy policy = parse_policy(opt->policy);
 
-    EmotionPipeline pipeline(model_path, parse_device(opt->device), !opt->no_detect, opt->margin);
+    EmotionPipeline pipeline(model_path, parse_device(opt->device), !opt->no_detect, opt->margin,
+                             /*listener=*/true);
     for (const auto& c : pipeline.model().info.classes) emotion_target(c);  // every class known
-    ImageResult result = pipeline.analyze(files[0]);
+    StageTimes times;
+    times.load_cascade = pipeline.load_cascade_ms();
+    times.load_model = pipeline.load_model_ms();
+    ImageResult result = pipeline.analyze(files[0], &times);
     if (result.faces.empty()) {
       std::cerr << "emotune recommend: no face found in " << files[0]
                 << " (no recommendation without a face; use --no-detect if the image is already "
@@ -191,13 +201,24 @@ void add_recommend_command(CLI::App& app) {
       cli_exit_code() = 2;
       return;
     }
+    auto t1 = std::chrono::steady_clock::now();
     Recommendation r = make_recommendation(files[0], result.faces,
                                            pipeline.model().info.classes, table, policy, opt->top);
+    double rank_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
     if (opt->json)
       std::cout << recommendation_json(r, table).dump(2) << "\n";
     else
       std::cout << recommendation_text(r, table);
     std::cout.flush();
+    if (opt->timing) {
+      char b[512];
+      std::snprintf(b, sizeof b, "timing: read tracks %.1f ms, %s, rank %.1f ms, total %.1f ms\n",
+                    table_ms, times.str().c_str(), rank_ms,
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                        .count());
+      std::cerr << b;
+    }
   });
 }
 

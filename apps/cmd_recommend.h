@@ -13,7 +13,7 @@ namespace emotune {
 
 struct Recommendation {
   std::string image;
-  int faces_found = 0;
+  int faces_found = 0;                // by FaceDetector::detect_listener (listener-sized first)
   FaceResult face;                    // the face the mood was read from (the largest)
   std::vector<std::string> classes;   // model class order
   MoodTarget target;

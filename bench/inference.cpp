@@ -1,6 +1,7 @@
 // Single-image CPU inference latency of the app, split by stage, for the shipped paper model:
 //   decode      load_gray_image (file read + stb decode + BT.601 gray)
-//   detect      FaceDetector::detect (Haar cascade, 640 px detection image)
+//   detect      FaceDetector::detect (Haar cascade, 640 px detection image), as predict runs it;
+//               detect/listener: detect_listener, as recommend runs it
 //   preprocess  crop with margin -> resize_gray to 48x48 -> Preprocess::apply (every face)
 //   forward     predict_probabilities for one face (the network + softmax), batch 1
 //   analyze     EmotionPipeline::analyze: all of the above, as `predict` runs it per image
@@ -72,6 +73,14 @@ void BM_detect(benchmark::State& state) {
   state.counters["faces"] = (double)faces;
 }
 
+void BM_detect_listener(benchmark::State& state) {
+  FaceDetector detector;
+  GrayImage img = load_gray_image(g_image);
+  size_t faces = 0;
+  for (auto _ : state) faces = detector.detect_listener(img).size();
+  state.counters["faces"] = (double)faces;
+}
+
 void BM_preprocess(benchmark::State& state) {
   FaceDetector detector;
   GrayImage img = load_gray_image(g_image);
@@ -112,7 +121,7 @@ void BM_read_tracks(benchmark::State& state) {
 void BM_recommend_cold(benchmark::State& state) {
   for (auto _ : state) {
     MoodTable table = read_mood_table(g_tracks);
-    EmotionPipeline pipeline(g_model, Device::cpu, true, kDefaultFaceMargin);
+    EmotionPipeline pipeline(g_model, Device::cpu, true, kDefaultFaceMargin, /*listener=*/true);
     ImageResult r = pipeline.analyze(g_image);
     if (r.faces.empty()) {
       state.SkipWithError("no face in the benchmark image");
@@ -164,6 +173,9 @@ int main(int argc, char** argv) {
 
   benchmark::RegisterBenchmark("decode", BM_decode)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("detect", BM_detect)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("detect/listener", BM_detect_listener)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   benchmark::RegisterBenchmark("preprocess", BM_preprocess)
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();

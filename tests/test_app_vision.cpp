@@ -87,6 +87,22 @@ TEST_CASE("detection: the dlib group photos with frontal faces, read in place") 
   CHECK(faces.size() == 2);
   for (const FaceBox& f : faces) CHECK(inside(f, big.width, big.height));
   for (const FaceBox& f : faces) CHECK(f.w > 150);  // ~200-240 px faces in a 2000 px photo
+  // The listener search falls back to the full search when every face is small (~9% here).
+  CHECK(detector.detect_listener(load_gray_image(dir + "dlib_2008_004176.jpg")).size() == 7);
+}
+
+TEST_CASE("detection: the listener search finds the same large faces as the full search") {
+  FaceDetector detector;
+  for (const char* name : {"two_people.jpg", "face48.png"}) {
+    GrayImage img = load_gray_image(fixture(name));
+    INFO(name);
+    CHECK(detector.detect_listener(img) == detector.detect(img));
+  }
+  GrayImage face = load_gray_image(testing::source_dir() + "/examples/face.jpg");
+  auto all = detector.detect(face);
+  REQUIRE(all.size() == 1);
+  CHECK(detector.detect_listener(face) == all);
+  CHECK(detector.detect_listener(load_gray_image(fixture("flat_gray.png"))).empty());
 }
 
 TEST_CASE("detection: a missing cascade is a clear error") {

@@ -50,6 +50,16 @@ FaceDetector::FaceDetector(const std::string& cascade_path, FaceDetectorOptions 
 FaceDetector::~FaceDetector() { delete impl_; }
 
 std::vector<FaceBox> FaceDetector::detect(const GrayImage& image) const {
+  return detect_min(image, options_.min_face_fraction);
+}
+
+std::vector<FaceBox> FaceDetector::detect_listener(const GrayImage& image) const {
+  auto faces = detect_min(image, std::max(options_.min_face_fraction, kListenerFaceFraction));
+  return faces.empty() ? detect(image) : faces;
+}
+
+std::vector<FaceBox> FaceDetector::detect_min(const GrayImage& image,
+                                              double min_face_fraction) const {
   if (image.width <= 0 || image.height <= 0) return {};
   // A header over the decoded pixels: no copy, no second decoder.
   cv::Mat gray(image.height, image.width, CV_8UC1, const_cast<uint8_t*>(image.pixels.data()));
@@ -66,7 +76,7 @@ std::vector<FaceBox> FaceDetector::detect(const GrayImage& image) const {
     cv::equalizeHist(work, eq);
     work = eq;
   }
-  int min_side = std::max(24, (int)std::lround(options_.min_face_fraction *
+  int min_side = std::max(24, (int)std::lround(min_face_fraction *
                                                std::min(work.cols, work.rows)));
   std::vector<cv::Rect> found;
   if (work.cols >= min_side && work.rows >= min_side)
