@@ -116,7 +116,7 @@ TEST_CASE("cuda: a conv2d forward + backward step allocates nothing new after th
   for (const auto& c : testing::conv_cases()) {
     if (!c.real) continue;
     Conv2dShape p = c.shape;
-    p.n = 4;
+    p.n = testing::sanitize_quick() ? 1 : 4;
     DeviceBuffer x(testing::random_vector(p.x_size(), 1)), w(testing::random_vector(p.w_size(), 2));
     DeviceBuffer b(testing::random_vector(p.k, 3)), dy(testing::random_vector(p.y_size(), 4));
     DeviceBuffer y(p.y_size()), dx(p.x_size()), dw(p.w_size()), db(p.k);
@@ -127,7 +127,7 @@ TEST_CASE("cuda: a conv2d forward + backward step allocates nothing new after th
     };
     step();  // first step: tuning and scratch buffers
     const size_t warm = cuda_allocator_stats().malloc_calls;
-    for (int i = 0; i < 5; ++i) step();
+    for (int i = 0; i < (testing::sanitize_quick() ? 2 : 5); ++i) step();
     synchronize_cuda();
     INFO(c.name);
     CHECK(cuda_allocator_stats().malloc_calls == warm);
