@@ -1,0 +1,124 @@
+// Output of `emotune predict`: the table, CSV and JSON documents (schemas in docs/music.md).
+// Plain functions of the results, so the tests can check them on hand-made values.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "apps/cmd_predict.h"
+
+namespace emotune {
+namespace {
+
+// Six decimals are plenty for a probability and keep the JSON readable (a float widened to
+// double would print as 0.8500000238418579).
+double round6(float p) { return std::round((double)p * 1e6) / 1e6; }
+
+std::string percent(float p) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f%%", 100.0 * p);
+  return b;
+}
+
+}  // namespace
+
+size_t top_class(const std::vector<float>& p) {
+  return (size_t)(std::max_element(p.begin(), p.end()) - p.begin());
+}
+
+nlohmann::ordered_json box_json(const FaceBox& b) {
+  return {{"x", b.x}, {"y", b.y}, {"w", b.w}, {"h", b.h}};
+}
+
+nlohmann::ordered_json predict_json(const std::vector<ImageResult>& results,
+                                    const std::string& model_path, const ModelInfo& info) {
+  nlohmann::ordered_json doc;
+  doc["model"] = {{"path", model_path}, {"arch", info.arch}, {"classes", info.classes}};
+  doc["images"] = nlohmann::ordered_json::array();
+  for (const ImageResult& r : results) {
+    nlohmann::ordered_json img;
+    img["file"] = r.file;
+    img["width"] = r.width;
+    img["height"] = r.height;
+    img["status"] = !r.error.empty() ? "error" : r.faces.empty() ? "no_face" : "ok";
+    if (!r.error.empty()) img["error"] = r.error;
+    img["faces"] = nlohmann::ordered_json::array();
+    for (const FaceResult& f : r.faces) {
+      nlohmann::ordered_json face;
+      face["box"] = box_json(f.box);
+      face["crop"] = box_json(f.crop);
+      size_t t = top_class(f.probabilities);
+      face["top"] = {{"class", info.classes[t]}, {"probability", round6(f.probabilities[t])}};
+      nlohmann::ordered_json probs;
+      for (size_t c = 0; c < info.classes.size(); ++c) probs[info.classes[c]] = round6(f.probabilities[c]);
+      face["probabilities"] = probs;
+      img["faces"].push_back(face);
+    }
+    doc["images"].push_back(img);
+  }
+  return doc;
+}
+
+std::string predict_csv(const std::vector<ImageResult>& results, const ModelInfo& info) {
+  std::ostringstream os;
+  os << "file,face,x,y,w,h,top";
+  for (const auto& c : info.classes) os << ',' << c;
+  os << '\n';
+  for (const ImageResult& r : results) {
+    std::string file = r.file;
+    if (file.find_first_of(",\"\n") != std::string::npos) {  // RFC 4180 quoting
+      std::string q = "\"";
+      for (char ch : file) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+      file = q + "\"";
+    }
+    for (size_t i = 0; i < r.faces.size(); ++i) {
+      const FaceResult& f = r.faces[i];
+      os << file << ',' << i + 1 << ',' << f.box.x << ',' << f.box.y << ',' << f.box.w << ','
+         << f.box.h << ',' << info.classes[top_class(f.probabilities)];
+      char b[32];
+      for (float p : f.probabilities) {
+        std::snprintf(b, sizeof b, ",%.6f", p);
+        os << b;
+      }
+      os << '\n';
+    }
+  }
+  return os.str();
+}
+
+std::string predict_table(const std::vector<ImageResult>& results, const ModelInfo& info) {
+  std::ostringstream os;
+  char b[64];
+  for (const ImageResult& r : results) {
+    if (!r.error.empty()) continue;  // reported on stderr
+    os << r.file << " (" << r.width << "x" << r.height << "): ";
+    if (r.faces.empty()) {
+      os << "no face found\n";
+      continue;
+    }
+    os << r.faces.size() << (r.faces.size() == 1 ? " face\n" : " faces\n");
+    os << "  face  box x,y,w,h          ";
+    for (const auto& c : info.classes) {
+      std::snprintf(b, sizeof b, " %8.8s", c.c_str());
+      os << b;
+    }
+    os << "  top\n";
+    for (size_t i = 0; i < r.faces.size(); ++i) {
+      const FaceResult& f = r.faces[i];
+      std::snprintf(b, sizeof b, "  %-4zu  %-21s", i + 1,
+                    (std::to_string(f.box.x) + "," + std::to_string(f.box.y) + "," +
+                     std::to_string(f.box.w) + "," + std::to_string(f.box.h))
+                        .c_str());
+      os << b;
+      for (float p : f.probabilities) {
+        std::snprintf(b, sizeof b, " %8.3f", p);
+        os << b;
+      }
+      size_t t = top_class(f.probabilities);
+      os << "  " << info.classes[t] << " " << percent(f.probabilities[t]) << "\n";
+    }
+  }
+  return os.str();
+}
+
+}  // namespace emotune
