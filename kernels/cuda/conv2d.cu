@@ -25,13 +25,17 @@ using conv::ConvDataParams;
 using conv::ConvWgradParams;
 
 // ---- tiles ------------------------------------------------------------------------------------
-// All 256 threads, BK = 8. 128x128 with 8x8 microtiles is the classic SGEMM recipe (64 FFMA per
+// All 256 threads. 128x128 with 8x8 microtiles is the classic SGEMM recipe (64 FFMA per
 // 4 float4 shared loads); the smaller tiles keep the 132 SMs busy when M or N is small (late
 // layers, and 64-channel layers whose N would leave half of a 128-wide tile empty).
 using T128x128 = conv::Tile<128, 128, 8, 8, 8>;
 using T128x64 = conv::Tile<128, 64, 8, 8, 4>;
 using T64x128 = conv::Tile<64, 128, 8, 4, 8>;
 using T64x64 = conv::Tile<64, 64, 8, 4, 4>;
+// BK = 16: half the barriers per reduction step, twice the loads in flight per thread; which
+// depth wins depends on the layer, so the tuner decides.
+using T128x128k16 = conv::Tile<128, 128, 16, 8, 8>;
+using T64x64k16 = conv::Tile<64, 64, 16, 4, 4>;
 constexpr int kReductionAlign = 32;  // split chunks are a multiple of every tile's BK
 
 template <class T, bool kBackward>
@@ -62,6 +66,9 @@ const TileEntry kTiles[] = {
     {"128x64", 128, 64, launch_data<T128x64, false>, launch_data<T128x64, true>, launch_wgrad<T128x64>},
     {"64x128", 64, 128, launch_data<T64x128, false>, launch_data<T64x128, true>, launch_wgrad<T64x128>},
     {"64x64", 64, 64, launch_data<T64x64, false>, launch_data<T64x64, true>, launch_wgrad<T64x64>},
+    {"128x128/bk16", 128, 128, launch_data<T128x128k16, false>, launch_data<T128x128k16, true>,
+     launch_wgrad<T128x128k16>},
+    {"64x64/bk16", 64, 64, launch_data<T64x64k16, false>, launch_data<T64x64k16, true>, launch_wgrad<T64x64k16>},
 };
 constexpr int kTileCount = sizeof(kTiles) / sizeof(kTiles[0]);
 
@@ -197,12 +204,13 @@ ConvAlgo resolve(ConvDir dir, const Conv2dShape& p, ConvAlgo asked) {
 // columns when N <= 64 (half of such a tile would be padding).
 int heuristic_tile(int64_t rows, int64_t cols, int64_t splits) {
   const int64_t target = 2 * (int64_t)cuda_sm_count();
-  for (int i = 0; i < kTileCount; ++i) {
+  constexpr int kHeuristicTiles = 4;  // the BK = 8 tiles, largest first
+  for (int i = 0; i < kHeuristicTiles; ++i) {
     if (kTiles[i].bn == 128 && cols <= 64) continue;
     if (kTiles[i].bm == 128 && rows <= 64) continue;
     if (ceil_div<int64_t>(rows, kTiles[i].bm) * ceil_div<int64_t>(cols, kTiles[i].bn) * splits >= target) return i;
   }
-  return kTileCount - 1;
+  return kHeuristicTiles - 1;
 }
 
 using TuneKey = std::tuple<int, int, int, int, int, int, int, int, int, int, int, int>;
