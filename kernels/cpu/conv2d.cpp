@@ -131,7 +131,8 @@ Plan make_plan(const Conv2dShape& p) {
   plan.groups = (p.n + per_group - 1) / per_group;
   // With at least as many images as threads, give every thread the same number of groups; with
   // fewer (batch 1 at inference), run the groups in turn and let OpenBLAS thread each sgemm.
-  plan.parallel = threads >= 2 && p.n >= threads;
+  // Below ~2 MFLOP (~10 us of one core) waking the other threads costs more than it saves.
+  plan.parallel = threads >= 2 && p.n >= threads && p.flops() >= 2e6;
   if (plan.parallel) plan.groups = std::min(p.n, (plan.groups + threads - 1) / threads * threads);
   return plan;
 }
