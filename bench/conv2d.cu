@@ -445,11 +445,11 @@ int main(int argc, char** argv) {
         benchmark::RegisterBenchmark(("cudnn/" + key).c_str(), bench_cudnn, d, p, key)
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond)
-            ->MinTime(0.2);
+            ->MinTime(0.1);
         benchmark::RegisterBenchmark(("ours/" + key).c_str(), bench_ours, d, p, key)
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond)
-            ->MinTime(0.2);
+            ->MinTime(0.1);
       }
     }
   }
