@@ -8,6 +8,8 @@
 //   augment_one/<augment>                    augment_image on one image, one thread (cost per image)
 // Data: 16,384 synthetic random faces by default; --real uses the Training split of
 // ../shared/data/fer2013/fer2013-trainval.u8.xz (28,709 faces; loading is not timed).
+// images/s is wall clock (what the trainer gets on this machine now, other jobs included);
+// images/cpu_s divides by the process CPU time (workers included): the cost, independent of load.
 // Before timing, the first epoch's batches from 1 and 2 threads are checked to be identical.
 //
 //   build-data/bin/bench_loader [--real] --benchmark_format=json --benchmark_out=/tmp/loader.json
@@ -55,10 +57,17 @@ LoaderOptions options(bool full, int threads) {
   return o;
 }
 
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 void bench_loader(benchmark::State& state, bool full, int threads) {
   BatchLoader loader(g_data, options(full, threads));
   int64_t epoch = 0;
   int64_t images = 0;
+  const double cpu0 = process_cpu_seconds();
   for (auto _ : state) {
     loader.start_epoch(epoch++);
     while (const Batch* b = loader.next()) {
@@ -67,8 +76,12 @@ void bench_loader(benchmark::State& state, bool full, int threads) {
       loader.release(b);
     }
   }
+  const double cpu = process_cpu_seconds() - cpu0;
   state.SetItemsProcessed(images);
   state.counters["images/s"] = benchmark::Counter((double)images, benchmark::Counter::kIsRate);
+  // Images per CPU-second of the whole process (workers included): what one free core delivers,
+  // a figure that other jobs on a shared machine do not change much.
+  state.counters["images/cpu_s"] = (double)images / cpu;
 }
 
 void bench_augment_one(benchmark::State& state, bool full) {

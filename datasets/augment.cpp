@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
@@ -245,7 +246,7 @@ void augment_image(float* img, int side, const AugmentOptions& o, float lo, floa
     if (o.hflip && (g.v[0] >> 31)) flip = flip_map(side);
     Affine rot;  // inverse of: rotate about the centre by theta, then shift by (tx, ty)
     if (o.rotate_degrees != 0 || o.translate != 0) {
-      double theta = o.rotate_degrees * signed_unit(g.v[1]) * (M_PI / 180.0);
+      double theta = o.rotate_degrees * signed_unit(g.v[1]) * (std::numbers::pi / 180.0);
       double tx = o.translate * side * signed_unit(g.v[2]);
       double ty = o.translate * side * signed_unit(g.v[3]);
       double cs = std::cos(theta), sn = std::sin(theta), ctr = 0.5 * (side - 1);

@@ -182,7 +182,8 @@ bool looks_like_text(const std::string& path) {
     uint8_t head[64];
     size_t n = s.read_full(head, sizeof head);
     if (n == 0) return true;  // empty: let the CSV reader say so
-    for (size_t i = 0; i < n; ++i) {
+    size_t start = n >= 3 && std::memcmp(head, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;  // UTF-8 BOM
+    for (size_t i = start; i < n; ++i) {
       uint8_t c = head[i];
       if (!(std::isprint(c) || c == '\n' || c == '\r' || c == '\t')) return false;
     }

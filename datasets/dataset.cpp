@@ -56,7 +56,7 @@ std::string accepted_split_names() {
 std::string Dataset::where(size_t i) const {
   if (i < files.size() && !files[i].empty()) return files[i];
   if (i < lines.size()) {
-    if (is_packed_path(source)) return source + " record " + std::to_string(lines[i]);
+    if (packed_records) return source + " record " + std::to_string(lines[i]);
     return source + ":" + std::to_string(lines[i]);
   }
   return source + " sample " + std::to_string(i);
@@ -102,6 +102,7 @@ Dataset Dataset::subset(const std::vector<size_t>& indices) const {
   d.source = source;
   d.num_classes = num_classes;
   d.skipped = skipped;
+  d.packed_records = packed_records;
   d.reserve(indices.size());
   for (size_t i : indices) {
     d.push(image(i), labels[i], split(i), rows[i], lines[i]);

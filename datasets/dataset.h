@@ -41,6 +41,7 @@ struct Dataset {
   std::vector<std::string> files;  // image folders only: the file of each sample
   std::vector<float> soft;       // empty, or size() * num_classes distributions summing to 1
   int64_t skipped = 0;           // bad rows/files skipped under skip_bad
+  bool packed_records = false;   // lines[] are record indices of a packed file, not CSV lines
 
   size_t size() const { return labels.size(); }
   bool has_soft() const { return !soft.empty(); }

@@ -34,6 +34,7 @@ Dataset load_fer2013_packed(const std::string& path, const LoadOptions& options,
   Dataset d;
   d.source = path;
   d.num_classes = 7;
+  d.packed_records = true;
   // FER-2013 Training + PublicTest is 32,298 records; reserving avoids regrowing 74 MB.
   d.reserve(32768);
   constexpr size_t kBatch = 512;

@@ -116,7 +116,9 @@ TEST_CASE("packed: the .u8.xz fixture equals the CSV; save/load round trip") {
   }
   // Format by content: a packed file with an unusual name is still recognised (not text).
   save_fer2013_packed(plain, dir + "/renamed.bin");
-  CHECK(load_dataset(dir + "/renamed.bin", quiet()).images == plain.images);
+  Dataset renamed = load_dataset(dir + "/renamed.bin", quiet());
+  CHECK(renamed.images == plain.images);
+  CHECK(renamed.where(1) == dir + "/renamed.bin record 1");
 }
 
 TEST_CASE("packed: truncated record and bad emotion byte") {
@@ -204,6 +206,8 @@ TEST_CASE("csv: CRLF line endings, reordered columns and no Usage column") {
   }
   write_text(dir + "/crlf.csv", crlf);
   check_tiny(load_dataset(dir + "/crlf.csv", quiet()));
+  write_text(dir + "/bom.csv", "\xEF\xBB\xBF" + text);  // a UTF-8 BOM, as spreadsheet exports write
+  check_tiny(load_dataset(dir + "/bom.csv", quiet()));
 
   // Usage,emotion,pixels order, and Kaggle's train.csv form (emotion,pixels: all Training).
   std::istringstream in(text);
