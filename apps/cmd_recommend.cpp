@@ -23,6 +23,22 @@ namespace {
 
 double round4(double v) { return std::round(v * 1e4) / 1e4; }
 
+// `s` cut or padded to `width` characters. Widths count UTF-8 code points, not bytes, so names
+// like "Róisín Murphy" keep the columns aligned (printf's %-28s counts bytes).
+std::string fit_column(const std::string& s, size_t width) {
+  auto is_start = [](unsigned char c) { return (c & 0xC0) != 0x80; };
+  size_t chars = 0;
+  for (unsigned char c : s) chars += is_start(c);
+  if (chars <= width) return s + std::string(width - chars, ' ');
+  std::string out;
+  size_t kept = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (is_start((unsigned char)s[i]) && ++kept > width - 3) break;
+    out += s[i];
+  }
+  return out + "...";
+}
+
 }  // namespace
 
 size_t largest_face(const std::vector<FaceResult>& faces) {
@@ -118,17 +134,11 @@ std::string recommendation_text(const Recommendation& r, const MoodTable& table)
   std::snprintf(b, sizeof b, "  %-3s %-28s %-36s %7s %6s %6s\n", "#", "artist", "title", "valence",
                 "energy", "dist");
   os << b;
-  auto clip = [](const std::string& s, size_t n) {
-    if (s.size() <= n) return s;
-    size_t cut = n - 3;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) --cut;  // keep UTF-8 whole
-    return s.substr(0, cut) + "...";
-  };
   for (size_t i = 0; i < r.tracks.size(); ++i) {
     const Track& tr = *r.tracks[i].track;
-    std::snprintf(b, sizeof b, "  %-3zu %-28s %-36s %7.2f %6.2f %6.3f\n", i + 1,
-                  clip(tr.artist, 28).c_str(), clip(tr.title, 36).c_str(), tr.valence, tr.energy,
-                  r.tracks[i].distance);
+    std::snprintf(b, sizeof b, "  %-3zu ", i + 1);
+    os << b << fit_column(tr.artist, 28) << ' ' << fit_column(tr.title, 36);
+    std::snprintf(b, sizeof b, " %7.2f %6.2f %6.3f\n", tr.valence, tr.energy, r.tracks[i].distance);
     os << b;
   }
   os << "\nTracks: " << table.tracks.size() << " in " << r.tracks_file << "\n";

@@ -389,3 +389,31 @@ TEST_CASE("the built emotune binary: recommend on the shipped example, exit code
   REQUIRE(WIFEXITED(rc));
   CHECK(WEXITSTATUS(rc) == 2);
 }
+
+TEST_CASE("recommend text: columns stay aligned with non-ASCII and over-long names") {
+  MoodTable table = parse_mood_table(
+      "artist,title,valence,energy\n"
+      "Róisín Murphy,Dear Miami,0.80,0.65\n"
+      "Plain,An extremely long title that will certainly not fit in the column,0.79,0.65\n"
+      "Sigur Rós,Hoppípolla,0.81,0.66\n",
+      "utf8.csv");
+  FaceResult face{{10, 10, 50, 50}, {5, 5, 60, 60}, {0, 0, 0, 1, 0, 0, 0}};
+  Recommendation r = make_recommendation("x.jpg", {face}, kFer, table, Policy::match, 3);
+  std::string text = recommendation_text(r, table);
+  std::istringstream lines(text);
+  std::string line;
+  std::vector<size_t> columns;  // code-point position of the valence figure on each track row
+  while (std::getline(lines, line)) {
+    if (line.rfind("  1 ", 0) != 0 && line.rfind("  2 ", 0) != 0 && line.rfind("  3 ", 0) != 0)
+      continue;
+    size_t at = line.find(" 0.8") != std::string::npos ? line.find(" 0.8") : line.find(" 0.79");
+    REQUIRE(at != std::string::npos);
+    size_t chars = 0;
+    for (size_t i = 0; i < at; ++i) chars += ((unsigned char)line[i] & 0xC0) != 0x80;
+    columns.push_back(chars);
+  }
+  REQUIRE(columns.size() == 3);
+  CHECK(columns[0] == columns[1]);
+  CHECK(columns[1] == columns[2]);
+  CHECK(contains(text, "An extremely long title that will... "));  // 33 characters + "..."
+}
