@@ -44,9 +44,13 @@ GrayImage face_grid(const float* images, int count, int side, float lo, float hi
 }
 
 void save_gray_png(const GrayImage& image, const std::string& path) {
-  if (image.width <= 0 || image.height <= 0) throw Error(path + ": cannot write an empty image");
+  save_png(path, image.width, image.height, 1, image.pixels.data());
+}
+
+void save_png(const std::string& path, int width, int height, int channels, const uint8_t* pixels) {
+  if (width <= 0 || height <= 0) throw Error(path + ": cannot write an empty image");
   std::string tmp = path + ".part";
-  if (!stbi_write_png(tmp.c_str(), image.width, image.height, 1, image.pixels.data(), image.width)) {
+  if (!stbi_write_png(tmp.c_str(), width, height, channels, pixels, width * channels)) {
     std::remove(tmp.c_str());
     throw Error(path + ": cannot write PNG");
   }

@@ -16,5 +16,8 @@ GrayImage face_grid(const float* images, int count, int side, float lo, float hi
 // Writes an 8-bit gray PNG (stb_image_write) through a temporary file renamed into place.
 // Throws emotune::Error naming the file when it cannot be written.
 void save_gray_png(const GrayImage& image, const std::string& path);
+// Any 8-bit image, channels 1 (gray), 3 (RGB) or 4 (RGBA), rows packed; written through a
+// temporary file and renamed.
+void save_png(const std::string& path, int width, int height, int channels, const uint8_t* pixels);
 
 }  // namespace emotune

@@ -115,7 +115,8 @@ TEST_CASE("a run killed with SIGKILL and resumed ends bit-identical to an uninte
   std::string dir = testing::temp_dir("train_resume");
   write_csv(dir, 48, 14);
   const std::string bin = emotune_binary();
-  REQUIRE_MESSAGE(fs::exists(bin), "build the emotune target first: " + bin);
+  INFO("build the emotune target first: " << bin);
+  REQUIRE(fs::exists(bin));
   auto args = [&](const std::string& name) {
     return std::vector<std::string>{bin, "train", "--name", name, "--out", dir + "/runs", "--data",
                                     dir + "/tiny.csv", "--epochs", "3", "--batch-size", "8", "--lr", "0.001",

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "datasets/grid.h"
 #include "engine/error.h"
 
 namespace emotune {
@@ -72,14 +72,10 @@ void panel(cv::Mat& img, cv::Rect area, const std::vector<CurveSeries>& series, 
   }
 }
 
-void write_png(const std::string& path, const cv::Mat& img) {
-  std::vector<uchar> buf;
-  if (!cv::imencode(".png", img, buf)) throw Error("cannot encode plot " + path);
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) throw Error("cannot write plot " + path);
-  bool ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) throw Error("cannot write plot " + path);
+void write_png(const std::string& path, const cv::Mat& bgr) {
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  save_png(path, rgb.cols, rgb.rows, 3, rgb.data);
 }
 
 }  // namespace
