@@ -51,7 +51,8 @@ PY
 fi
 
 export EMOTUNE_COMMIT="${EMOTUNE_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
-TESTS=$(ls "$BUILD"/tests/test_cuda_* 2>/dev/null | grep -v '\.' || true)
+# Executables only: no '.' in the file name (the folder itself may hold dots, e.g. .device-carry).
+TESTS=$(find "$BUILD/tests" -maxdepth 1 -type f -name 'test_cuda_*' ! -name '*.*' 2>/dev/null | sort)
 BENCH="$BUILD/bin/bench_cuda_conv2d"
 
 {
