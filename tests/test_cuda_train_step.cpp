@@ -45,10 +45,35 @@ StepResult run_step(const char* arch, Device dev, int batch) {
   return r;
 }
 
+// Diagnosis for a failing comparison: runs both networks child by child (train mode, same step)
+// and reports each child's largest output difference relative to the output's scale, so a
+// failure names the first layer where the devices part. Reports only; asserts nothing.
+void report_forward_divergence(const char* arch, int batch) {
+  auto cpu = make_network(arch, 7, 42), gpu = make_network(arch, 7, 42);
+  gpu->to(Device::cuda);
+  cpu->set_step(7);
+  gpu->set_step(7);
+  Tensor xc = Tensor::from_vector({batch, 1, 48, 48}, testing::random_vector((size_t)batch * 48 * 48, 11, 0.0f, 1.0f));
+  Tensor xg = xc.to(Device::cuda);
+  for (size_t i = 0; i < cpu->children().size(); ++i) {
+    xc = cpu->children()[i].module->forward(xc);
+    xg = gpu->children()[i].module->forward(xg);
+    std::vector<float> a = xc.to_vector(), b = xg.to_vector();
+    double scale = 0, worst = 0;
+    for (size_t k = 0; k < a.size(); ++k) {
+      scale = std::max(scale, (double)std::fabs(a[k]));
+      worst = std::max(worst, (double)std::fabs(a[k] - b[k]));
+    }
+    MESSAGE(arch << " forward " << cpu->children()[i].name << ": max |gpu - cpu| / max |cpu| = "
+                 << (scale > 0 ? worst / scale : worst));
+  }
+}
+
 void compare(const char* arch, int batch) {
   StepResult cpu = run_step(arch, Device::cpu, batch), gpu = run_step(arch, Device::cuda, batch);
   // The loss is a mean over the batch of well-conditioned terms; sums in another order differ
   // by a few ulps per layer.
+  bool all_close = true;
   CHECK(gpu.loss == doctest::Approx(cpu.loss).epsilon(1e-4));
   REQUIRE(cpu.grads.size() == gpu.grads.size());
   for (size_t i = 0; i < cpu.grads.size(); ++i) {
@@ -58,13 +83,16 @@ void compare(const char* arch, int batch) {
     float scale = 0;
     for (float v : cpu.grads[i]) scale = std::max(scale, std::fabs(v));
     INFO(arch << " gradient #" << i);
-    EMOTUNE_CHECK_CLOSE(testing::allclose(gpu.grads[i], cpu.grads[i], 1e-3 * scale + 1e-7, 1e-3));
+    auto r = testing::allclose(gpu.grads[i], cpu.grads[i], 1e-3 * scale + 1e-7, 1e-3);
+    all_close = all_close && r.ok;
+    EMOTUNE_CHECK_CLOSE(r);
   }
   for (size_t i = 0; i < cpu.weights.size(); ++i) {
     // Updated weights = w - lr * step: the gradient tolerance scaled by lr, over weights ~1e-1.
     INFO(arch << " state tensor #" << i);
     EMOTUNE_CHECK_CLOSE(testing::allclose(gpu.weights[i], cpu.weights[i], 1e-5, 1e-4));
   }
+  if (!all_close) report_forward_divergence(arch, batch);
 }
 
 }  // namespace

@@ -71,8 +71,15 @@ std::string temp_dir(const std::string& name) {
   return p.string();
 }
 
+namespace {
+int g_skipped = 0;
+}
+
+int skipped_for_no_gpu() { return g_skipped; }
+
 bool cuda_or_skip(const char* what) {
   if (cuda_available()) return true;
+  ++g_skipped;
   std::printf("SKIPPED (no GPU): %s\n", what);
   std::fflush(stdout);
   return false;

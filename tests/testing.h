@@ -33,6 +33,8 @@ std::string temp_dir(const std::string& name);  // a fresh empty folder under th
 // True when a CUDA device can run kernels; otherwise prints "SKIPPED (no GPU): <what>" once per
 // call so a CUDA test never passes silently.
 bool cuda_or_skip(const char* what);
+// How many cuda_or_skip calls skipped in this process (the test main turns > 0 into exit code 77).
+int skipped_for_no_gpu();
 
 }  // namespace emotune::testing
 
