@@ -6,7 +6,7 @@ BUILD ?= build
 BUILD_NOCUDA ?= build-nocuda
 CMAKE_FLAGS ?=
 DEMO_IMAGE ?= examples/face.jpg
-DEMO_MODEL ?= models/paper.safetensors
+DEMO_MODEL ?= models/vgg.safetensors
 
 .PHONY: all deps build build-nocuda demo test test-cuda bench clean
 

@@ -17,7 +17,7 @@ namespace emotune {
 void add_evaluate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("evaluate", "measure a model on a FER-2013 split");
   struct Args {
-    std::string model = "models/paper.safetensors", data, split = "PublicTest", format = "auto";
+    std::string model = kDefaultModel, data, split = "PublicTest", format = "auto";
     std::string labels = "fer2013", ferplus, tta = "all", out, device = "cpu";
     int64_t limit = 0;
     int batch = 256;

@@ -166,7 +166,7 @@ std::string resolve_default_path(const std::string& relative) {
 void add_predict_command(CLI::App& app) {
   struct Options {
     std::vector<std::string> images;
-    std::string model = "models/paper.safetensors";
+    std::string model = kDefaultModel;
     bool json = false, csv = false, no_detect = false;
     std::string device = "cpu";
     double margin = kDefaultFaceMargin;
@@ -191,7 +191,7 @@ void add_predict_command(CLI::App& app) {
 
   cmd->callback([opt]() {
     std::string model_path =
-        opt->model == "models/paper.safetensors" ? resolve_default_path(opt->model) : opt->model;
+        opt->model == kDefaultModel ? resolve_default_path(opt->model) : opt->model;
     std::vector<std::string> files = expand_image_paths(opt->images);
     EmotionPipeline pipeline(model_path, parse_device(opt->device), !opt->no_detect, opt->margin);
 

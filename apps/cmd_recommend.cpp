@@ -151,7 +151,7 @@ void add_recommend_command(CLI::App& app) {
     int top = 5;
     std::string policy = "match";
     std::string tracks = "data/music/tracks.csv";
-    std::string model = "models/paper.safetensors";
+    std::string model = kDefaultModel;
     bool json = false, no_detect = false;
     std::string device = "cpu";
     double margin = kDefaultFaceMargin;
@@ -185,7 +185,7 @@ void add_recommend_command(CLI::App& app) {
     std::string tracks_path = opt->tracks == "data/music/tracks.csv"
                                   ? resolve_default_path(opt->tracks)
                                   : opt->tracks;
-    std::string model_path = opt->model == "models/paper.safetensors"
+    std::string model_path = opt->model == kDefaultModel
                                  ? resolve_default_path(opt->model)
                                  : opt->model;
     std::vector<std::string> files = expand_image_paths({opt->image});

@@ -17,6 +17,7 @@
 //
 //   build-app/bin/bench_inference --benchmark_format=json --benchmark_out=/tmp/inference.json
 #include <benchmark/benchmark.h>
+#include <omp.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -168,8 +169,10 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("emotune_image", g_image);
   benchmark::AddCustomContext("emotune_hardware_threads",
                               std::to_string(std::thread::hardware_concurrency()));
+  // As the app runs (apps/main.cpp): OpenMP regions on one thread, OpenBLAS on all cores.
   const char* omp = std::getenv("OMP_NUM_THREADS");
-  benchmark::AddCustomContext("emotune_omp_num_threads", omp ? omp : "(unset)");
+  if (!omp) omp_set_num_threads(1);
+  benchmark::AddCustomContext("emotune_omp_num_threads", omp ? omp : "1 (as emotune predict/recommend)");
 
   benchmark::RegisterBenchmark("decode", BM_decode)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("detect", BM_detect)->Unit(benchmark::kMillisecond)->UseRealTime();
