@@ -28,6 +28,7 @@
 using namespace emotune;
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;  // keeps key order, so class order is checked
+using emotune::testing::contains;
 
 namespace {
 
@@ -84,10 +85,6 @@ Run run(std::vector<std::string> args) {
   r.out = out.str();
   r.err = err.str();
   return r;
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 void check_probabilities(const json& probs) {

@@ -12,6 +12,7 @@
 #include "tests/testing.h"
 
 using namespace emotune;
+using emotune::testing::error_of;
 
 namespace {
 
@@ -20,17 +21,6 @@ const std::vector<std::string> kFer = {"angry", "disgust", "fear", "happy",
 
 std::string fixture(const std::string& name) {
   return testing::source_dir() + "/tests/data/app/" + name;
-}
-
-// The message of the emotune::Error `f` throws ("" when it throws none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 std::vector<float> one_hot(const std::string& cls) {

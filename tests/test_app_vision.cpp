@@ -17,21 +17,12 @@
 
 using namespace emotune;
 namespace fs = std::filesystem;
+using emotune::testing::error_of;
 
 namespace {
 
 std::string fixture(const std::string& name) {
   return testing::source_dir() + "/tests/data/app/" + name;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 bool inside(const FaceBox& b, int w, int h) {

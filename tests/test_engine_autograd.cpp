@@ -31,22 +31,10 @@
 using namespace emotune;
 using emotune::testing::allclose;
 using emotune::testing::random_vector;
+using emotune::testing::contains;
+using emotune::testing::error_of;
 
 namespace {
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 Tensor rand_tensor(const Shape& s, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
   return Tensor::from_vector(s, random_vector((size_t)shape_numel(s), seed, lo, hi));

@@ -21,22 +21,10 @@
 using namespace emotune;
 namespace fs = std::filesystem;
 using emotune::testing::random_vector;
+using emotune::testing::contains;
+using emotune::testing::error_of;
 
 namespace {
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 std::string read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -14,22 +14,10 @@
 
 using namespace emotune;
 using emotune::testing::random_vector;
+using emotune::testing::contains;
+using emotune::testing::error_of;
 
 namespace {
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 // Two parameters: a kernel (decay applies) and a bias (no decay), as layers/ declares them.
 struct Params {

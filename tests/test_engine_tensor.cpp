@@ -11,25 +11,8 @@
 #include "tests/testing.h"
 
 using namespace emotune;
-
-namespace {
-
-// The message of the emotune::Error thrown by f, or "" when f does not throw one.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-}  // namespace
+using emotune::testing::contains;
+using emotune::testing::error_of;
 
 TEST_CASE("tensor: shape, ndim, dim, numel") {
   Tensor t = Tensor::zeros({2, 3, 4});

@@ -30,25 +30,6 @@ std::string describe(const std::string& name, const Conv2dShape& p) {
   return os.str();
 }
 
-// |got - want| <= atol + rtol |want| everywhere, in double; the message names the worst element.
-std::string close_double(const std::vector<double>& got, const std::vector<double>& want, double atol,
-                         double rtol, bool* ok) {
-  *ok = got.size() == want.size();
-  size_t worst = 0, bad = 0;
-  double worst_excess = -INFINITY;
-  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
-    double excess = std::fabs(got[i] - want[i]) - (atol + rtol * std::fabs(want[i]));
-    if (!(excess <= 0)) ++bad;
-    if (std::isnan(excess)) excess = INFINITY;
-    if (excess > worst_excess) worst_excess = excess, worst = i;
-  }
-  *ok = *ok && bad == 0;
-  std::ostringstream os;
-  os << bad << " of " << got.size() << " differ; worst at [" << worst << "]: got "
-     << (got.empty() ? 0 : got[worst]) << " want " << (want.empty() ? 0 : want[worst]);
-  return os.str();
-}
-
 // Parity tolerance for a float sum of `terms` products of values in [-1, 1]: the fast path and the
 // reference add the same products in different orders. Rounding errors of a length-K sum with
 // random signs grow like eps * K * rms(term) (a random walk over partial sums of size sqrt(k)),
@@ -224,24 +205,8 @@ TEST_CASE("conv2d reference backward matches finite differences in double") {
     const double h = 1e-6;
     auto numeric = [&](std::vector<double>& v, size_t max_checked) {
       // Every element for small tensors; an evenly spread subset for the largest edge case.
-      std::vector<double> g;
-      std::vector<size_t> idx;
       const size_t step = v.size() > max_checked ? v.size() / max_checked : 1;
-      for (size_t i = 0; i < v.size(); i += step) {
-        const double keep = v[i];
-        v[i] = keep + h;
-        const double lp = loss();
-        v[i] = keep - h;
-        const double lm = loss();
-        v[i] = keep;
-        g.push_back((lp - lm) / (2 * h));
-      }
-      return std::make_pair(g, step);
-    };
-    auto pick = [](const std::vector<double>& v, size_t step) {
-      std::vector<double> out;
-      for (size_t i = 0; i < v.size(); i += step) out.push_back(v[i]);
-      return out;
+      return std::make_pair(testing::numeric_grad(v, loss, step, h), step);
     };
 
     std::vector<double> dx(p.x_size()), dw(p.w_size()), db(p.k);
@@ -250,13 +215,14 @@ TEST_CASE("conv2d reference backward matches finite differences in double") {
 
     bool ok;
     auto [ndx, sx] = numeric(x, 600);
-    std::string msg = close_double(pick(dx, sx), ndx, 1e-6, 1e-6, &ok);  // see the comment above
+    std::string msg =
+        testing::close_double(testing::every(dx, sx), ndx, 1e-6, 1e-6, &ok);  // see the comment above
     CHECK_MESSAGE(ok, "dx: " << msg);
     auto [ndw, sw] = numeric(w, 600);
-    msg = close_double(pick(dw, sw), ndw, 1e-6, 1e-6, &ok);  // same bound
+    msg = testing::close_double(testing::every(dw, sw), ndw, 1e-6, 1e-6, &ok);  // same bound
     CHECK_MESSAGE(ok, "dw: " << msg);
     auto [ndb, sb] = numeric(b, 600);
-    msg = close_double(pick(db, sb), ndb, 1e-6, 1e-6, &ok);  // same bound
+    msg = testing::close_double(testing::every(db, sb), ndb, 1e-6, 1e-6, &ok);  // same bound
     CHECK_MESSAGE(ok, "db: " << msg);
   }
 }

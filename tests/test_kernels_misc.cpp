@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,48 +23,6 @@ using namespace emotune;
 using emotune::testing::allclose;
 using emotune::testing::random_vector;
 using emotune::testing::random_vector_double;
-
-namespace {
-
-std::string close_double(const std::vector<double>& got, const std::vector<double>& want, double atol,
-                         double rtol, bool* ok) {
-  size_t worst = 0, bad = 0;
-  double worst_excess = -INFINITY;
-  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
-    double excess = std::fabs(got[i] - want[i]) - (atol + rtol * std::fabs(want[i]));
-    if (!(excess <= 0)) ++bad;
-    if (std::isnan(excess)) excess = INFINITY;
-    if (excess > worst_excess) worst_excess = excess, worst = i;
-  }
-  *ok = got.size() == want.size() && bad == 0;
-  std::ostringstream os;
-  os << bad << " of " << got.size() << " differ; worst at [" << worst << "]: got "
-     << (got.empty() ? 0 : got[worst]) << " want " << (want.empty() ? 0 : want[worst]);
-  return os.str();
-}
-
-template <typename F>
-std::vector<double> numeric_grad(std::vector<double>& v, F loss, double h) {
-  std::vector<double> g(v.size());
-  for (size_t i = 0; i < v.size(); ++i) {
-    const double keep = v[i];
-    v[i] = keep + h;
-    const double lp = loss();
-    v[i] = keep - h;
-    const double lm = loss();
-    v[i] = keep;
-    g[i] = (lp - lm) / (2 * h);
-  }
-  return g;
-}
-
-double dot(const std::vector<double>& a, const std::vector<double>& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Philox and dropout
@@ -275,16 +232,19 @@ TEST_CASE("linear reference backward matches finite differences in double") {
   std::vector<double> y(p.n * p.out);
   auto loss = [&]() {
     linear_forward_ref<double>(p, x.data(), w.data(), b.data(), y.data());
-    return dot(y, r);
+    return testing::dot(y, r);
   };
   std::vector<double> dx(p.n * p.in), dw(p.out * p.in), db(p.out);
   linear_backward_ref<double>(p, x.data(), w.data(), r.data(), dx.data(), dw.data(), db.data());
   bool ok;
-  std::string msg = close_double(dx, numeric_grad(x, loss, 1e-6), 1e-6, 1e-6, &ok);  // see above
+  std::string msg =
+      testing::close_double(dx, testing::numeric_grad(x, loss, 1, 1e-6), 1e-6, 1e-6, &ok);  // see above
   CHECK_MESSAGE(ok, "dx: " << msg);
-  msg = close_double(dw, numeric_grad(w, loss, 1e-6), 1e-6, 1e-6, &ok);  // same bound
+  msg =
+      testing::close_double(dw, testing::numeric_grad(w, loss, 1, 1e-6), 1e-6, 1e-6, &ok);  // same bound
   CHECK_MESSAGE(ok, "dw: " << msg);
-  msg = close_double(db, numeric_grad(b, loss, 1e-6), 1e-6, 1e-6, &ok);  // same bound
+  msg =
+      testing::close_double(db, testing::numeric_grad(b, loss, 1, 1e-6), 1e-6, 1e-6, &ok);  // same bound
   CHECK_MESSAGE(ok, "db: " << msg);
 }
 
@@ -367,7 +327,8 @@ TEST_CASE("cross entropy gradient matches finite differences in double (weights,
   };
   softmax_cross_entropy_ref<double>(p, z.data(), t.data(), w.data(), 0.1, &l, dz.data());
   bool ok;
-  std::string msg = close_double(dz, numeric_grad(z, loss, 1e-6), 1e-7, 1e-6, &ok);  // see above
+  std::string msg =
+      testing::close_double(dz, testing::numeric_grad(z, loss, 1, 1e-6), 1e-7, 1e-6, &ok);  // see above
   CHECK_MESSAGE(ok, msg);
 
   // The float kernel against the double reference on the same (float-representable) inputs.

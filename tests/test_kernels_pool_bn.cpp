@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,56 +19,6 @@ using namespace emotune;
 using emotune::testing::allclose;
 using emotune::testing::random_vector;
 using emotune::testing::random_vector_double;
-
-namespace {
-
-// |got - want| <= atol + rtol |want| everywhere, in double; the message names the worst element.
-std::string close_double(const std::vector<double>& got, const std::vector<double>& want, double atol,
-                         double rtol, bool* ok) {
-  size_t worst = 0, bad = 0;
-  double worst_excess = -INFINITY;
-  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
-    double excess = std::fabs(got[i] - want[i]) - (atol + rtol * std::fabs(want[i]));
-    if (!(excess <= 0)) ++bad;
-    if (std::isnan(excess)) excess = INFINITY;
-    if (excess > worst_excess) worst_excess = excess, worst = i;
-  }
-  *ok = got.size() == want.size() && bad == 0;
-  std::ostringstream os;
-  os << bad << " of " << got.size() << " differ; worst at [" << worst << "]: got "
-     << (got.empty() ? 0 : got[worst]) << " want " << (want.empty() ? 0 : want[worst]);
-  return os.str();
-}
-
-// Central differences of loss() with respect to every `step`-th element of v.
-template <typename F>
-std::vector<double> numeric_grad(std::vector<double>& v, F loss, size_t step, double h) {
-  std::vector<double> g;
-  for (size_t i = 0; i < v.size(); i += step) {
-    const double keep = v[i];
-    v[i] = keep + h;
-    const double lp = loss();
-    v[i] = keep - h;
-    const double lm = loss();
-    v[i] = keep;
-    g.push_back((lp - lm) / (2 * h));
-  }
-  return g;
-}
-
-std::vector<double> every(const std::vector<double>& v, size_t step) {
-  std::vector<double> out;
-  for (size_t i = 0; i < v.size(); i += step) out.push_back(v[i]);
-  return out;
-}
-
-double dot(const std::vector<double>& a, const std::vector<double>& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // max_pool2d
@@ -174,13 +123,14 @@ TEST_CASE("max_pool2d backward matches finite differences in double") {
     std::vector<double> y(p.y_size()), dx(nx);
     auto loss = [&]() {
       max_pool2d_forward_ref<double>(p, x.data(), y.data());
-      return dot(y, r);
+      return testing::dot(y, r);
     };
     max_pool2d_backward_ref<double>(p, x.data(), r.data(), dx.data());
     const size_t step = nx > 600 ? nx / 600 + 1 : 1;  // a spread subset on the paper shapes
-    auto num = numeric_grad(x, loss, step, 1e-3);
+    auto num = testing::numeric_grad(x, loss, step, 1e-3);
     bool ok;
-    std::string msg = close_double(every(dx, step), num, 1e-6, 1e-6, &ok);  // see above the test
+    std::string msg =
+        testing::close_double(testing::every(dx, step), num, 1e-6, 1e-6, &ok);  // see above the test
     CHECK_MESSAGE(ok, msg);
   }
 }
@@ -300,7 +250,7 @@ TEST_CASE("batch_norm backward matches finite differences in double") {
     auto loss = [&]() {
       batch_norm_forward_train_ref<double>(p, x.data(), gamma.data(), beta.data(), 1e-5, 0.1, rm.data(),
                                            rv.data(), y.data(), sm.data(), si.data(), 0, p.c);
-      return dot(y, r);
+      return testing::dot(y, r);
     };
     loss();
     std::vector<double> dx(p.size()), dg(p.c), db(p.c);
@@ -309,14 +259,15 @@ TEST_CASE("batch_norm backward matches finite differences in double") {
     const size_t sx = p.size() > 2000 ? p.size() / 2000 + 1 : 1;
     const size_t sc = p.c > 500 ? 7 : 1;
     bool ok;
-    auto ndx = numeric_grad(x, loss, sx, 1e-6);
-    std::string msg = close_double(every(dx, sx), ndx, 1e-6, 1e-6, &ok);  // see above the test
+    auto ndx = testing::numeric_grad(x, loss, sx, 1e-6);
+    std::string msg =
+        testing::close_double(testing::every(dx, sx), ndx, 1e-6, 1e-6, &ok);  // see above the test
     CHECK_MESSAGE(ok, "dx: " << msg);
-    auto ndg = numeric_grad(gamma, loss, sc, 1e-6);
-    msg = close_double(every(dg, sc), ndg, 1e-6, 1e-6, &ok);  // same bound
+    auto ndg = testing::numeric_grad(gamma, loss, sc, 1e-6);
+    msg = testing::close_double(testing::every(dg, sc), ndg, 1e-6, 1e-6, &ok);  // same bound
     CHECK_MESSAGE(ok, "dgamma: " << msg);
-    auto ndb = numeric_grad(beta, loss, sc, 1e-6);
-    msg = close_double(every(db, sc), ndb, 1e-6, 1e-6, &ok);  // same bound
+    auto ndb = testing::numeric_grad(beta, loss, sc, 1e-6);
+    msg = testing::close_double(testing::every(db, sc), ndb, 1e-6, 1e-6, &ok);  // same bound
     CHECK_MESSAGE(ok, "dbeta: " << msg);
   }
 }

@@ -26,22 +26,10 @@
 
 using namespace emotune;
 using emotune::testing::random_vector;
+using emotune::testing::contains;
+using emotune::testing::error_of;
 
 namespace {
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 const std::vector<std::string> kClasses = {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"};
 

@@ -59,6 +59,39 @@ CloseReport allclose(const std::vector<float>& got, const std::vector<float>& wa
   return allclose(got.data(), want.data(), got.size(), atol, rtol);
 }
 
+std::string close_double(const std::vector<double>& got, const std::vector<double>& want,
+                         double atol, double rtol, bool* ok) {
+  size_t worst = 0, bad = 0;
+  double worst_excess = -INFINITY;
+  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
+    double excess = std::fabs(got[i] - want[i]) - (atol + rtol * std::fabs(want[i]));
+    if (!(excess <= 0)) ++bad;
+    if (std::isnan(excess)) excess = INFINITY;
+    if (excess > worst_excess) worst_excess = excess, worst = i;
+  }
+  *ok = got.size() == want.size() && bad == 0;
+  std::ostringstream os;
+  os << bad << " of " << got.size() << " differ; worst at [" << worst << "]: got "
+     << (got.empty() ? 0 : got[worst]) << " want " << (want.empty() ? 0 : want[worst]);
+  return os.str();
+}
+
+std::vector<double> every(const std::vector<double>& v, size_t step) {
+  std::vector<double> out;
+  for (size_t i = 0; i < v.size(); i += step) out.push_back(v[i]);
+  return out;
+}
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
 std::string source_dir() { return EMOTUNE_SOURCE_DIR; }
 std::string shared_dir() { return EMOTUNE_SHARED_DIR; }
 bool shared_available() { return std::filesystem::is_directory(shared_dir() + "/data"); }

@@ -1,9 +1,12 @@
 // Test helpers shared by every suite: seeded random fills, allclose with the worst element
-// reported, paths to fixtures and ../shared, and a visible skip for CUDA tests without a GPU.
+// reported, the message of a thrown emotune::Error, finite-difference gradients in double, paths
+// to fixtures and ../shared, and a visible skip for CUDA tests without a GPU.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "engine/error.h"
 
 namespace emotune::testing {
 
@@ -24,6 +27,49 @@ struct CloseReport {
 CloseReport allclose(const float* got, const float* want, size_t n, double atol, double rtol);
 CloseReport allclose(const std::vector<float>& got, const std::vector<float>& want, double atol,
                      double rtol);
+
+// The same bound in double, for gradient checks: sets *ok (false also when the sizes differ) and
+// returns "3 of 100 differ; worst at [17]: got 1.2 want 1.0".
+std::string close_double(const std::vector<double>& got, const std::vector<double>& want,
+                         double atol, double rtol, bool* ok);
+
+// Central differences (loss(v + h) - loss(v - h)) / 2h of loss() with respect to every `step`-th
+// element of v (step 1: all of them); each element is restored before the next is perturbed.
+template <typename F>
+std::vector<double> numeric_grad(std::vector<double>& v, F loss, size_t step, double h) {
+  std::vector<double> g;
+  for (size_t i = 0; i < v.size(); i += step) {
+    const double keep = v[i];
+    v[i] = keep + h;
+    const double lp = loss();
+    v[i] = keep - h;
+    const double lm = loss();
+    v[i] = keep;
+    g.push_back((lp - lm) / (2 * h));
+  }
+  return g;
+}
+
+// v[0], v[step], v[2 step], ...: the analytic gradient at the elements numeric_grad perturbed.
+std::vector<double> every(const std::vector<double>& v, size_t step);
+
+// sum a[i] b[i]: gradient checks use L = dot(y, r) with random r, so dL/dy = r.
+double dot(const std::vector<double>& a, const std::vector<double>& b);
+
+// The message of the emotune::Error thrown by f, or "" when f does not throw one (any other
+// exception propagates and fails the test).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// True when `part` occurs in s: error messages are checked for the field they name, not verbatim.
+bool contains(const std::string& s, const std::string& part);
 
 std::string source_dir();          // the repository root
 std::string shared_dir();          // ../shared beside the repository (may not exist)
