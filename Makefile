@@ -4,11 +4,12 @@
 JOBS ?= $(shell nproc)
 BUILD ?= build
 BUILD_NOCUDA ?= build-nocuda
+BUILD_SANITIZE ?= build-sanitize
 CMAKE_FLAGS ?=
 DEMO_IMAGE ?= examples/face.jpg
 DEMO_MODEL ?= models/vgg.safetensors
 
-.PHONY: all deps build build-nocuda demo test test-cuda bench clean
+.PHONY: all deps build build-nocuda demo test test-cuda test-sanitize fuzz bench clean
 
 all: build
 
@@ -36,8 +37,23 @@ test: build build-nocuda
 test-cuda: build
 	cd $(BUILD) && ctest -L cuda --output-on-failure
 
+# The CPU test suite built with AddressSanitizer + UndefinedBehaviorSanitizer (every finding fatal);
+# .ci/run runs it after `make test`. Includes the replay of the fuzz corpora.
+test-sanitize: deps
+	cmake -S . -B $(BUILD_SANITIZE) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMOTUNE_CUDA=OFF \
+	  -DEMOTUNE_SANITIZE=ON -DEMOTUNE_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD_SANITIZE) -j $(JOBS)
+	cd $(BUILD_SANITIZE) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+# libFuzzer campaigns (clang): FUZZ_SECONDS per target; see scripts/fuzz.sh and docs/reliability.md.
+FUZZ_SECONDS ?= 600
+fuzz:
+	scripts/install-deps.sh --fuzz
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 bench: build
 	@for b in $(BUILD)/bin/bench_*; do echo "== $$b"; $$b; done
 
 clean:
-	rm -rf $(BUILD) $(BUILD_NOCUDA)
+	rm -rf $(BUILD) $(BUILD_NOCUDA) $(BUILD_SANITIZE) build-fuzz

@@ -1,6 +1,7 @@
 #include "engine/checkpoint.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -158,6 +159,23 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+int remove_stale_temp_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  int removed = 0;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.rfind(".tmp.");
+    if (name.empty() || name[0] != '.' || at == std::string::npos || at + 5 == name.size()) continue;
+    const std::string pid_text = name.substr(at + 5);
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) continue;
+    const pid_t pid = (pid_t)std::stol(pid_text);
+    if (pid == getpid() || ::kill(pid, 0) == 0 || errno == EPERM) continue;  // its writer still runs
+    if (fs::remove(e.path(), ec)) ++removed;
+  }
+  return removed;
 }
 
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,

@@ -50,4 +50,8 @@ float bf16_to_float(uint16_t h);
 // Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the folder).
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+// Removes the temporary files that write_file_atomic calls killed mid-write left in `dir`
+// (".NAME.tmp.PID" whose PID is no longer running); returns how many were removed.
+int remove_stale_temp_files(const std::string& dir);
+
 }  // namespace emotune

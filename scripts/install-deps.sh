@@ -6,6 +6,8 @@
 set -euo pipefail
 packages=(cmake g++ make pkg-config doctest-dev libstb-dev libbenchmark-dev libopenblas-dev
           libcli11-dev nlohmann-json3-dev libopencv-dev opencv-data liblzma-dev zlib1g-dev)
+# `install-deps.sh --fuzz`: also clang with libFuzzer and clang's OpenMP runtime (make fuzz).
+if [ "${1:-}" = "--fuzz" ]; then packages+=(clang libomp-dev); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

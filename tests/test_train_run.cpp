@@ -18,31 +18,12 @@
 #include "apps/train/config.h"
 #include "apps/train/trainer.h"
 #include "engine/checkpoint.h"
-#include "kernels/philox.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
 using namespace emotune;
 
 namespace {
-
-// 7 classes of synthetic faces: class c is a bright horizontal band at rows [6c, 6c+6) over noise.
-std::string write_csv(const std::string& dir, int train_rows, int val_rows) {
-  std::string path = dir + "/tiny.csv";
-  std::ofstream f(path);
-  f << "emotion,pixels,Usage\n";
-  for (int i = 0; i < train_rows + val_rows; ++i) {
-    int c = i % 7;
-    f << c << ",";
-    for (int p = 0; p < 48 * 48; ++p) {
-      int row = p / 48;
-      int v = (int)(60 * philox_uniform(7, (uint64_t)i * 2304 + p)) + (row >= 6 * c && row < 6 * c + 6 ? 150 : 20);
-      f << (p ? " " : "") << v;
-    }
-    f << "," << (i < train_rows ? "Training" : "PublicTest") << "\n";
-  }
-  return path;
-}
 
 TrainConfig tiny_config(const std::string& dir, const std::string& name) {
   TrainConfig c;
@@ -70,26 +51,11 @@ std::vector<float> all_values(const std::string& path) {
   return out;
 }
 
-std::string emotune_binary() { return std::string(EMOTUNE_BINARY_DIR) + "/bin/emotune"; }
-
-pid_t spawn(const std::vector<std::string>& args) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    freopen("/dev/null", "w", stderr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
 }  // namespace
 
 TEST_CASE("a short CPU run writes the whole run folder") {
   std::string dir = testing::temp_dir("train_short");
-  write_csv(dir, 48, 14);
+  testing::write_synthetic_csv(dir, 48, 14);
   TrainConfig c = tiny_config(dir, "short");
   c.epochs = 2;
   TrainResult r = run_training(c);
@@ -113,8 +79,8 @@ TEST_CASE("a short CPU run writes the whole run folder") {
 
 TEST_CASE("a run killed with SIGKILL and resumed ends bit-identical to an uninterrupted run") {
   std::string dir = testing::temp_dir("train_resume");
-  write_csv(dir, 48, 14);
-  const std::string bin = emotune_binary();
+  testing::write_synthetic_csv(dir, 48, 14);
+  const std::string bin = testing::emotune_binary();
   INFO("build the emotune target first: " << bin);
   REQUIRE(fs::exists(bin));
   auto args = [&](const std::string& name) {
@@ -123,7 +89,7 @@ TEST_CASE("a run killed with SIGKILL and resumed ends bit-identical to an uninte
                                     "--augment", "crop=2,flip", "--threads", "1", "--seed", "5"};
   };
   // Uninterrupted.
-  pid_t a = spawn(args("whole"));
+  pid_t a = testing::spawn(args("whole"));
   int status = 0;
   waitpid(a, &status, 0);
   REQUIRE(WIFEXITED(status));
@@ -131,7 +97,7 @@ TEST_CASE("a run killed with SIGKILL and resumed ends bit-identical to an uninte
 
   // Killed once the first epoch's checkpoint exists, i.e. somewhere in epoch 2.
   fs::path metrics = fs::path(dir) / "runs/killed/metrics.csv";
-  pid_t b = spawn(args("killed"));
+  pid_t b = testing::spawn(args("killed"));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!fs::exists(metrics) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -144,7 +110,7 @@ TEST_CASE("a run killed with SIGKILL and resumed ends bit-identical to an uninte
   REQUIRE(fs::exists(killed_last));
   CHECK_NOTHROW(load_safetensors(killed_last));
 
-  pid_t c = spawn({bin, "train", "--resume", dir + "/runs/killed"});
+  pid_t c = testing::spawn({bin, "train", "--resume", dir + "/runs/killed"});
   waitpid(c, &status, 0);
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
@@ -157,7 +123,7 @@ TEST_CASE("a run killed with SIGKILL and resumed ends bit-identical to an uninte
 
 TEST_CASE("an exploding loss stops training, names the step and keeps the last good checkpoint") {
   std::string dir = testing::temp_dir("train_explode");
-  write_csv(dir, 32, 7);
+  testing::write_synthetic_csv(dir, 32, 7);
   TrainConfig c = tiny_config(dir, "explode");
   c.optimizer = "sgd";
   c.momentum = 0.9;

@@ -1,8 +1,14 @@
 #include "tests/testing.h"
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "engine/dispatch.h"
@@ -102,6 +108,63 @@ std::string temp_dir(const std::string& name) {
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
+}
+
+std::string write_synthetic_csv(const std::string& dir, int train_rows, int val_rows) {
+  std::string path = dir + "/tiny.csv";
+  std::ofstream f(path);
+  f << "emotion,pixels,Usage\n";
+  for (int i = 0; i < train_rows + val_rows; ++i) {
+    int c = i % 7;
+    f << c << ",";
+    for (int p = 0; p < 48 * 48; ++p) {
+      int row = p / 48;
+      int v = (int)(60 * philox_uniform(7, (uint64_t)i * 2304 + p)) + (row >= 6 * c && row < 6 * c + 6 ? 150 : 20);
+      f << (p ? " " : "") << v;
+    }
+    f << "," << (i < train_rows ? "Training" : "PublicTest") << "\n";
+  }
+  return path;
+}
+
+std::string emotune_binary() { return std::string(EMOTUNE_BINARY_DIR) + "/bin/emotune"; }
+
+pid_t spawn(const std::vector<std::string>& args, const SpawnOptions& options) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const char* log = options.log_path.empty() ? "/dev/null" : options.log_path.c_str();
+    int fd = ::open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::close(fd);
+    }
+    if (options.before_exec) options.before_exec();
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_status(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+int run_command(const std::vector<std::string>& args, const SpawnOptions& options) {
+  return wait_status(spawn(args, options));
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
 }
 
 namespace {

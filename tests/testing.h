@@ -2,6 +2,8 @@
 // reported, the message of a thrown emotune::Error, finite-difference gradients in double, paths
 // to fixtures and ../shared, and a visible skip for CUDA tests without a GPU.
 #pragma once
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -75,6 +77,26 @@ std::string source_dir();          // the repository root
 std::string shared_dir();          // ../shared beside the repository (may not exist)
 bool shared_available();           // ../shared/data exists
 std::string temp_dir(const std::string& name);  // a fresh empty folder under the build tree
+
+// A generated fer2013.csv for training tests: 7 classes of synthetic faces, class c a bright
+// horizontal band at rows [6c, 6c+6) over Philox noise; `train_rows` Training rows then
+// `val_rows` PublicTest rows, labels cycling 0..6. Returns the path (dir/tiny.csv).
+std::string write_synthetic_csv(const std::string& dir, int train_rows, int val_rows);
+
+// The emotune executable of this build tree.
+std::string emotune_binary();
+
+// Runs argv[0] with `args` in a child process and waits for it. stderr (and stdout) go to
+// `log_path`, or to /dev/null when it is empty; `before_exec` runs in the child just before
+// exec (set limits, drop privileges). Returns the raw waitpid status.
+struct SpawnOptions {
+  std::string log_path;
+  void (*before_exec)() = nullptr;
+};
+pid_t spawn(const std::vector<std::string>& args, const SpawnOptions& options = {});
+int wait_status(pid_t pid);
+int run_command(const std::vector<std::string>& args, const SpawnOptions& options = {});
+std::string read_text(const std::string& path);
 
 // True when a CUDA device can run kernels; otherwise prints "SKIPPED (no GPU): <what>" once per
 // call so a CUDA test never passes silently.

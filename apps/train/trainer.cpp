@@ -166,6 +166,8 @@ TrainResult run_training(const TrainConfig& config, const std::string& resume_di
   std::error_code ec;
   fs::create_directories(run, ec);
   if (ec) throw Error("cannot create run folder " + run.string() + ": " + ec.message());
+  if (int n = remove_stale_temp_files(run.string()))
+    std::fprintf(stderr, "removed %d temporary file(s) left by a killed run in %s\n", n, run.string().c_str());
   write_file_atomic((run / "config.json").string(), c.to_json().dump(2) + "\n");
 
   // Data.
