@@ -147,6 +147,47 @@ TEST_CASE("bad images: missing, not an image, truncated - each named") {
         std::string::npos);
 }
 
+TEST_CASE("hostile PNGs: refused by name") {
+  // Fuzzing found stb_image's PNG reader passing a null pointer to memcpy on this file (a
+  // zero-length, CRC-less IDAT); libpng now decodes PNG and refuses it.
+  const std::string crash = testing::source_dir() + "/fuzz/corpus/image/crash-stb-png-null-memcpy.png";
+  CHECK(testing::contains(error_of([&] { load_gray_image(crash); }),
+                          "crash-stb-png-null-memcpy.png: cannot decode PNG ("));
+  // Cut short: every prefix past the signature is refused, none decodes into partial pixels.
+  const std::string bytes = testing::read_text(fixture("face48.png"));
+  fs::path dir = testing::temp_dir("hostile_png");
+  for (size_t cut : {size_t(12), size_t(40), bytes.size() / 2, bytes.size() - 13, bytes.size() - 1}) {
+    std::ofstream((dir / "cut.png").string(), std::ios::binary) << bytes.substr(0, cut);
+    INFO("cut at " << cut << " of " << bytes.size());
+    CHECK(testing::contains(error_of([&] { load_gray_image((dir / "cut.png").string()); }), "cut.png: "));
+  }
+  CHECK(testing::contains(error_of([&] { load_gray_image(fixture("face48.png"), 100); }),
+                          "more than the limit of 100 pixels"));
+}
+
+TEST_CASE("hostile JPEGs: refused by name, never decoded into plausible pixels") {
+  // The input with which fuzzing found stb_image v2.27's Huffman-table overflow (a DHT segment
+  // declaring more than 256 codes); libjpeg-turbo now decodes JPEG and refuses it.
+  const std::string crash = testing::source_dir() + "/fuzz/corpus/image/crash-stb-huffman-overflow.jpg";
+  std::string msg = error_of([&] { load_gray_image(crash); });
+  CHECK(testing::contains(msg, "crash-stb-huffman-overflow.jpg: cannot decode JPEG ("));
+
+  // Damaged entropy-coded data (bytes overwritten in the middle of the scan) with intact markers:
+  // libjpeg would fill the damage with grey and warn; the warning is an error here.
+  std::string bytes = testing::read_text(fixture("two_people.jpg"));
+  size_t sos = bytes.rfind("\xFF\xDA");
+  REQUIRE(sos != std::string::npos);
+  for (size_t i = sos + (bytes.size() - sos) / 2, k = 0; k < 64; ++k, i += 7) bytes[i] = (char)0xFF, bytes[i + 1] = (char)0xD3;
+  fs::path dir = testing::temp_dir("hostile_jpeg");
+  std::ofstream((dir / "damaged.jpg").string(), std::ios::binary) << bytes;
+  msg = error_of([&] { load_gray_image((dir / "damaged.jpg").string()); });
+  CHECK(testing::contains(msg, "damaged.jpg: corrupt JPEG data ("));
+
+  // A header claiming more pixels than the limit is refused before any pixel memory exists.
+  msg = error_of([&] { load_gray_image(fixture("two_people.jpg"), 1000); });
+  CHECK(testing::contains(msg, "more than the limit of 1000 pixels"));
+}
+
 TEST_CASE("image paths: folders expand to their images, sorted; missing paths are errors") {
   fs::path dir = testing::temp_dir("app_paths");
   for (const char* n : {"b.png", "a.JPG", "c.txt", "d.jpeg"}) std::ofstream(dir / n) << "x";
