@@ -9,8 +9,9 @@
 # build-fuzz/work/<target>/. A crash, leak, timeout or sanitizer report leaves its input in
 # build-fuzz/findings/<target>/ and makes the script exit non-zero. Afterwards the inputs that
 # reached new coverage are merged (minimised, libFuzzer -merge=1) back into fuzz/corpus/<target>/,
-# and build-fuzz/fuzz-summary.tsv gets one line per run: target, seconds, executions, exec/s,
-# coverage edges, features, corpus size, findings. docs/reliability.md records the campaigns.
+# and build-fuzz/fuzz-summary.tsv gets one line per target of this invocation: target, seconds,
+# executions, exec/s, coverage edges, features, corpus size, findings; scripts/fuzz_report.py
+# turns it into the table of docs/reliability.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-600}
@@ -55,6 +56,7 @@ run_one() {
   return $rc
 }
 
+: >$BUILD/fuzz-summary.tsv
 status=0
 pids=()
 for t in "${TARGETS[@]}"; do
@@ -66,7 +68,8 @@ for p in "${pids[@]}"; do wait "$p" || status=1; done
 if [ "$MERGE" = 1 ]; then
   for t in "${TARGETS[@]}"; do
     before=$(ls "fuzz/corpus/$t" | wc -l)
-    "$BUILD/fuzz/fuzz_$t" -merge=1 -max_len="${MAX_LEN[$t]}" "fuzz/corpus/$t" "$BUILD/work/$t" \
+    "$BUILD/fuzz/fuzz_$t" -merge=1 -max_len="${MAX_LEN[$t]}" -artifact_prefix="$BUILD/findings/$t/" \
+      "fuzz/corpus/$t" "$BUILD/work/$t" \
       >"$BUILD/logs/$t.merge.log" 2>&1 || { echo "fuzz.sh: merge of $t failed" >&2; status=1; }
     echo "fuzz.sh: $t corpus $before -> $(ls "fuzz/corpus/$t" | wc -l) files"
   done

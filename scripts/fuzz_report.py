@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Turn scripts/fuzz.sh's summary (build-fuzz/fuzz-summary.tsv: target, seconds, executions,
+exec/s, coverage edges, features, corpus, findings) into the markdown table of
+docs/reliability.md, with its provenance: date, commit, CPU, compiler and the command.
+
+Usage: scripts/fuzz_report.py [build-fuzz/fuzz-summary.tsv] --command "JOBS=1 scripts/fuzz.sh 600"
+Python 3 standard library only.
+"""
+import argparse
+import datetime
+import platform
+import subprocess
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("summary", nargs="?", default="build-fuzz/fuzz-summary.tsv")
+    ap.add_argument("--command", default="scripts/fuzz.sh 600")
+    a = ap.parse_args()
+    rows = [l.rstrip("\n").split("\t") for l in open(a.summary) if l.strip()]
+    print(f"Measured {datetime.date.today().isoformat()}, commit {sh('git', 'rev-parse', '--short', 'HEAD')}, "
+          f"{cpu_name()} ({sh('nproc')} cores), {sh('clang++', '--version').splitlines()[0]}, "
+          f"libFuzzer + ASan + UBSan; command `{a.command}`.\n")
+    print("| target | seconds | executions | exec/s | coverage (edges) | features | corpus after | findings |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    total = 0
+    for t, secs, execs, rate, cov, ft, corp, found in rows:
+        total += int(execs) if execs.isdigit() else 0
+        print(f"| {t} | {secs} | {int(execs):,} | {rate} | {cov} | {ft} | {corp} | {found} |"
+              if execs.isdigit() else f"| {t} | {secs} | {execs} | {rate} | {cov} | {ft} | {corp} | {found} |")
+    print(f"\n{total:,} executions in all.")
+
+
+if __name__ == "__main__":
+    main()
