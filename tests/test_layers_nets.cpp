@@ -241,6 +241,39 @@ TEST_CASE("init: vgg uses he_uniform on its convs and first dense layer") {
   }), "lecun_normal"));
 }
 
+TEST_CASE("init: 'torch' redraws convs and dense layers with PyTorch's defaults, kernels and biases") {
+  auto keras = make_network("paper", 7, 7, "keras");
+  auto torch = make_network("paper", 7, 7, "torch");
+  auto kd = keras->state_dict(), td = torch->state_dict();
+  REQUIRE(kd.size() == td.size());
+  int redrawn = 0;
+  for (size_t i = 0; i < td.size(); ++i) {
+    const std::string& name = td[i].name;
+    INFO(name);
+    std::vector<float> v = td[i].tensor.to_vector();
+    const bool layer = name.rfind("conv", 0) == 0 || name.rfind("dense", 0) == 0;
+    if (!layer) {  // batch norm: untouched
+      CHECK(v == kd[i].tensor.to_vector());
+      continue;
+    }
+    const Shape& ws = torch->state_dict()[name.ends_with(".bias") ? i - 1 : i].tensor.shape();
+    const int64_t fan_in = ws.size() == 4 ? ws[1] * ws[2] * ws[3] : ws[1];
+    // kaiming_uniform(a = sqrt(5)); computed in float, as the initialiser does, since a draw may
+    // land on the float bound itself, a hair above the double 1/sqrt(fan_in).
+    const double limit = 1.0f / std::sqrt((float)fan_in);
+    double mx = 0;
+    for (float x : v) mx = std::max(mx, (double)std::fabs(x));
+    CHECK(mx <= limit);
+    // The bound is reached, not a smaller one: P(max < f limit) = f^n. Kernels have n >= 576
+    // (0.95^576 ~ 1e-13); biases n >= 64 (0.9^64 ~ 1e-3) except dense2's 7, not checked.
+    if (v.size() >= 576) CHECK(mx > 0.95 * limit);
+    else if (v.size() >= 64) CHECK(mx > 0.9 * limit);
+    ++redrawn;
+  }
+  CHECK(redrawn == 18);  // 9 layers x (kernel, bias)
+  CHECK(contains(error_of([] { make_network("paper", 7, 1, "xavier"); }), "unknown initialisation 'xavier'"));
+}
+
 // ------------------------------------------------------------------ train / eval
 
 TEST_CASE("Dropout: identity in eval, a seeded mask in training that depends on (seed, step)") {

@@ -66,6 +66,7 @@ const std::vector<ConfigKey>& train_config_keys() {
       key("balance", &C::balance, "class balance: none | sampler | loss-weights"),
       key("label_smoothing", &C::label_smoothing, "label smoothing in [0, 1)"),
       key("seed", &C::seed, "seed for initialisation, shuffling, augmentation and dropout"),
+      key("init", &C::init, "weight initialisation: keras (glorot, zero bias) | torch (PyTorch defaults)"),
       key("device", &C::device, "cpu | cuda"),
       key("threads", &C::threads, "batch-loader threads"),
       key("limit_train", &C::limit_train, "train on a seeded subset of this many samples (0: all)"),
@@ -115,6 +116,7 @@ void TrainConfig::validate() const {
   need(labels == "fer2013" || !ferplus.empty(), "'ferplus' (fer2013new.csv) is required for FER+ labels");
   need(classes == 7 || labels != "fer2013", "8 classes need FER+ labels (contempt)");
   need(label_smoothing >= 0 && label_smoothing < 1, "'label_smoothing' must be in [0, 1)");
+  need(init == "keras" || init == "torch", "'init' must be keras or torch");
   need(threads >= 0, "'threads' must be >= 0");
   need(limit_train >= 0 && limit_val >= 0, "limits must be >= 0");
   need(max_loss > 0, "'max_loss' must be > 0");

@@ -42,6 +42,7 @@ struct TrainConfig {
   std::string balance = "none";    // none | sampler | loss-weights
   double label_smoothing = 0.0;
   uint64_t seed = 1;
+  std::string init = "keras";      // keras | torch: weight initialisation (layers/nets/nets.h)
   std::string device = "cpu";      // cpu | cuda
   int threads = 2;                 // batch-loader threads
   int64_t limit_train = 0;         // use a seeded subset of this many training samples (0: all)

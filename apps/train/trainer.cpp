@@ -197,7 +197,7 @@ TrainResult run_training(const TrainConfig& config, const std::string& resume_di
   }
 
   // Model, optimizer, schedule.
-  auto net = make_network(c.arch, c.classes, c.seed);
+  auto net = make_network(c.arch, c.classes, c.seed, c.init);
   net->to(dev);
   auto opt = make_optimizer(c, net->parameters());
   LrSchedule schedule(schedule_config(c));

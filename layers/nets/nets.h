@@ -13,7 +13,12 @@ namespace emotune {
 std::shared_ptr<Sequential> make_paper_net(int num_classes, uint64_t seed);
 std::shared_ptr<Sequential> make_vgg_net(int num_classes, uint64_t seed);
 // Throws Error naming the known architectures when `arch` is unknown.
-std::shared_ptr<Sequential> make_network(const std::string& arch, int num_classes, uint64_t seed);
+// init: "keras" builds the network as its file says (Keras defaults: glorot_uniform kernels, zero
+// biases); "torch" then redraws every Conv2d and Linear with PyTorch's defaults: kernel and bias
+// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a = sqrt(5)), about 1.7x narrower
+// kernels for the paper network's convs and 6x less logit variance at its head.
+std::shared_ptr<Sequential> make_network(const std::string& arch, int num_classes, uint64_t seed,
+                                         const std::string& init = "keras");
 const std::vector<std::string>& network_names();
 
 }  // namespace emotune
