@@ -33,9 +33,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("summary", nargs="?", default="build-fuzz/fuzz-summary.tsv")
     ap.add_argument("--command", default="scripts/fuzz.sh 600")
+    ap.add_argument("--commit", default="", help="the tree fuzzed, when not HEAD")
+    ap.add_argument("--date", default="", help="the day of the campaign, when not today")
     a = ap.parse_args()
     rows = [l.rstrip("\n").split("\t") for l in open(a.summary) if l.strip()]
-    print(f"Measured {datetime.date.today().isoformat()}, commit {sh('git', 'rev-parse', '--short', 'HEAD')}, "
+    day = a.date or datetime.date.today().isoformat()
+    commit = a.commit or sh('git', 'rev-parse', '--short', 'HEAD')
+    print(f"Measured {day}, commit {commit}, "
           f"{cpu_name()} ({sh('nproc')} cores), {sh('clang++', '--version').splitlines()[0]}, "
           f"libFuzzer + ASan + UBSan; command `{a.command}`.\n")
     print("| target | seconds | executions | exec/s | coverage (edges) | features | corpus after | findings |")

@@ -26,6 +26,7 @@
 #include "engine/checkpoint.h"
 #include "kernels/philox.h"
 #include "tests/testing.h"
+#include "tests/train_testing.h"
 
 namespace fs = std::filesystem;
 using namespace emotune;
@@ -191,26 +192,25 @@ TEST_CASE("an unwritable output folder gives a clear error naming it") {
   c.epochs = 1;
   c.threads = 1;
 
-  SUBCASE("the folder that would hold the run folder is read-only") {
-    fs::create_directories(dir + "/ro");
-    chmod((dir + "/ro").c_str(), 0555);
-    c.out = dir + "/ro";
+  // Runs the trainer as an unprivileged user into out/run and checks the message.
+  auto expect_refused = [&](const std::string& out, const std::string& expected) {
+    c.out = out;
     c.name = "run";
     const std::string msg = error_in_child(drop_root, [&] { run_training(c); });
     INFO(msg);
-    CHECK(testing::contains(msg, "cannot create run folder " + dir + "/ro/run"));
+    CHECK(testing::contains(msg, expected));
     CHECK(testing::contains(msg, "Permission denied"));
+  };
+  SUBCASE("the folder that would hold the run folder is read-only") {
+    fs::create_directories(dir + "/ro");
+    chmod((dir + "/ro").c_str(), 0555);
+    expect_refused(dir + "/ro", "cannot create run folder " + dir + "/ro/run");
   }
   SUBCASE("the run folder itself exists and is read-only") {
     fs::create_directories(dir + "/out/run");
     chmod((dir + "/out").c_str(), 0755);
     chmod((dir + "/out/run").c_str(), 0555);
-    c.out = dir + "/out";
-    c.name = "run";
-    const std::string msg = error_in_child(drop_root, [&] { run_training(c); });
-    INFO(msg);
-    CHECK(testing::contains(msg, "cannot create " + dir + "/out/run/.config.json.tmp."));
-    CHECK(testing::contains(msg, "Permission denied"));
+    expect_refused(dir + "/out", "cannot create " + dir + "/out/run/.config.json.tmp.");
   }
   SUBCASE("through the command line: the output path is a file, exit status 1") {
     testing::write_synthetic_csv(dir, 8, 7);
@@ -229,18 +229,11 @@ TEST_CASE("an unwritable output folder gives a clear error naming it") {
 TEST_CASE("a loss that explodes after good epochs stops, names the step and keeps the last good checkpoint") {
   const std::string dir = testing::temp_dir("fault_explode_late");
   testing::write_synthetic_csv(dir, 32, 7);
-  TrainConfig c;
-  c.name = "late";
-  c.out = dir + "/runs";
-  c.arch = "paper";
-  c.data = dir + "/tiny.csv";
+  TrainConfig c = testing::tiny_train_config(dir, "late");
   c.epochs = 1;
-  c.batch_size = 8;
   c.optimizer = "sgd";
   c.momentum = 0.9;
-  c.lr = 1e-3;
-  c.threads = 1;
-  c.seed = 4;
+  c.augment = "none";
   run_training(c);
   const std::string last = dir + "/runs/late/last.safetensors";
   const std::string good = testing::read_text(last);

@@ -19,27 +19,12 @@
 #include "apps/train/trainer.h"
 #include "engine/checkpoint.h"
 #include "tests/testing.h"
+#include "tests/train_testing.h"
 
 namespace fs = std::filesystem;
 using namespace emotune;
 
 namespace {
-
-TrainConfig tiny_config(const std::string& dir, const std::string& name) {
-  TrainConfig c;
-  c.name = name;
-  c.out = dir + "/runs";
-  c.arch = "paper";
-  c.data = dir + "/tiny.csv";
-  c.epochs = 3;
-  c.batch_size = 8;
-  c.optimizer = "adam";
-  c.lr = 1e-3;
-  c.augment = "crop=2,flip";
-  c.threads = 1;
-  c.seed = 5;
-  return c;
-}
 
 std::vector<float> all_values(const std::string& path) {
   Checkpoint ck = load_safetensors(path);
@@ -56,7 +41,7 @@ std::vector<float> all_values(const std::string& path) {
 TEST_CASE("a short CPU run writes the whole run folder") {
   std::string dir = testing::temp_dir("train_short");
   testing::write_synthetic_csv(dir, 48, 14);
-  TrainConfig c = tiny_config(dir, "short");
+  TrainConfig c = testing::tiny_train_config(dir, "short");
   c.epochs = 2;
   TrainResult r = run_training(c);
   fs::path run = r.run_dir;
@@ -124,7 +109,7 @@ TEST_CASE("a run killed with SIGKILL and resumed ends bit-identical to an uninte
 TEST_CASE("an exploding loss stops training, names the step and keeps the last good checkpoint") {
   std::string dir = testing::temp_dir("train_explode");
   testing::write_synthetic_csv(dir, 32, 7);
-  TrainConfig c = tiny_config(dir, "explode");
+  TrainConfig c = testing::tiny_train_config(dir, "explode");
   c.optimizer = "sgd";
   c.momentum = 0.9;
   c.lr = 1e6;  // diverges within a few steps
