@@ -1,7 +1,9 @@
 // Image decoding and resizing shared by training (image-folder datasets) and inference (the app):
 // one code path, so a face the app sees is prepared exactly as the faces the network learnt from.
-// Decoding: stb_image (any PNG/JPEG/BMP/...; any channel count), converted to 8-bit grayscale with
-// ITU-R BT.601 luma weights; resizing: stb_image_resize (Debian ships stb_image_resize.h, v1).
+// Decoding: JPEG through libjpeg-turbo, PNG through libpng, BMP and GIF through stb_image (any
+// channel count), converted to 8-bit grayscale with ITU-R BT.601 luma weights; resizing:
+// stb_image_resize (Debian ships stb_image_resize.h, v1). Why not stb for JPEG and PNG:
+// docs/reliability.md (fuzzing found undefined behaviour in Debian's stb_image v2.27).
 #pragma once
 #include <cstdint>
 #include <string>
