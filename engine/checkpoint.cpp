@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -125,11 +126,21 @@ const std::string& Checkpoint::meta(const std::string& key) const {
   return it->second;
 }
 
+namespace {
+// write_file_atomic writes PATH through ".NAME" + kTempInfix + PID in the same folder;
+// remove_stale_temp_files recognises its leftovers by the same pattern.
+constexpr std::string_view kTempInfix = ".tmp.";
+}  // namespace
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   namespace fs = std::filesystem;
   fs::path target(path);
   fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string tmp = (dir / ("." + target.filename().string() + ".tmp." + std::to_string(getpid()))).string();
+  std::string tmp_name = ".";  // appended piecewise: "." + string trips a GCC 12 -Wrestrict false positive
+  tmp_name += target.filename().string();
+  tmp_name += kTempInfix;
+  tmp_name += std::to_string(getpid());
+  const std::string tmp = (dir / tmp_name).string();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(sys_error("cannot create", tmp));
   size_t done = 0;
@@ -167,9 +178,10 @@ int remove_stale_temp_files(const std::string& dir) {
   int removed = 0;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    const size_t at = name.rfind(".tmp.");
-    if (name.empty() || name[0] != '.' || at == std::string::npos || at + 5 == name.size()) continue;
-    const std::string pid_text = name.substr(at + 5);
+    const size_t at = name.rfind(kTempInfix);
+    if (name.empty() || name[0] != '.' || at == std::string::npos) continue;
+    const std::string pid_text = name.substr(at + kTempInfix.size());
+    if (pid_text.empty()) continue;
     if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) continue;
     const pid_t pid = (pid_t)std::stol(pid_text);
     if (pid == getpid() || ::kill(pid, 0) == 0 || errno == EPERM) continue;  // its writer still runs

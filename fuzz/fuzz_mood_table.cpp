@@ -4,6 +4,7 @@
 
 #include "apps/music/mood_table.h"
 #include "apps/music/recommend.h"
+#include "datasets/classes.h"
 #include "fuzz/fuzz.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -14,8 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!(t.valence >= 0 && t.valence <= 1 && t.energy >= 0 && t.energy <= 1) ||
           !std::isfinite(t.popularity))
         std::abort();
-    const std::vector<std::string> classes = {"angry", "disgust", "fear", "happy",
-                                              "neutral", "sad", "surprise"};
+    const std::vector<std::string> classes = emotune::class_names(7);
     const std::vector<float> p = {0.3f, 0.05f, 0.1f, 0.05f, 0.2f, 0.25f, 0.05f};
     for (auto policy : {emotune::Policy::match, emotune::Policy::uplift}) {
       emotune::MoodTarget target = emotune::compute_mood_target(classes, p, policy);

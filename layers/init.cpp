@@ -5,20 +5,18 @@
 
 namespace emotune {
 
-namespace {
-void fill_uniform(Tensor& w, float limit, Rng& rng) {
+void init_uniform(Tensor& w, float limit, Rng& rng) {
   std::vector<float> v(w.numel());
   for (float& x : v) x = rng.uniform(-limit, limit);
   w.copy_from(Tensor::from_vector(w.shape(), v));
 }
-}  // namespace
 
 void init_glorot_uniform(Tensor& w, int64_t fan_in, int64_t fan_out, Rng& rng) {
-  fill_uniform(w, std::sqrt(6.0f / (float)(fan_in + fan_out)), rng);
+  init_uniform(w, std::sqrt(6.0f / (float)(fan_in + fan_out)), rng);
 }
 
 void init_he_uniform(Tensor& w, int64_t fan_in, Rng& rng) {
-  fill_uniform(w, std::sqrt(6.0f / (float)fan_in), rng);
+  init_uniform(w, std::sqrt(6.0f / (float)fan_in), rng);
 }
 
 void init_weights(Tensor& w, const std::string& kind, int64_t fan_in, int64_t fan_out, Rng& rng) {

@@ -10,6 +10,8 @@
 
 namespace emotune {
 
+// U(-limit, limit), the draw every initialiser here is built on.
+void init_uniform(Tensor& w, float limit, Rng& rng);
 void init_glorot_uniform(Tensor& w, int64_t fan_in, int64_t fan_out, Rng& rng);
 void init_he_uniform(Tensor& w, int64_t fan_in, Rng& rng);
 // "glorot_uniform" | "he_uniform"; throws on anything else.

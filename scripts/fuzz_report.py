@@ -47,8 +47,8 @@ def main():
     total = 0
     for t, secs, execs, rate, cov, ft, corp, found in rows:
         total += int(execs) if execs.isdigit() else 0
-        print(f"| {t} | {secs} | {int(execs):,} | {rate} | {cov} | {ft} | {corp} | {found} |"
-              if execs.isdigit() else f"| {t} | {secs} | {execs} | {rate} | {cov} | {ft} | {corp} | {found} |")
+        shown = f"{int(execs):,}" if execs.isdigit() else execs
+        print(f"| {t} | {secs} | {shown} | {rate} | {cov} | {ft} | {corp} | {found} |")
     print(f"\n{total:,} executions in all.")
 
 

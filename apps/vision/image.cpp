@@ -80,6 +80,29 @@ struct StbFree {
   void operator()(stbi_uc* p) const { stbi_image_free(p); }
 };
 
+// Every decoder refuses an image from its header size, before any pixel memory exists.
+void check_image_size(const std::string& name, int64_t w, int64_t h, int64_t max_pixels) {
+  if (w <= 0 || h <= 0) throw Error(name + ": image has no pixels");
+  if (w * h > max_pixels)
+    throw Error(name + ": image is " + std::to_string(w) + "x" + std::to_string(h) +
+                ", more than the limit of " + std::to_string(max_pixels) + " pixels");
+}
+
+// n interleaved pixels of 1 to 4 channels to grey, the same for every format: grey (+ alpha)
+// takes the first channel; RGB (+ alpha) uses ITU-R BT.601 luma 0.299 R + 0.587 G + 0.114 B in
+// 16-bit fixed point (weights sum to 65536), rounded to nearest. Alpha is ignored (faces are not
+// expected to be transparent).
+void gray_from_interleaved(const uint8_t* src, int channels, size_t n, uint8_t* out) {
+  if (channels <= 2) {
+    for (size_t i = 0; i < n; ++i) out[i] = src[i * channels];
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* p = src + i * channels;
+    out[i] = (uint8_t)((19595u * p[0] + 38470u * p[1] + 7471u * p[2] + 32768u) >> 16);
+  }
+}
+
 // libjpeg reports fatal errors through error_exit, which must not return: it longjmps back to
 // decode_jpeg. Everything that must survive the jump lives in this struct (reached through a
 // pointer, so no local is modified between setjmp and longjmp).
@@ -92,6 +115,7 @@ struct JpegContext {
   jpeg_decompress_struct cinfo{};  // zeroed: jpeg_destroy is safe even if create never ran
   GrayImage image;
   std::vector<uint8_t> row;
+  ~JpegContext() { jpeg_destroy_decompress(&cinfo); }
 };
 
 void jpeg_error_exit(j_common_ptr cinfo) {
@@ -114,23 +138,11 @@ GrayImage decode_jpeg(const uint8_t* bytes, size_t size, const std::string& name
   cinfo.err = jpeg_std_error(&ctx->err);
   ctx->err.error_exit = jpeg_error_exit;
   ctx->err.emit_message = jpeg_emit_message;
-  if (setjmp(ctx->jump)) {
-    jpeg_destroy_decompress(&cinfo);
-    throw Error(name + ": cannot decode JPEG (" + ctx->message + ")");
-  }
+  if (setjmp(ctx->jump)) throw Error(name + ": cannot decode JPEG (" + ctx->message + ")");
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, bytes, (unsigned long)size);
   jpeg_read_header(&cinfo, TRUE);
-  const int64_t w = cinfo.image_width, h = cinfo.image_height;
-  if (w <= 0 || h <= 0) {
-    jpeg_destroy_decompress(&cinfo);
-    throw Error(name + ": image has no pixels");
-  }
-  if (w * h > max_pixels) {
-    jpeg_destroy_decompress(&cinfo);
-    throw Error(name + ": image is " + std::to_string(w) + "x" + std::to_string(h) +
-                ", more than the limit of " + std::to_string(max_pixels) + " pixels");
-  }
+  check_image_size(name, cinfo.image_width, cinfo.image_height, max_pixels);
   // Anything but grey and YCbCr/RGB (CMYK, YCCK) is refused by libjpeg's conversion as an error.
   cinfo.out_color_space = cinfo.jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE : JCS_RGB;
   // Bound libjpeg's own working memory too (progressive files buffer every coefficient).
@@ -145,14 +157,10 @@ GrayImage decode_jpeg(const uint8_t* bytes, size_t size, const std::string& name
     uint8_t* out = ctx->image.pixels.data() + (size_t)cinfo.output_scanline * cinfo.output_width;
     JSAMPROW rows[1] = {ctx->row.data()};
     if (jpeg_read_scanlines(&cinfo, rows, 1) != 1) break;  // only at the end of the data
-    for (size_t x = 0; x < cinfo.output_width; ++x) {
-      const uint8_t* p = ctx->row.data() + x * channels;
-      out[x] = channels == 1 ? p[0] : (uint8_t)((19595u * p[0] + 38470u * p[1] + 7471u * p[2] + 32768u) >> 16);
-    }
+    gray_from_interleaved(ctx->row.data(), channels, cinfo.output_width, out);
   }
   const bool complete = cinfo.output_scanline == cinfo.output_height;
   if (complete) jpeg_finish_decompress(&cinfo);
-  jpeg_destroy_decompress(&cinfo);
   if (!complete) throw Error(name + ": truncated JPEG (the data ends before the last row)");
   if (ctx->warnings > 0)
     throw Error(name + ": corrupt JPEG data (" + ctx->first_warning +
@@ -207,9 +215,7 @@ GrayImage decode_png(const uint8_t* bytes, size_t size, const std::string& name,
   png_set_chunk_malloc_max(png, 8u << 20);         // text/ICC chunks: no decompression bombs
   png_read_info(png, info);
   const int64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-  if (w * h > max_pixels)
-    throw Error(name + ": image is " + std::to_string(w) + "x" + std::to_string(h) +
-                ", more than the limit of " + std::to_string(max_pixels) + " pixels");
+  check_image_size(name, w, h, max_pixels);
   const int color = png_get_color_type(png, info);
   png_set_strip_16(png);  // 16-bit samples keep their high byte, as stb did
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -230,15 +236,7 @@ GrayImage decode_png(const uint8_t* bytes, size_t size, const std::string& name,
   img.width = (int)w;
   img.height = (int)h;
   img.pixels.resize((size_t)w * h);
-  const uint8_t* src = ctx->pixels.data();
-  for (size_t i = 0, n = img.pixels.size(); i < n; ++i) {
-    if (channels == 1) {
-      img.pixels[i] = src[i];
-    } else {
-      const uint8_t* p = src + i * 3;
-      img.pixels[i] = (uint8_t)((19595u * p[0] + 38470u * p[1] + 7471u * p[2] + 32768u) >> 16);
-    }
-  }
+  gray_from_interleaved(ctx->pixels.data(), channels, img.pixels.size(), img.pixels.data());
   return img;
 }
 
@@ -260,10 +258,7 @@ GrayImage decode_gray_image(const uint8_t* bytes, size_t size, const std::string
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes, (int)size, &w, &h, &comp))
     throw Error(name + ": unreadable image header (" + stbi_failure_reason() + ")");
-  if (w <= 0 || h <= 0) throw Error(name + ": image has no pixels");
-  if ((int64_t)w * h > max_pixels)
-    throw Error(name + ": image is " + std::to_string(w) + "x" + std::to_string(h) +
-                ", more than the limit of " + std::to_string(max_pixels) + " pixels");
+  check_image_size(name, w, h, max_pixels);
 
   // BMP and GIF: decode with the file's own channel count and convert here, so the grey weights
   // are ours (BT.601) and not stb's approximation.
@@ -275,20 +270,7 @@ GrayImage decode_gray_image(const uint8_t* bytes, size_t size, const std::string
   img.width = w;
   img.height = h;
   img.pixels.resize((size_t)w * h);
-  const stbi_uc* src = data.get();
-  size_t n = (size_t)w * h;
-  if (channels == 1 || channels == 2) {
-    // Gray or gray+alpha: alpha is ignored (faces are not expected to be transparent).
-    for (size_t i = 0; i < n; ++i) img.pixels[i] = src[i * channels];
-  } else {
-    // ITU-R BT.601 luma 0.299 R + 0.587 G + 0.114 B in 16-bit fixed point (weights sum to 65536),
-    // rounded to nearest. Alpha, if any, is ignored.
-    for (size_t i = 0; i < n; ++i) {
-      const stbi_uc* p = src + i * channels;
-      uint32_t y = 19595u * p[0] + 38470u * p[1] + 7471u * p[2] + 32768u;
-      img.pixels[i] = (uint8_t)(y >> 16);
-    }
-  }
+  gray_from_interleaved(data.get(), channels, img.pixels.size(), img.pixels.data());
   return img;
 }
 

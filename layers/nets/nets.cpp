@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "layers/init.h"
+
 namespace emotune {
 
 const std::vector<std::string>& network_names() {
@@ -11,29 +13,22 @@ const std::vector<std::string>& network_names() {
 
 namespace {
 
-void redraw_uniform(Tensor& t, float limit, Rng& rng) {
-  if (!t.defined()) return;
-  std::vector<float> v((size_t)t.numel());
-  for (float& x : v) x = rng.uniform(-limit, limit);
-  t.copy_from(Tensor::from_vector(t.shape(), v));
+// Kernel [OUT, IN] or [K, C, R, S]: fan_in = numel / OUT either way. A layer without bias
+// (vgg's convs) keeps none.
+void init_torch_layer(Tensor& weight, Tensor& bias, Rng& rng) {
+  const float limit = 1.0f / std::sqrt((float)(weight.numel() / weight.shape()[0]));
+  init_uniform(weight, limit, rng);
+  if (bias.defined()) init_uniform(bias, limit, rng);
 }
 
-void init_torch_defaults(Sequential& net, uint64_t seed) {
-  Rng rng(derive_seed(seed, 3));
+void init_torch_defaults(Sequential& net, Rng& rng) {
   for (const auto& child : net.children()) {
-    if (auto* conv = dynamic_cast<Conv2d*>(child.module.get())) {
-      const int64_t fan_in = conv->weight.numel() / conv->weight.shape()[0];
-      const float limit = 1.0f / std::sqrt((float)fan_in);
-      redraw_uniform(conv->weight, limit, rng);
-      redraw_uniform(conv->bias, limit, rng);
-    } else if (auto* fc = dynamic_cast<Linear*>(child.module.get())) {
-      const int64_t fan_in = fc->weight.shape()[1];
-      const float limit = 1.0f / std::sqrt((float)fan_in);
-      redraw_uniform(fc->weight, limit, rng);
-      redraw_uniform(fc->bias, limit, rng);
-    } else if (auto* seq = dynamic_cast<Sequential*>(child.module.get())) {
-      init_torch_defaults(*seq, derive_seed(seed, 4));
-    }
+    if (auto* conv = dynamic_cast<Conv2d*>(child.module.get()))
+      init_torch_layer(conv->weight, conv->bias, rng);
+    else if (auto* fc = dynamic_cast<Linear*>(child.module.get()))
+      init_torch_layer(fc->weight, fc->bias, rng);
+    else if (auto* seq = dynamic_cast<Sequential*>(child.module.get()))
+      init_torch_defaults(*seq, rng);
   }
 }
 
@@ -51,7 +46,10 @@ std::shared_ptr<Sequential> make_network(const std::string& arch, int num_classe
     for (const auto& n : network_names()) known += (known.empty() ? "" : ", ") + n;
     throw Error("unknown network '" + arch + "' (known: " + known + ")");
   }
-  if (init == "torch") init_torch_defaults(*net, seed);
+  if (init == "torch") {
+    Rng rng(derive_seed(seed, 3));
+    init_torch_defaults(*net, rng);
+  }
   return net;
 }
 
