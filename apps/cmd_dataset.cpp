@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "apps/commands.h"
+#include "base/error.h"
 #include "datasets/augment.h"
 #include "datasets/classes.h"
 #include "datasets/dataset.h"
@@ -17,7 +18,6 @@
 #include "datasets/grid.h"
 #include "datasets/loader.h"
 #include "datasets/sampler.h"
-#include "engine/error.h"
 
 namespace emotune {
 

@@ -17,7 +17,7 @@
 #include <sstream>
 
 #include "apps/commands.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace emotune {
 namespace fs = std::filesystem;
@@ -27,7 +27,7 @@ namespace {
 bool has_image_extension(const fs::path& p) {
   std::string e = p.extension().string();
   for (char& c : e) c = (char)std::tolower((unsigned char)c);
-  // The formats load_gray_image decodes (apps/vision/image.cpp compiles only these).
+  // The formats load_gray_image decodes (base/image.cpp compiles only these).
   for (const char* ok : {".jpg", ".jpeg", ".png", ".bmp", ".gif"})
     if (e == ok) return true;
   return false;

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/vision/face.h"
-#include "apps/vision/image.h"
-#include "datasets/preprocess.h"
+#include "base/image.h"
+#include "base/preprocess.h"
 #include "layers/model.h"
 
 namespace emotune {

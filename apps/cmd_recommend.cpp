@@ -16,7 +16,7 @@
 #include <sstream>
 
 #include "apps/commands.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace emotune {
 namespace {

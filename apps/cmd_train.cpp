@@ -6,7 +6,7 @@
 #include "apps/commands.h"
 #include "apps/train/config.h"
 #include "apps/train/trainer.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace emotune {
 

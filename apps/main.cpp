@@ -7,7 +7,7 @@
 #include <exception>
 
 #include "apps/commands.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 // Single-image inference runs many short OpenMP regions between OpenBLAS calls; libgomp's idle
 // threads spin-wait and hold the 2 cores OpenBLAS needs (a batch-1 paper forward measured

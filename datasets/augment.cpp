@@ -7,8 +7,8 @@
 #include <sstream>
 #include <vector>
 
+#include "base/error.h"
 #include "datasets/random.h"
-#include "engine/error.h"
 
 namespace emotune {
 

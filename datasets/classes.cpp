@@ -2,7 +2,7 @@
 
 #include <cctype>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace emotune {
 

@@ -4,11 +4,11 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "base/error.h"
 #include "datasets/byte_stream.h"
 #include "datasets/fer2013_csv.h"
 #include "datasets/image_folder.h"
 #include "datasets/packed.h"
-#include "engine/error.h"
 
 namespace emotune {
 

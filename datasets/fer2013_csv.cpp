@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/error.h"
 #include "datasets/byte_stream.h"
-#include "engine/error.h"
 
 namespace emotune {
 

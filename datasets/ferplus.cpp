@@ -3,8 +3,8 @@
 #include <charconv>
 #include <string_view>
 
+#include "base/error.h"
 #include "datasets/byte_stream.h"
-#include "engine/error.h"
 
 namespace emotune {
 

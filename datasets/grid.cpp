@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 // stb_image_write is compiled here with static linkage, so another file may include its own
 // copy without duplicate symbols.

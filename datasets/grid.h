@@ -3,7 +3,7 @@
 #pragma once
 #include <string>
 
-#include "apps/vision/image.h"
+#include "base/image.h"
 
 namespace emotune {
 

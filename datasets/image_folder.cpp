@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <vector>
 
-#include "apps/vision/image.h"
+#include "base/error.h"
+#include "base/image.h"
 #include "datasets/classes.h"
-#include "engine/error.h"
 
 namespace emotune {
 

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/error.h"
 #include "datasets/random.h"
 #include "datasets/sampler.h"
 #include "engine/dispatch.h"
-#include "engine/error.h"
 
 namespace emotune {
 

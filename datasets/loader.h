@@ -30,9 +30,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/preprocess.h"
 #include "datasets/augment.h"
 #include "datasets/dataset.h"
-#include "datasets/preprocess.h"
 
 namespace emotune {
 

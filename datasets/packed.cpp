@@ -7,8 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "base/error.h"
 #include "datasets/byte_stream.h"
-#include "engine/error.h"
 
 namespace emotune {
 

@@ -3,8 +3,8 @@
 #include <numeric>
 #include <utility>
 
+#include "base/error.h"
 #include "datasets/random.h"
-#include "engine/error.h"
 
 namespace emotune {
 

@@ -5,8 +5,8 @@
 #pragma once
 #include <cstddef>
 
+#include "base/error.h"
 #include "engine/device.h"
-#include "engine/error.h"
 #include "kernels/table.h"
 
 namespace emotune {

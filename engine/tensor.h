@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "engine/device.h"
-#include "engine/error.h"
 
 namespace emotune {
 

@@ -15,7 +15,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace emotune::fuzz {
 

@@ -1,8 +1,8 @@
-// Fuzz target: image decoding (apps/vision/image.cpp: format sniffing, header size check, stb
+// Fuzz target: image decoding (base/image.cpp: format sniffing, header size check, stb
 // decode, grayscale) followed by what the app and the image-folder loader do next: a crop with a
 // margin and the resize to 48x48. max_pixels is lowered to 4 Mpx so the fuzzer spends its time on
 // decoder logic, not on allocating legitimately huge images.
-#include "apps/vision/image.h"
+#include "base/image.h"
 #include "fuzz/fuzz.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "datasets/preprocess.h"
+#include "base/preprocess.h"
 #include "engine/tensor.h"
 
 namespace emotune {

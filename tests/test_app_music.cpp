@@ -8,7 +8,7 @@
 
 #include "apps/music/mood_table.h"
 #include "apps/music/recommend.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/testing.h"
 
 using namespace emotune;

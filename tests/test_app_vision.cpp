@@ -8,11 +8,11 @@
 
 #include "apps/cmd_predict.h"
 #include "apps/vision/face.h"
-#include "apps/vision/image.h"
+#include "base/error.h"
+#include "base/image.h"
+#include "base/preprocess.h"
 #include "datasets/dataset.h"
 #include "datasets/image_folder.h"
-#include "datasets/preprocess.h"
-#include "engine/error.h"
 #include "tests/testing.h"
 
 using namespace emotune;

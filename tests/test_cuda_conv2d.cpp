@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/conv2d.h"
 #include "kernels/cuda/conv2d_cuda.h"
 #include "tests/cuda_testing.h"

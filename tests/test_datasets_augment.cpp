@@ -6,10 +6,10 @@
 #include <cmath>
 #include <vector>
 
+#include "base/error.h"
+#include "base/preprocess.h"
 #include "datasets/augment.h"
-#include "datasets/preprocess.h"
 #include "datasets/random.h"
-#include "engine/error.h"
 #include "tests/testing.h"
 
 using namespace emotune;

@@ -5,11 +5,11 @@
 
 #include "apps/cmd_dataset.h"
 #include "apps/commands.h"
-#include "apps/vision/image.h"
+#include "base/error.h"
+#include "base/image.h"
 #include "datasets/augment.h"
 #include "datasets/grid.h"
 #include "datasets/loader.h"
-#include "engine/error.h"
 #include "tests/testing.h"
 
 using namespace emotune;

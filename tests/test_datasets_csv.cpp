@@ -6,10 +6,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/error.h"
 #include "datasets/byte_stream.h"
 #include "datasets/dataset.h"
 #include "datasets/packed.h"
-#include "engine/error.h"
 #include "tests/testing.h"
 
 using namespace emotune;

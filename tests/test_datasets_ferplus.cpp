@@ -3,9 +3,9 @@
 
 #include <fstream>
 
+#include "base/error.h"
 #include "datasets/dataset.h"
 #include "datasets/ferplus.h"
-#include "engine/error.h"
 #include "tests/testing.h"
 
 using namespace emotune;

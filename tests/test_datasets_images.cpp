@@ -1,4 +1,4 @@
-// Image decoding (apps/vision/image.h) and image-folder data sets on committed fixtures:
+// Image decoding (base/image.h) and image-folder data sets on committed fixtures:
 // exact pixels for gray, palette and 16-bit PNGs, BT.601 grey from RGB, resizing, class and split
 // folder mapping, and every kind of bad file or folder.
 #include <doctest/doctest.h>
@@ -6,10 +6,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "apps/vision/image.h"
+#include "base/error.h"
+#include "base/image.h"
 #include "datasets/classes.h"
 #include "datasets/dataset.h"
-#include "engine/error.h"
 #include "tests/testing.h"
 
 using namespace emotune;

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "base/error.h"
 #include "datasets/loader.h"
-#include "engine/error.h"
 #include "kernels/philox.h"
 
 using namespace emotune;

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/error.h"
 #include "datasets/sampler.h"
-#include "engine/error.h"
 
 using namespace emotune;
 

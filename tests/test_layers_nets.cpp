@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "datasets/preprocess.h"
+#include "base/preprocess.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
 #include "engine/ops.h"

@@ -7,7 +7,7 @@
 #include <map>
 #include <sstream>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace emotune {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <numeric>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace emotune {
 namespace {

@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "apps/train/metrics.h"
+#include "base/preprocess.h"
 #include "datasets/augment.h"
 #include "datasets/dataset.h"
-#include "datasets/preprocess.h"
 #include "layers/module.h"
 
 namespace emotune {

@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <opencv2/imgproc.hpp>
 
+#include "base/error.h"
 #include "datasets/grid.h"
-#include "engine/error.h"
 
 namespace emotune {
 

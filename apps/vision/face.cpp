@@ -8,7 +8,7 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/objdetect.hpp>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 #ifndef EMOTUNE_HAAR_DIR
 #define EMOTUNE_HAAR_DIR "/usr/share/opencv4/haarcascades"

@@ -3,13 +3,13 @@
 // Detection is OpenCV's Viola-Jones Haar cascade (haarcascade_frontalface_default.xml from
 // Debian's opencv-data), the detector the popular FER demos use. It is deterministic: the same
 // image and the same FaceDetectorOptions give the same boxes on every run and machine.
-// The image is decoded by load_gray_image (apps/vision/image.h), never by cv::imread, so training
+// The image is decoded by load_gray_image (base/image.h), never by cv::imread, so training
 // and inference see identical pixels; OpenCV only reads a cv::Mat header over those pixels.
 #pragma once
 #include <string>
 #include <vector>
 
-#include "apps/vision/image.h"
+#include "base/image.h"
 
 namespace emotune {
 

@@ -1,9 +1,9 @@
-#include "datasets/preprocess.h"
+#include "base/preprocess.h"
 
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace emotune {
 

@@ -16,7 +16,7 @@
 // decodes it, with the transforms that reproduce stb's pixels exactly (16-bit to the high byte,
 // palette to RGB, low bit depths scaled to 0..255, alpha dropped), CRCs checked and the file
 // required to be complete up to IEND.
-#include "apps/vision/image.h"
+#include "base/image.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -25,7 +25,7 @@
 #include <cstring>
 #include <memory>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 // libjpeg's header needs FILE and size_t declared before it.
 #include <csetjmp>
