@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/pipeline/paths.h"
 #include "apps/train/evaluation.h"
 #include "apps/train/plot.h"
 #include "apps/train/trainer.h"
@@ -39,7 +40,8 @@ void add_evaluate_command(CLI::App& app) {
   cmd->add_flag("--skip-bad", a->skip_bad, "skip malformed rows/images with a warning");
   cmd->callback([a]() {
     Device dev = parse_device(a->device);
-    LoadedModel m = load_model(a->model, dev);
+    const std::string model_path = resolve_option_path(a->model, kDefaultModel);
+    LoadedModel m = load_model(model_path, dev);
     TrainConfig c;
     c.data = a->data;
     c.format = a->format;
@@ -62,7 +64,7 @@ void add_evaluate_command(CLI::App& app) {
       std::string js = metrics_json(r.metrics, m.info.classes);
       all[mode] = nlohmann::json::parse(js);
       if (!a->json) {
-        std::printf("== %s, %s split, test-time augmentation: %s\n%s\n", a->model.c_str(), a->split.c_str(),
+        std::printf("== %s, %s split, test-time augmentation: %s\n%s\n", model_path.c_str(), a->split.c_str(),
                     mode.c_str(), format_metrics(r.metrics, m.info.classes).c_str());
       }
       if (!a->out.empty()) {

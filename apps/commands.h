@@ -6,10 +6,6 @@
 
 namespace emotune {
 
-// The model predict, recommend and evaluate use without --model: the most accurate shipped model
-// (models/README.md). Relative paths are looked up from the working directory, then the install.
-inline constexpr const char* kDefaultModel = "models/vgg.safetensors";
-
 void add_train_command(CLI::App& app);
 void add_evaluate_command(CLI::App& app);
 void add_predict_command(CLI::App& app);

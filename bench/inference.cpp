@@ -29,10 +29,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "apps/cmd_predict.h"
-#include "apps/cmd_recommend.h"
 #include "apps/music/mood_table.h"
 #include "apps/music/recommend.h"
+#include "apps/report/predict.h"
+#include "apps/report/recommend.h"
 #include "engine/checkpoint.h"
 #include "layers/model.h"
 #include "layers/nets/nets.h"

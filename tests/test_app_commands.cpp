@@ -16,9 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "apps/cmd_predict.h"
-#include "apps/cmd_recommend.h"
 #include "apps/commands.h"
+#include "apps/report/predict.h"
+#include "apps/report/recommend.h"
 #include "base/error.h"
 #include "engine/checkpoint.h"
 #include "layers/model.h"

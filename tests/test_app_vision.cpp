@@ -6,7 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "apps/cmd_predict.h"
+#include "apps/pipeline/paths.h"
+#include "apps/report/predict.h"
 #include "apps/vision/face.h"
 #include "base/error.h"
 #include "base/image.h"

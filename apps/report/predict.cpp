@@ -1,11 +1,11 @@
 // Output of `emotune predict`: the table, CSV and JSON documents (schemas in docs/music.md).
 // Plain functions of the results, so the tests can check them on hand-made values.
+#include "apps/report/predict.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
-
-#include "apps/cmd_predict.h"
 
 namespace emotune {
 namespace {
@@ -21,10 +21,6 @@ std::string percent(float p) {
 }
 
 }  // namespace
-
-size_t top_class(const std::vector<float>& p) {
-  return (size_t)(std::max_element(p.begin(), p.end()) - p.begin());
-}
 
 nlohmann::ordered_json box_json(const FaceBox& b) {
   return {{"x", b.x}, {"y", b.y}, {"w", b.w}, {"h", b.h}};

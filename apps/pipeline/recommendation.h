@@ -1,13 +1,13 @@
-// `emotune recommend`: the output documents, separate from the command so tests can check them
-// on hand-made probabilities without a model.
+// From the pipeline's faces to music: which face speaks for the listener, the mood target in
+// valence/energy space, the ranked tracks and the explanation (apps/music does the ranking).
+// Shared by `emotune recommend` and the video and web commands; the output documents are the
+// commands' business (apps/cmd_recommend.h).
 #pragma once
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "apps/cmd_predict.h"
 #include "apps/music/recommend.h"
+#include "apps/pipeline/pipeline.h"
 
 namespace emotune {
 
@@ -26,17 +26,10 @@ struct Recommendation {
 // faces in the background are smaller), the first in left-to-right order on a tie.
 size_t largest_face(const std::vector<FaceResult>& faces);
 
-// Builds everything after the model: target, ranking, explanation.
+// Builds everything after the model: target, ranking, explanation. Throws emotune::Error
+// naming the image when there is no face.
 Recommendation make_recommendation(const std::string& image, const std::vector<FaceResult>& faces,
                                    const std::vector<std::string>& classes, const MoodTable& table,
                                    Policy policy, int top_n);
-
-// Schema (docs/music.md): {"image", "faces_found", "face": {"box", "crop"}, "mood": {"top":
-//  {"class", "probability"}, "probabilities": {...}}, "target": {"policy", "valence", "energy",
-//  "mood_valence", "mood_energy", "valence_shift", "negative_mass"}, "explanation",
-//  "tracks_file", "tracks": [{"rank", "id"?, "artist", "title", "valence", "energy",
-//  "distance", "popularity"?}]}
-nlohmann::ordered_json recommendation_json(const Recommendation& r, const MoodTable& table);
-std::string recommendation_text(const Recommendation& r, const MoodTable& table);
 
 }  // namespace emotune

@@ -1,0 +1,26 @@
+// The documents `emotune predict` prints (table, CSV, JSON), separate from the command so the
+// tests can check them on hand-made results without a model, and so every command that answers
+// with the same schema (the web API) uses the same code. The results come from apps/pipeline.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/pipeline/pipeline.h"
+
+namespace emotune {
+
+// The JSON document `predict --json` prints (schema in docs/music.md):
+// {"model": {"path", "arch", "classes"}, "images": [{"file", "width", "height", "status":
+//  "ok"|"no_face"|"error", "error"?, "faces": [{"box": {x,y,w,h}, "crop": {x,y,w,h},
+//  "top": {"class", "probability"}, "probabilities": {class: p, ...}}]}]}
+nlohmann::ordered_json predict_json(const std::vector<ImageResult>& results,
+                                    const std::string& model_path, const ModelInfo& info);
+// One header row, then one row per face: file,face,x,y,w,h,top,<class...>
+std::string predict_csv(const std::vector<ImageResult>& results, const ModelInfo& info);
+std::string predict_table(const std::vector<ImageResult>& results, const ModelInfo& info);
+
+nlohmann::ordered_json box_json(const FaceBox& b);
+
+}  // namespace emotune
