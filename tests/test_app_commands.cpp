@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/pipeline/paths.h"
 #include "apps/report/predict.h"
 #include "apps/report/recommend.h"
 #include "base/error.h"
@@ -385,6 +386,45 @@ TEST_CASE("the built emotune binary: recommend on the shipped example, exit code
   rc = std::system(flat.c_str());
   REQUIRE(WIFEXITED(rc));
   CHECK(WEXITSTATUS(rc) == 2);
+}
+
+TEST_CASE("predict, recommend and evaluate find the shipped defaults from any working directory") {
+  // One rule (apps/pipeline/paths.h): a default path is looked up from the working directory,
+  // then from the repository the binary was built in. evaluate used to skip the second step.
+  std::string bin = std::string(EMOTUNE_BINARY_DIR) + "/bin/emotune";
+  if (!fs::exists(bin)) {
+    MESSAGE("SKIPPED (emotune binary not built): " << bin);
+    return;
+  }
+  std::string elsewhere = testing::temp_dir("app_defaults");  // holds no models/ or data/
+  std::string src = testing::source_dir();
+  auto run_in = [&](const std::string& args, const std::string& out) {
+    std::string cmd = "cd " + elsewhere + " && " + bin + " " + args + " > " + out + " 2>&1";
+    int rc = std::system(cmd.c_str());
+    REQUIRE(WIFEXITED(rc));
+    return WEXITSTATUS(rc);
+  };
+  std::string out = elsewhere + "/out.json";
+  CHECK(run_in("predict --json " + src + "/examples/face.jpg", out) == 0);
+  json p = json::parse(std::ifstream(out));
+  CHECK(fs::equivalent(p["model"]["path"].get<std::string>(), src + "/" + kDefaultModel));
+
+  CHECK(run_in("recommend --json --image " + src + "/examples/face.jpg", out) == 0);
+  json r = json::parse(std::ifstream(out));
+  CHECK(fs::equivalent(r["tracks_file"].get<std::string>(), src + "/" + kDefaultTracks));
+
+  CHECK(run_in("evaluate --json --tta none --split Training --data " + src +
+                   "/tests/data/fer2013/tiny.csv",
+               out) == 0);
+  std::ifstream ev(out);
+  std::string text((std::istreambuf_iterator<char>(ev)), std::istreambuf_iterator<char>());
+  CHECK(contains(text, "\"accuracy\""));
+
+  // A path the user gave is used as given, so the error names exactly what they typed.
+  CHECK(run_in("predict --model models/paper.safetensors " + src + "/examples/face.jpg", out) == 1);
+  std::ifstream err(out);
+  std::string message((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+  CHECK(contains(message, "models/paper.safetensors: model file not found"));
 }
 
 TEST_CASE("recommend text: columns stay aligned with non-ASCII and over-long names") {
