@@ -26,60 +26,27 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "bench/cuda_bench.cuh"
+#include "bench/provenance.h"
 #include "kernels/conv2d.h"
-#include "kernels/cuda/check_cudnn.h"
-#include "kernels/cuda/common.cuh"
 #include "kernels/cuda/conv2d_cuda.h"
 #include "kernels/philox.h"
 #include "kernels/runtime.h"
 #include "tests/shapes.h"
 
 using namespace emotune;
+using namespace emotune::bench;
 
 namespace {
 
 const char* dir_name(ConvDir d) {
   return d == ConvDir::forward ? "fwd" : d == ConvDir::backward_input ? "bwd_input" : "bwd_weight";
 }
-
-cudnnHandle_t cudnn_handle() {
-  static cudnnHandle_t h = [] {
-    cudnnHandle_t handle = nullptr;
-    EMOTUNE_CUDA_CHECK(cudnnCreate(&handle));
-    EMOTUNE_CUDA_CHECK(cudnnSetStream(handle, cuda_stream()));
-    return handle;
-  }();
-  return h;
-}
-
-__global__ void fill_uniform_kernel(int64_t n, uint64_t seed, float* p) {
-  EMOTUNE_GRID_STRIDE(i, n) p[i] = 2.0f * philox_uniform(seed, (uint64_t)i) - 1.0f;
-}
-
-// A device tensor with random values in [-1, 1), through the caching allocator.
-struct DeviceTensor {
-  float* ptr = nullptr;
-  int64_t count = 0;
-  DeviceTensor(int64_t n, uint64_t seed) : count(n) {
-    ptr = static_cast<float*>(alloc_cuda((size_t)n * sizeof(float)));
-    fill_uniform_kernel<<<grid_for(n, 256), 256, 0, cuda_stream()>>>(n, seed, ptr);
-    EMOTUNE_LAUNCH_CHECK();
-  }
-  ~DeviceTensor() { free_cuda(ptr); }
-  DeviceTensor(const DeviceTensor&) = delete;
-  DeviceTensor& operator=(const DeviceTensor&) = delete;
-  std::vector<float> host() const {
-    std::vector<float> v((size_t)count);
-    copy_d2h_cuda(v.data(), ptr, (size_t)count * sizeof(float));
-    return v;
-  }
-};
 
 // The tensors of one problem: inputs random, outputs written by the op under test.
 struct Problem {
@@ -294,17 +261,6 @@ Check check_samples(ConvDir d, const Conv2dShape& p, const std::vector<float>& x
   return out;
 }
 
-// max |a - b| / max |b| over whole tensors.
-double max_rel_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = std::fabs((double)a[i] - b[i]);
-    num = std::isnan(d) ? INFINITY : std::max(num, d);
-    den = std::max(den, std::fabs((double)b[i]));
-  }
-  return den > 0 ? num / den : num;
-}
-
 // ---- the benchmarks ---------------------------------------------------------------------------
 // cuDNN's time and algorithm per case, from its benchmark, for ours that runs next.
 std::map<std::string, double>& cudnn_seconds() {
@@ -314,29 +270,6 @@ std::map<std::string, double>& cudnn_seconds() {
 std::map<std::string, int>& cudnn_algo() {
   static std::map<std::string, int> m;
   return m;
-}
-
-template <class Fn>
-double time_iterations(benchmark::State& state, Fn&& fn) {
-  cudaEvent_t start, stop;
-  EMOTUNE_CUDA_CHECK(cudaEventCreate(&start));
-  EMOTUNE_CUDA_CHECK(cudaEventCreate(&stop));
-  double total = 0;
-  int64_t iters = 0;
-  for (auto _ : state) {
-    EMOTUNE_CUDA_CHECK(cudaEventRecord(start, cuda_stream()));
-    fn();
-    EMOTUNE_CUDA_CHECK(cudaEventRecord(stop, cuda_stream()));
-    EMOTUNE_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    EMOTUNE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(ms * 1e-3);
-    total += ms * 1e-3;
-    ++iters;
-  }
-  EMOTUNE_CUDA_CHECK(cudaEventDestroy(start));
-  EMOTUNE_CUDA_CHECK(cudaEventDestroy(stop));
-  return iters ? total / iters : 0;
 }
 
 void set_common_counters(benchmark::State& state, const Conv2dShape& p, double seconds) {
@@ -401,28 +334,13 @@ void bench_ours(benchmark::State& state, ConvDir d, Conv2dShape p, std::string k
 }
 
 void add_context() {
-  int dev = 0, driver = 0, runtime = 0;
-  cudaDeviceProp prop{};
-  EMOTUNE_CUDA_CHECK(cudaGetDevice(&dev));
-  EMOTUNE_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
-  EMOTUNE_CUDA_CHECK(cudaDriverGetVersion(&driver));
-  EMOTUNE_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
-  char date[32];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+  bench::add_provenance();
+  bench::add_gpu_provenance();
   const char* tf32 = std::getenv("NVIDIA_TF32_OVERRIDE");
-  const char* commit = std::getenv("EMOTUNE_COMMIT");
-  benchmark::AddCustomContext("device", prop.name);
-  benchmark::AddCustomContext("sm_count", std::to_string(prop.multiProcessorCount));
-  benchmark::AddCustomContext("cuda_driver", std::to_string(driver / 1000) + "." + std::to_string(driver % 1000 / 10));
-  benchmark::AddCustomContext("cuda_runtime", std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10));
-  benchmark::AddCustomContext("cudnn", std::to_string(cudnnGetVersion()));
   benchmark::AddCustomContext("precision", std::string("fp32, FFMA only (cuDNN CUDNN_FMA_MATH, no tensor cores; "
                                                        "NVIDIA_TF32_OVERRIDE=") + (tf32 ? tf32 : "unset") + ")");
   benchmark::AddCustomContext("layout", "NCHW, KCRS filters, no bias");
   benchmark::AddCustomContext("l2_flush", "no (warm L2 on both sides)");
-  benchmark::AddCustomContext("date_utc", date);
-  benchmark::AddCustomContext("commit", commit ? commit : "unknown");
 }
 
 }  // namespace

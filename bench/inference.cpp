@@ -22,17 +22,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <string>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/music/mood_table.h"
 #include "apps/music/recommend.h"
-#include "apps/report/predict.h"
-#include "apps/report/recommend.h"
+#include "apps/pipeline/pipeline.h"
+#include "apps/pipeline/recommendation.h"
+#include "bench/provenance.h"
 #include "engine/checkpoint.h"
 #include "layers/model.h"
 #include "layers/nets/nets.h"
@@ -134,18 +133,6 @@ void BM_recommend_cold(benchmark::State& state) {
   }
 }
 
-std::string git_commit() {
-  std::string cmd =
-      std::string("git -C '") + EMOTUNE_SOURCE_DIR + "' rev-parse --short HEAD 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return "unknown";
-  char buf[64] = {0};
-  std::string out = std::fgets(buf, sizeof buf, p) ? buf : "unknown";
-  pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -160,18 +147,12 @@ int main(int argc, char** argv) {
   std::string which;
   g_model = model_path(&which);
 
-  char date[64];
-  std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", std::localtime(&now));
-  benchmark::AddCustomContext("emotune_date", date);
-  benchmark::AddCustomContext("emotune_commit", git_commit());
-  benchmark::AddCustomContext("emotune_model", which);
-  benchmark::AddCustomContext("emotune_image", g_image);
-  benchmark::AddCustomContext("emotune_hardware_threads",
-                              std::to_string(std::thread::hardware_concurrency()));
   // As the app runs (apps/main.cpp): OpenMP regions on one thread, OpenBLAS on all cores.
   const char* omp = std::getenv("OMP_NUM_THREADS");
   if (!omp) omp_set_num_threads(1);
+  bench::add_provenance();  // after omp_set_num_threads: it records the thread count
+  benchmark::AddCustomContext("emotune_model", which);
+  benchmark::AddCustomContext("emotune_image", g_image);
   benchmark::AddCustomContext("emotune_omp_num_threads", omp ? omp : "1 (as emotune predict/recommend)");
 
   benchmark::RegisterBenchmark("decode", BM_decode)->Unit(benchmark::kMillisecond)->UseRealTime();

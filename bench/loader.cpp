@@ -18,11 +18,10 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "bench/provenance.h"
 #include "datasets/augment.h"
 #include "datasets/dataset.h"
 #include "datasets/loader.h"
@@ -113,25 +112,6 @@ bool validate() {
   }
 }
 
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
-std::string git_commit() {
-  std::string cmd = std::string("git -C '") + EMOTUNE_SOURCE_DIR + "' rev-parse --short HEAD 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return "unknown";
-  char buf[64] = {0};
-  std::string out = std::fgets(buf, sizeof buf, p) ? buf : "unknown";
-  pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -158,21 +138,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  char date[64];
-  std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", std::localtime(&now));
-  benchmark::AddCustomContext("emotune_date", date);
-  benchmark::AddCustomContext("emotune_commit", git_commit());
-  benchmark::AddCustomContext("emotune_cpu_model", cpu_model());
-  benchmark::AddCustomContext("emotune_hardware_threads", std::to_string(std::thread::hardware_concurrency()));
+  bench::add_provenance();
   benchmark::AddCustomContext("emotune_data", source);
   benchmark::AddCustomContext("emotune_full_augment", AugmentOptions::full().to_json());
-  {
-    std::ifstream f("/proc/loadavg");
-    std::string one, five, fifteen;
-    f >> one >> five >> fifteen;
-    benchmark::AddCustomContext("emotune_loadavg_at_start", one + " " + five + " " + fifteen);
-  }
 
   for (bool full : {false, true})
     for (int threads : {1, 2})

@@ -6,8 +6,8 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
-#include <ctime>
 
+#include "bench/provenance.h"
 #include "engine/dispatch.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
@@ -71,10 +71,7 @@ void register_all() {
 
 int main(int argc, char** argv) {
   register_all();
-  std::time_t now = std::time(nullptr);
-  char date[32];
-  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
-  benchmark::AddCustomContext("date", date);
+  bench::add_provenance();
   benchmark::AddCustomContext("cuda", cuda_available() ? "available" : "not available");
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -60,7 +60,8 @@ def main():
     for key, label in [("device", "Device"), ("sm_count", "SMs"), ("cuda_driver", "CUDA driver"),
                        ("cuda_runtime", "CUDA runtime"), ("cudnn", "cuDNN"), ("precision", "Precision"),
                        ("layout", "Layout"), ("l2_flush", "L2 flushed between iterations"),
-                       ("date_utc", "Date (UTC)"), ("commit", "Commit")]:
+                       ("date_utc", "Date (UTC)"), ("commit", "Commit"),  # runs before bench/provenance.h
+                       ("emotune_date", "Date"), ("emotune_commit", "Commit")]:
         if key in ctx:
             out.append(f"- {label}: {ctx[key]}")
     if "host_name" in ctx:

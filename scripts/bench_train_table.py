@@ -10,7 +10,7 @@ def main():
     theirs = {(r["name"].split("/")[1], r["batch"]): r for r in json.load(open(sys.argv[2]))}
     ctx = ours_doc["context"]
     any_torch = next(iter(theirs.values()))
-    print(f"- Device: {any_torch['device']}; date {ctx.get('date', '?')}; PyTorch {any_torch['torch']}, cuDNN {any_torch['cudnn']}")
+    print(f"- Device: {any_torch['device']}; date {ctx.get('emotune_date', ctx.get('date', '?'))}; PyTorch {any_torch['torch']}, cuDNN {any_torch['cudnn']}")
     print("- Step: forward, softmax cross-entropy (+ the paper's L2 on dense1), backward, SGD Nesterov update; fp32, TF32 off on both sides")
     print("- Timing: emotune the mean of manually timed steps (Google Benchmark), PyTorch the median step; both after warm-up and synchronised after every step\n")
     print("| network | batch | emotune ms | emotune img/s | PyTorch ms | PyTorch img/s | ratio |")

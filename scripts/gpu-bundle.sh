@@ -12,7 +12,7 @@ mkdir -p "$stage/bin" "$stage/tests" "$stage/lib" "$out"
 for f in "$build"/bin/emotune "$build"/bin/bench_cuda_* "$build"/bin/bench_train_step; do
   [ -f "$f" ] && cp "$f" "$stage/bin/"
 done
-for f in "$build"/tests/test_cuda_*; do
+for f in "$build"/tests/test_*_cuda; do
   [ -x "$f" ] && [ -f "$f" ] && cp "$f" "$stage/tests/"
 done
 skip='linux-vdso|ld-linux|/libc\.so|/libm\.so|/libstdc\+\+|/libgcc_s|/libdl\.|/libpthread|/librt\.|libcuda\.|libcudart|libcublas|libcudnn'

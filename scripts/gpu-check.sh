@@ -2,12 +2,12 @@
 # Everything issue 4 needs from a GPU machine, in one call, from the repository root:
 #   scripts/gpu-check.sh BUILD_DIR OUT_DIR
 # BUILD_DIR is a CUDA build made beforehand (cmake -DEMOTUNE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90,
-# targets test_cuda_* and bench_cuda_conv2d). Steps, each logged to OUT_DIR/<step>.log:
+# targets test_*_cuda and bench_cuda_conv2d). Steps, each logged to OUT_DIR/<step>.log:
 #   1. ctest -L cuda                    the CUDA parity tests (full shape table, batch 2 and 16)
 #   2. bench_cuda_conv2d                ours vs cuDNN, JSON to OUT_DIR/conv2d_cuda.json, with
 #                                       NVIDIA_TF32_OVERRIDE=0 (no TF32 anywhere)
 #   3. scripts/bench_cuda_table.py      the markdown table -> OUT_DIR/conv2d_cuda.md
-#   4. compute-sanitizer memcheck       on each test_cuda_* executable, EMOTUNE_SANITIZE_QUICK=1
+#   4. compute-sanitizer memcheck       on each test_*_cuda executable, EMOTUNE_SANITIZE_QUICK=1
 #   5. compute-sanitizer racecheck      likewise (sanitizers slow kernels 10-100x: smaller batches)
 # The benchmark runs before the sanitizers so that a step cut short by its time limit loses the
 # least important results. Each step has a time limit; the whole script stays under 8 minutes on
@@ -52,7 +52,7 @@ fi
 
 export EMOTUNE_COMMIT="${EMOTUNE_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 # Executables only: no '.' in the file name (the folder itself may hold dots, e.g. .device-carry).
-TESTS=$(find "$BUILD/tests" -maxdepth 1 -type f -name 'test_cuda_*' ! -name '*.*' 2>/dev/null | sort)
+TESTS=$(find "$BUILD/tests" -maxdepth 1 -type f -name 'test_*_cuda' ! -name '*.*' 2>/dev/null | sort)
 BENCH="$BUILD/bin/bench_cuda_conv2d"
 
 {

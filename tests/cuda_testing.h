@@ -1,4 +1,4 @@
-// Helpers for the CUDA kernel tests (tests/test_cuda_*.cpp): a device buffer that owns its memory
+// Helpers for the CUDA kernel tests (tests/test_*_cuda.cpp): a device buffer that owns its memory
 // through the caching allocator, and the quick mode used under compute-sanitizer.
 #pragma once
 #include <algorithm>

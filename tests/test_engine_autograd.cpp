@@ -1,5 +1,5 @@
 // Autograd through the engine: finite-difference gradient checks of every op in engine/ops.h in
-// float32 (the kernels' own double-precision checks live in test_kernels_*.cpp; here we check the
+// float32 (the kernels' own double-precision checks live in test_<op>.cpp; here we check the
 // wiring: the right gradient reaches the right input, with its shape, and accumulates), the
 // tape's accumulation rules, the no-grad guard, and the errors users see.
 //

@@ -1,6 +1,6 @@
 // Fused optimizer updates on the CPU, PyTorch's formulas (torch.optim.SGD with dampening 0,
-// torch.optim.Adam / AdamW), one pass over the parameters. The bias corrections are computed once
-// per call in double: 0.999^t loses digits in float long before t reaches a training run's length.
+// torch.optim.Adam / AdamW), one pass over the parameters. The per-call Adam scalars (bias corrections
+// in double) come from adam_coefficients() in kernels/optim.h, shared with the CUDA kernel.
 #include "kernels/optim.h"
 
 #include <cmath>
@@ -30,13 +30,9 @@ void sgd_update_cpu(int64_t n, const SgdParams& p, float* w, const float* g, flo
 }
 
 void adam_update_cpu(int64_t n, const AdamParams& p, float* w, const float* g, float* m, float* v) {
-  const double t = (double)p.step;
-  const float bc1 = (float)(1.0 - std::pow((double)p.beta1, t));
-  const float sqrt_bc2 = (float)std::sqrt(1.0 - std::pow((double)p.beta2, t));
-  const float b1 = p.beta1, b2 = p.beta2, eps = p.eps, lr = p.lr;
-  const float step_size = lr / bc1;
-  const float coupled_wd = p.decoupled ? 0.0f : p.weight_decay;
-  const float decay = p.decoupled ? 1.0f - lr * p.weight_decay : 1.0f;  // AdamW shrinks w first
+  const AdamCoefficients c = adam_coefficients(p);
+  const float b1 = p.beta1, b2 = p.beta2, eps = p.eps;
+  const float step_size = c.step_size, sqrt_bc2 = c.sqrt_bc2, coupled_wd = c.coupled_wd, decay = c.decay;
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float wi = w[i] * decay;

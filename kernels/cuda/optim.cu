@@ -1,8 +1,6 @@
 // Fused optimizer updates on the GPU: one pass over w, g and the state, PyTorch's formulas as in
-// kernels/cpu/optim.cpp (the same float expressions; the Adam bias corrections are computed once
-// on the host in double, as the CPU kernel does).
-#include <cmath>
-
+// kernels/cpu/optim.cpp (the same float expressions; the per-call Adam scalars come from
+// adam_coefficients() in kernels/optim.h, computed on the host as for the CPU kernel).
 #include "kernels/cuda/common.cuh"
 #include "kernels/optim.h"
 
@@ -57,14 +55,9 @@ void sgd_update_cuda(int64_t n, const SgdParams& p, float* w, const float* g, fl
 void adam_update_cuda(int64_t n, const AdamParams& p, float* w, const float* g, float* m, float* v) {
   if (n <= 0) return;
   if (p.step < 1) throw Error("adam_update_cuda: step must be >= 1, got " + std::to_string(p.step));
-  const double t = (double)p.step;
-  const float bc1 = (float)(1.0 - std::pow((double)p.beta1, t));
-  const float sqrt_bc2 = (float)std::sqrt(1.0 - std::pow((double)p.beta2, t));
-  const float step_size = p.lr / bc1;
-  const float coupled_wd = p.decoupled ? 0.0f : p.weight_decay;
-  const float decay = p.decoupled ? 1.0f - p.lr * p.weight_decay : 1.0f;
+  const AdamCoefficients c = adam_coefficients(p);
   adam_kernel<<<grid_for(n, kThreads), kThreads, 0, cuda_stream()>>>(
-      n, p.beta1, p.beta2, p.eps, step_size, sqrt_bc2, coupled_wd, decay, w, g, m, v);
+      n, p.beta1, p.beta2, p.eps, c.step_size, c.sqrt_bc2, c.coupled_wd, c.decay, w, g, m, v);
   EMOTUNE_LAUNCH_CHECK();
 }
 

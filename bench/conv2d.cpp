@@ -12,29 +12,26 @@
 // Wall-clock time (UseRealTime): the kernels use OpenMP and OpenBLAS threads. Fast-path rows are
 // the median of three repetitions; the slow reference runs twice, once.
 // On a machine shared with other jobs, run it at high priority so that their load does not land
-// in the numbers:  nice -n -20 build-cpu/bin/bench_conv2d_cpu ...
+// in the numbers:  nice -n -20 build-cpu/bin/bench_conv2d ...
 //
-//   build-cpu/bin/bench_conv2d_cpu --benchmark_out_format=json --benchmark_out=/tmp/conv2d_cpu.json
+//   build-cpu/bin/bench_conv2d --benchmark_out_format=json --benchmark_out=/tmp/conv2d_cpu.json
 //   python3 scripts/bench_table.py /tmp/conv2d_cpu.json --variant '/(fast|ref)/' --baseline ref
 #include <benchmark/benchmark.h>
-#include <cblas.h>
-#include <omp.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "bench/check.h"
+#include "bench/provenance.h"
 #include "kernels/conv2d.h"
 #include "tests/shapes.h"
-#include "kernels/philox.h"
 
 using namespace emotune;
 
@@ -50,22 +47,15 @@ const char* op_name(Op op) {
                                                                          : "conv2d_backward_weight";
 }
 
-// Seeded values in [-1, 1), as the tests draw them (tests/testing.cpp is not linked here).
-std::vector<float> uniform(int64_t n, uint64_t seed) {
-  std::vector<float> v((size_t)n);
-  for (int64_t i = 0; i < n; ++i) v[(size_t)i] = 2.0f * philox_uniform(seed, (uint64_t)i) - 1.0f;
-  return v;
-}
-
 struct Problem {
   Conv2dShape p;
   std::vector<float> x, w, b, dy;
   std::vector<float> y, dx, dw, db;
   explicit Problem(Conv2dShape shape) : p(shape) {
-    x = uniform(p.x_size(), 1);
-    w = uniform(p.w_size(), 2);
-    b = uniform(p.k, 3);
-    dy = uniform(p.y_size(), 4);
+    x = bench::uniform(p.x_size(), 1);
+    w = bench::uniform(p.w_size(), 2);
+    b = bench::uniform(p.k, 3);
+    dy = bench::uniform(p.y_size(), 4);
     y.resize(p.y_size());
     dx.resize(p.x_size());
     dw.resize(p.w_size());
@@ -87,7 +77,7 @@ struct Problem {
   }
 };
 
-// The tests' parity bound (tests/test_kernels_conv2d.cpp): 4 float eps per summed term + 1e-5 rel.
+// The tests' parity bound (tests/test_conv2d.cpp): 4 float eps per summed term + 1e-5 rel.
 void expect_close(const std::string& what, const std::vector<float>& got, const std::vector<float>& want,
                   double terms) {
   const double atol = 4.0 * 1.1920929e-7 * terms, rtol = 1e-5;
@@ -128,7 +118,7 @@ void validate(const std::string& name, Problem& pr) {
 
 std::map<std::string, double> g_ref_gflops;  // "<op>/<shape>" -> reference GFLOP/s in this run
 
-void bench(benchmark::State& state, Problem* pr, Op op, bool fast, std::string key) {
+void bench_op(benchmark::State& state, Problem* pr, Op op, bool fast, std::string key) {
   const double flops = pr->p.flops();
   if (fast) pr->run(op, fast);  // warm thread pools, scratch buffers and caches (the slow reference needs none)
   auto t0 = std::chrono::steady_clock::now();
@@ -144,25 +134,6 @@ void bench(benchmark::State& state, Problem* pr, Op op, bool fast, std::string k
   } else if (auto it = g_ref_gflops.find(key); it != g_ref_gflops.end()) {
     state.counters["x_ref"] = gflops / it->second;
   }
-}
-
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
-std::string git_commit() {
-  std::string cmd = std::string("git -C '") + EMOTUNE_SOURCE_DIR + "' rev-parse --short HEAD 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return "unknown";
-  char buf[64] = {0};
-  std::string out = std::fgets(buf, sizeof buf, p) ? buf : "unknown";
-  pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
 }
 
 std::string sanitize(std::string s) {
@@ -183,21 +154,7 @@ int main(int argc, char** argv) {
   }
   int rest_argc = (int)rest.size();
 
-  char date[64];
-  std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", std::localtime(&now));
-  benchmark::AddCustomContext("emotune_date", date);
-  benchmark::AddCustomContext("emotune_commit", git_commit());
-  benchmark::AddCustomContext("emotune_cpu_model", cpu_model());
-  benchmark::AddCustomContext("emotune_omp_threads", std::to_string(omp_get_max_threads()));
-  benchmark::AddCustomContext("emotune_openblas", std::string(openblas_get_config()) + ", " +
-                                                      std::to_string(openblas_get_num_threads()) + " threads");
-  {  // other work on a shared machine slows the threaded kernels: record how busy it was
-    std::ifstream f("/proc/loadavg");
-    std::string one, five, fifteen;
-    f >> one >> five >> fifteen;
-    benchmark::AddCustomContext("emotune_loadavg_at_start", one + " " + five + " " + fifteen);
-  }
+  bench::add_provenance();
   benchmark::AddCustomContext("emotune_problem", "fp32, NCHW x KCRS, batch " + std::to_string(kBatch) +
                                                      ", GFLOP/s = 2*MACs/s, wall clock");
 
@@ -214,12 +171,12 @@ int main(int argc, char** argv) {
       const std::string key = std::string(op_name(op)) + "/" + shape;
       const bool with_ref = op == Op::forward || g_ref_backward;
       if (with_ref) {  // the reference is slow (~1 GFLOP/s): a fixed two iterations
-        benchmark::RegisterBenchmark((std::string(op_name(op)) + "/ref/" + shape).c_str(), bench, pr, op, false, key)
+        benchmark::RegisterBenchmark((std::string(op_name(op)) + "/ref/" + shape).c_str(), bench_op, pr, op, false, key)
             ->Iterations(2)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
       }
-      benchmark::RegisterBenchmark((std::string(op_name(op)) + "/fast/" + shape).c_str(), bench, pr, op, true, key)
+      benchmark::RegisterBenchmark((std::string(op_name(op)) + "/fast/" + shape).c_str(), bench_op, pr, op, true, key)
           ->MinTime(0.3)
           ->Repetitions(3)  // the median of three damps other jobs on a shared machine
           ->ReportAggregatesOnly(true)
