@@ -85,25 +85,25 @@ Split parse_split(const std::string& name) {
   return s;
 }
 
+// The optimizer's fixed hyper-parameters; the learning rate comes from the schedule each step.
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, std::vector<ParamRef> params) {
   if (c.optimizer == "sgd") {
-    SgdParams p;
-    p.lr = (float)c.lr;
-    p.momentum = (float)c.momentum;
-    p.nesterov = c.nesterov;
-    p.weight_decay = (float)c.weight_decay;
-    return std::make_unique<Sgd>(std::move(params), p);
+    SgdOptions o;
+    o.momentum = (float)c.momentum;
+    o.nesterov = c.nesterov;
+    o.weight_decay = (float)c.weight_decay;
+    return std::make_unique<Sgd>(std::move(params), o);
   }
-  AdamParams p;
-  p.lr = (float)c.lr;
-  p.beta1 = (float)c.beta1;
-  p.beta2 = (float)c.beta2;
-  p.eps = (float)c.eps;
-  p.weight_decay = (float)c.weight_decay;
-  p.decoupled = c.optimizer == "adamw";
-  return std::make_unique<Adam>(std::move(params), p);
+  AdamOptions o;
+  o.beta1 = (float)c.beta1;
+  o.beta2 = (float)c.beta2;
+  o.eps = (float)c.eps;
+  o.weight_decay = (float)c.weight_decay;
+  o.decoupled = c.optimizer == "adamw";
+  return std::make_unique<Adam>(std::move(params), o);
 }
 
+// TrainConfig.lr enters the run here, and only here: as the schedule's base.
 ScheduleConfig schedule_config(const TrainConfig& c) {
   ScheduleConfig s;
   s.kind = c.schedule;
@@ -232,8 +232,7 @@ TrainResult run_training(const TrainConfig& config, const std::string& resume_di
 
   const std::string title = c.name + " (" + c.arch + ")";
   for (int epoch = start_epoch; epoch < c.epochs; ++epoch) {
-    const float lr = schedule.lr(epoch);
-    opt->set_lr(lr);
+    const float lr = schedule.lr(epoch);  // every step of the epoch uses it, and its record shows it
     net->set_training(true);
     loader.start_epoch(epoch);
     char label[64];
@@ -262,7 +261,7 @@ TrainResult run_training(const TrainConfig& config, const std::string& resume_di
       }
       opt->zero_grad();
       total.backward();
-      opt->step();
+      opt->step(lr);
       std::vector<float> z = logits.to_vector();
       for (size_t i = 0; i < labels.size(); ++i) {
         const float* row = z.data() + i * c.classes;
