@@ -25,8 +25,8 @@ void train_step(benchmark::State& state, const char* arch, Device dev) {
   const int batch = (int)state.range(0);
   auto net = make_network(arch, 7, 1);
   net->to(dev);
-  SgdParams sp;
-  sp.lr = 0.01f;
+  const float lr = 0.01f;
+  SgdOptions sp;
   sp.momentum = 0.9f;
   sp.nesterov = true;
   Sgd opt(net->parameters(), sp);
@@ -42,7 +42,7 @@ void train_step(benchmark::State& state, const char* arch, Device dev) {
     if (pen.defined()) loss = ops::add(loss, pen);
     opt.zero_grad();
     loss.backward();
-    opt.step();
+    opt.step(lr);
     kernel_table(dev).synchronize();
   };
   for (int i = 0; i < 3; ++i) step(i);  // warm-up: allocator caches, cuBLAS handles

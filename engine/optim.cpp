@@ -21,21 +21,22 @@ void Optimizer::zero_grad() {
   for (auto& p : params_) p.tensor.zero_grad();
 }
 
-Sgd::Sgd(std::vector<ParamRef> params, const SgdParams& p) : Optimizer(std::move(params)), p_(p) {
-  lr_ = p.lr;
+Sgd::Sgd(std::vector<ParamRef> params, const SgdOptions& o) : Optimizer(std::move(params)), o_(o) {
   velocity_ = zeros_like_all(params_);
 }
 
-void Sgd::step() {
+void Sgd::step(float lr) {
   NoGradGuard guard;
   ++steps_;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& w = params_[i].tensor;
     Tensor g = w.grad();
     if (!g.defined()) continue;
-    SgdParams p = p_;
-    p.lr = lr_;
-    if (!params_[i].decay) p.weight_decay = 0.0f;
+    SgdParams p;
+    p.lr = lr;
+    p.momentum = o_.momentum;
+    p.weight_decay = params_[i].decay ? o_.weight_decay : 0.0f;
+    p.nesterov = o_.nesterov;
     EMOTUNE_KERNEL(w.device(), sgd_update)(w.numel(), p, w.data(), g.data(), velocity_[i].data());
   }
 }
@@ -52,23 +53,26 @@ void Sgd::load_state(const Checkpoint& ck) {
     restore(ck, "optim." + params_[i].name + ".velocity", velocity_[i]);
 }
 
-Adam::Adam(std::vector<ParamRef> params, const AdamParams& p) : Optimizer(std::move(params)), p_(p) {
-  lr_ = p.lr;
+Adam::Adam(std::vector<ParamRef> params, const AdamOptions& o) : Optimizer(std::move(params)), o_(o) {
   m_ = zeros_like_all(params_);
   v_ = zeros_like_all(params_);
 }
 
-void Adam::step() {
+void Adam::step(float lr) {
   NoGradGuard guard;
   ++steps_;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& w = params_[i].tensor;
     Tensor g = w.grad();
     if (!g.defined()) continue;
-    AdamParams p = p_;
-    p.lr = lr_;
+    AdamParams p;
+    p.lr = lr;
+    p.beta1 = o_.beta1;
+    p.beta2 = o_.beta2;
+    p.eps = o_.eps;
+    p.weight_decay = params_[i].decay ? o_.weight_decay : 0.0f;
+    p.decoupled = o_.decoupled;
     p.step = steps_;
-    if (!params_[i].decay) p.weight_decay = 0.0f;
     EMOTUNE_KERNEL(w.device(), adam_update)(w.numel(), p, w.data(), g.data(), m_[i].data(), v_[i].data());
   }
 }

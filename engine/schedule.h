@@ -6,6 +6,8 @@
 //   plateau:  starts at base; when the watched metric has not improved by more than `threshold`
 //             for `patience` epochs, lr *= factor (not below min_lr)
 // The plateau state is saved in checkpoints (state_json) so a resumed run continues it.
+// The schedule is the one owner of the learning rate during a run: the config's lr only sets
+// base_lr, and optimizers hold no lr of their own but take lr(epoch) on every step (engine/optim.h).
 #pragma once
 #include <string>
 

@@ -1,5 +1,6 @@
-// Optimizers through engine/optim.h (parameter refs, per-parameter decay flags, state export and
-// restore) against the same updates computed here in double, and the learning-rate schedules.
+// Optimizers through engine/optim.h (parameter refs, per-parameter decay flags, the lr given to
+// each step, state export and restore) against the same updates computed here in double, and the
+// learning-rate schedules.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -50,16 +51,16 @@ void set_grads(Params& p, int step) {
 // Reference SGD (PyTorch, dampening 0) in double on one parameter.
 struct SgdRef {
   std::vector<double> w, v;
-  void step(const std::vector<double>& g0, const SgdParams& p, bool decay) {
+  void step(const std::vector<double>& g0, const SgdOptions& p, double lr, bool decay) {
     const double wd = decay ? p.weight_decay : 0.0;
     for (size_t i = 0; i < w.size(); ++i) {
       double g = g0[i] + wd * w[i];
       if (p.momentum == 0) {
-        w[i] -= p.lr * g;
+        w[i] -= lr * g;
         continue;
       }
       v[i] = p.momentum * v[i] + g;
-      w[i] -= p.lr * (p.nesterov ? g + p.momentum * v[i] : v[i]);
+      w[i] -= lr * (p.nesterov ? g + p.momentum * v[i] : v[i]);
     }
   }
 };
@@ -67,17 +68,17 @@ struct SgdRef {
 // Reference Adam / AdamW (PyTorch) in double on one parameter.
 struct AdamRef {
   std::vector<double> w, m, v;
-  void step(const std::vector<double>& g0, const AdamParams& p, bool decay, int t) {
+  void step(const std::vector<double>& g0, const AdamOptions& p, double lr, bool decay, int t) {
     const double wd = decay ? p.weight_decay : 0.0;
     const double b1 = p.beta1, b2 = p.beta2;
     for (size_t i = 0; i < w.size(); ++i) {
       double g = g0[i];
-      if (p.decoupled) w[i] *= 1.0 - (double)p.lr * wd;
+      if (p.decoupled) w[i] *= 1.0 - lr * wd;
       else g += wd * w[i];
       m[i] = b1 * m[i] + (1 - b1) * g;
       v[i] = b2 * v[i] + (1 - b2) * g * g;
       double mh = m[i] / (1 - std::pow(b1, t)), vh = v[i] / (1 - std::pow(b2, t));
-      w[i] -= p.lr * mh / (std::sqrt(vh) + p.eps);
+      w[i] -= lr * mh / (std::sqrt(vh) + p.eps);
     }
   }
 };
@@ -96,25 +97,24 @@ void check_close(const Tensor& got, const std::vector<double>& want, const char*
 }  // namespace
 
 TEST_CASE("Sgd matches a double reference: plain, momentum, Nesterov, weight decay on kernels only") {
-  struct Case { const char* name; SgdParams p; };
+  struct Case { const char* name; float lr; SgdOptions p; };
   const Case cases[] = {
-      {"plain", {0.1f, 0.0f, 0.0f, false}},
-      {"plain + decay", {0.1f, 0.0f, 0.05f, false}},
-      {"momentum", {0.05f, 0.9f, 0.0f, false}},
-      {"momentum + decay", {0.05f, 0.9f, 0.1f, false}},
-      {"nesterov + decay", {0.05f, 0.9f, 0.1f, true}},
+      {"plain", 0.1f, {0.0f, 0.0f, false}},
+      {"plain + decay", 0.1f, {0.0f, 0.05f, false}},
+      {"momentum", 0.05f, {0.9f, 0.0f, false}},
+      {"momentum + decay", 0.05f, {0.9f, 0.1f, false}},
+      {"nesterov + decay", 0.05f, {0.9f, 0.1f, true}},
   };
   for (const Case& c : cases) {
     INFO(c.name);
     Params p;
     SgdRef rw{to_double(p.w), std::vector<double>(6, 0.0)}, rb{to_double(p.b), std::vector<double>(3, 0.0)};
     Sgd opt(p.refs(), c.p);
-    CHECK(opt.lr() == c.p.lr);
     for (int k = 0; k < 6; ++k) {
       set_grads(p, k);
-      rw.step(grad_at(rw.w, k, 0), c.p, true);
-      rb.step(grad_at(rb.w, k, 1), c.p, false);
-      opt.step();
+      rw.step(grad_at(rw.w, k, 0), c.p, c.lr, true);
+      rb.step(grad_at(rb.w, k, 1), c.p, c.lr, false);
+      opt.step(c.lr);
     }
     CHECK(opt.steps() == 6);
     check_close(p.w, rw.w, "w");
@@ -132,19 +132,20 @@ TEST_CASE("Sgd: decay really is skipped for decay=false parameters") {
   Tensor b = Tensor::from_vector({1}, {2.0f}).set_requires_grad(true);
   a.set_grad(Tensor::from_vector({1}, {1.0f}));
   b.set_grad(Tensor::from_vector({1}, {1.0f}));
-  Sgd opt({{"a", a, true}, {"b", b, false}}, SgdParams{0.5f, 0.0f, 0.1f, false});
-  opt.step();
+  Sgd opt({{"a", a, true}, {"b", b, false}}, SgdOptions{0.0f, 0.1f, false});
+  opt.step(0.5f);
   CHECK(a.item() == 2.0f - 0.5f * (1.0f + 0.1f * 2.0f));  // the kernel's float expression
   CHECK(b.item() == 1.5f);
 }
 
 TEST_CASE("Adam and AdamW match a double reference") {
-  struct Case { const char* name; AdamParams p; };
-  AdamParams plain;  // Keras defaults: lr 1e-3, eps 1e-7
-  AdamParams fast{0.05f, 0.9f, 0.999f, 1e-7f, 0.0f, false, 1};
-  AdamParams l2{0.05f, 0.8f, 0.99f, 1e-7f, 0.1f, false, 1};
-  AdamParams adamw{0.05f, 0.9f, 0.999f, 1e-8f, 0.1f, true, 1};
-  const Case cases[] = {{"default", plain}, {"lr 0.05", fast}, {"coupled L2", l2}, {"AdamW", adamw}};
+  struct Case { const char* name; float lr; AdamOptions p; };
+  AdamOptions plain;  // Keras defaults: eps 1e-7 (and lr 1e-3 below)
+  AdamOptions fast{0.9f, 0.999f, 1e-7f, 0.0f, false};
+  AdamOptions l2{0.8f, 0.99f, 1e-7f, 0.1f, false};
+  AdamOptions adamw{0.9f, 0.999f, 1e-8f, 0.1f, true};
+  const Case cases[] = {
+      {"default", 1e-3f, plain}, {"lr 0.05", 0.05f, fast}, {"coupled L2", 0.05f, l2}, {"AdamW", 0.05f, adamw}};
   for (const Case& c : cases) {
     INFO(c.name);
     Params p;
@@ -153,9 +154,9 @@ TEST_CASE("Adam and AdamW match a double reference") {
     Adam opt(p.refs(), c.p);
     for (int k = 0; k < 6; ++k) {
       set_grads(p, k);
-      rw.step(grad_at(rw.w, k, 0), c.p, true, k + 1);
-      rb.step(grad_at(rb.w, k, 1), c.p, false, k + 1);
-      opt.step();
+      rw.step(grad_at(rw.w, k, 0), c.p, c.lr, true, k + 1);
+      rb.step(grad_at(rb.w, k, 1), c.p, c.lr, false, k + 1);
+      opt.step(c.lr);
     }
     check_close(p.w, rw.w, "w");
     check_close(p.b, rb.w, "b");
@@ -174,8 +175,8 @@ TEST_CASE("Adam: the first step moves every weight by about lr (bias correction 
   // With bias correction, step 1 is lr * g / (|g| + eps) = lr * sign(g); without it, 0.1 lr/sqrt(0.001).
   Tensor w = Tensor::zeros({4}).set_requires_grad(true);
   w.set_grad(Tensor::from_vector({4}, {0.3f, -2.0f, 1e-3f, 5.0f}));
-  Adam opt({{"w", w, true}}, AdamParams{0.01f, 0.9f, 0.999f, 1e-7f, 0.0f, false, 1});
-  opt.step();
+  Adam opt({{"w", w, true}}, AdamOptions{0.9f, 0.999f, 1e-7f, 0.0f, false});
+  opt.step(0.01f);
   std::vector<float> v = w.to_vector();
   // |step| = lr |g| / (|g| + eps): eps/|g| <= 1e-4 relative for |g| >= 1e-3
   for (int i = 0; i < 4; ++i) CHECK(std::fabs(v[i]) == doctest::Approx(0.01).epsilon(2e-4));
@@ -186,9 +187,9 @@ TEST_CASE("Adam: the first step moves every weight by about lr (bias correction 
 TEST_CASE("optimizers skip parameters without a gradient; zero_grad drops gradients") {
   Params p;
   std::vector<float> w0 = p.w.to_vector(), b0 = p.b.to_vector();
-  Adam opt(p.refs(), AdamParams{});
+  Adam opt(p.refs(), AdamOptions{});
   p.w.set_grad(Tensor::full(p.w.shape(), 1.0f));  // b has none
-  opt.step();
+  opt.step(1e-3f);
   CHECK(p.w.to_vector() != w0);
   CHECK(p.b.to_vector() == b0);
   CHECK(opt.state()[2].tensor.to_vector() == std::vector<float>(3, 0.0f));  // b's m untouched
@@ -196,7 +197,7 @@ TEST_CASE("optimizers skip parameters without a gradient; zero_grad drops gradie
   CHECK_FALSE(p.w.grad().defined());
   CHECK_FALSE(p.b.grad().defined());
   std::vector<float> w1 = p.w.to_vector();
-  opt.step();  // nothing to do
+  opt.step(1e-3f);  // nothing to do
   CHECK(p.w.to_vector() == w1);
 }
 
@@ -205,14 +206,15 @@ TEST_CASE("optimizer state round trip through a checkpoint reproduces the next s
   for (int which = 0; which < 2; ++which) {
     INFO((which == 0 ? "Sgd" : "Adam"));
     auto make = [&](Params& p) -> std::unique_ptr<Optimizer> {
-      if (which == 0) return std::make_unique<Sgd>(p.refs(), SgdParams{0.05f, 0.9f, 0.01f, true});
-      return std::make_unique<Adam>(p.refs(), AdamParams{0.01f, 0.9f, 0.999f, 1e-7f, 0.01f, true, 1});
+      if (which == 0) return std::make_unique<Sgd>(p.refs(), SgdOptions{0.9f, 0.01f, true});
+      return std::make_unique<Adam>(p.refs(), AdamOptions{0.9f, 0.999f, 1e-7f, 0.01f, true});
     };
+    const float lr = which == 0 ? 0.05f : 0.01f;
     Params a;
     auto opt_a = make(a);
     for (int k = 0; k < 3; ++k) {
       set_grads(a, k);
-      opt_a->step();
+      opt_a->step(lr);
     }
     // Save weights + optimizer state as a trainer would.
     std::vector<NamedTensor> all = {{"w", a.w}, {"b", a.b}};
@@ -232,8 +234,8 @@ TEST_CASE("optimizer state round trip through a checkpoint reproduces the next s
 
     set_grads(a, 3);
     set_grads(b, 3);
-    opt_a->step();
-    opt_b->step();
+    opt_a->step(lr);
+    opt_b->step(lr);
     CHECK(b.w.to_vector() == a.w.to_vector());  // bit-identical
     CHECK(b.b.to_vector() == a.b.to_vector());
     auto sa = opt_a->state(), sb = opt_b->state();
@@ -252,7 +254,7 @@ TEST_CASE("optimizer state round trip through a checkpoint reproduces the next s
       auto opt_c = make(c);
       opt_c->load_state(ck);
       set_grads(c, 3);
-      opt_c->step();
+      opt_c->step(lr);
       CHECK(c.w.to_vector() != a.w.to_vector());
     }
     // A checkpoint without the state names the missing tensor.
@@ -264,14 +266,26 @@ TEST_CASE("optimizer state round trip through a checkpoint reproduces the next s
   }
 }
 
-TEST_CASE("optimizer: set_lr changes the next step") {
+TEST_CASE("optimizer: each step uses the lr it is given, for Sgd and Adam") {
+  // Sgd without momentum: w -= lr * g, exact in float for these values.
   Tensor w = Tensor::from_vector({1}, {1.0f}).set_requires_grad(true);
-  Sgd opt({{"w", w, true}}, SgdParams{0.1f, 0.0f, 0.0f, false});
-  opt.set_lr(0.25f);
-  CHECK(opt.lr() == 0.25f);
+  Sgd sgd({{"w", w, true}}, SgdOptions{});
   w.set_grad(Tensor::from_vector({1}, {2.0f}));
-  opt.step();
-  CHECK(w.item() == 0.5f);  // 1 - 0.25*2, exact
+  sgd.step(0.25f);
+  CHECK(w.item() == 0.5f);  // 1 - 0.25*2
+  sgd.step(0.125f);
+  CHECK(w.item() == 0.25f);  // 0.5 - 0.125*2
+  // Adam's first step moves by lr * sign(g) (bias-corrected): two optimizers that differ only in
+  // the lr handed to step() move by amounts in that ratio.
+  Tensor a = Tensor::zeros({1}).set_requires_grad(true), b = Tensor::zeros({1}).set_requires_grad(true);
+  Adam adam_a({{"a", a, true}}, AdamOptions{}), adam_b({{"b", b, true}}, AdamOptions{});
+  a.set_grad(Tensor::from_vector({1}, {1.0f}));
+  b.set_grad(Tensor::from_vector({1}, {1.0f}));
+  adam_a.step(0.01f);
+  adam_b.step(0.04f);
+  // |step| = lr |g| / (|g| + eps) with |g| = 1, eps 1e-7: 1e-7 relative
+  CHECK(a.item() == doctest::Approx(-0.01).epsilon(1e-6));
+  CHECK(b.item() == doctest::Approx(-0.04).epsilon(1e-6));
 }
 
 // ------------------------------------------------------------------ schedules

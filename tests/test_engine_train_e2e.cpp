@@ -113,7 +113,8 @@ Run train(const DataSet& d, uint64_t seed, int epochs) {
   auto start = std::chrono::steady_clock::now();
   Run run;
   run.net = make_small_cnn(seed);
-  Adam opt(run.net->parameters(), AdamParams{5e-3f, 0.9f, 0.999f, 1e-7f, 0.0f, false, 1});
+  const float lr = 5e-3f;
+  Adam opt(run.net->parameters(), AdamOptions{0.9f, 0.999f, 1e-7f, 0.0f, false});
   Rng shuffle(derive_seed(seed, 3));
   std::vector<int> idx(d.n);
   for (int i = 0; i < d.n; ++i) idx[i] = i;
@@ -128,7 +129,7 @@ Run train(const DataSet& d, uint64_t seed, int epochs) {
       Tensor loss = ops::softmax_cross_entropy(run.net->forward(b.x), b.y, Tensor(), 0.0f);
       opt.zero_grad();
       loss.backward();
-      opt.step();
+      opt.step(lr);
       run.last_loss = loss.item();
     }
   }

@@ -1,23 +1,27 @@
 // The training loop end to end on the CPU, on a small generated FER-2013 CSV:
 // a short run writes its folder; a run killed with SIGKILL and resumed ends bit-identical to an
-// uninterrupted one; an exploding loss stops with the step named and the last checkpoint intact;
-// config errors name the key.
+// uninterrupted one; each epoch steps with the schedule's lr and records that lr; an exploding
+// loss stops with the step named and the last checkpoint intact; config errors name the key.
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "apps/train/config.h"
 #include "apps/train/trainer.h"
 #include "engine/checkpoint.h"
+#include "layers/nets/nets.h"
 #include "tests/testing.h"
 #include "tests/train_testing.h"
 
@@ -32,6 +36,41 @@ std::vector<float> all_values(const std::string& path) {
   for (const auto& nt : ck.tensors) {
     auto v = nt.tensor.to_vector();
     out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+// The trainable parameters of `net`'s shape read from a checkpoint (buffers and optimizer state
+// left out), or `net`'s own values when `path` is empty.
+std::map<std::string, std::vector<float>> parameter_values(Module& net, const std::string& path) {
+  std::map<std::string, std::vector<float>> out;
+  Checkpoint ck;
+  if (!path.empty()) ck = load_safetensors(path);
+  for (const ParamRef& p : net.parameters())
+    out[p.name] = path.empty() ? p.tensor.to_vector() : ck.get(p.name, p.tensor.shape()).to_vector();
+  return out;
+}
+
+double max_abs_diff(const std::map<std::string, std::vector<float>>& a,
+                    const std::map<std::string, std::vector<float>>& b) {
+  double worst = 0;
+  for (const auto& [name, va] : a) {
+    const std::vector<float>& vb = b.at(name);
+    REQUIRE(va.size() == vb.size());
+    for (size_t i = 0; i < va.size(); ++i) worst = std::max(worst, std::fabs((double)va[i] - vb[i]));
+  }
+  return worst;
+}
+
+// The lr column of metrics.csv, as written.
+std::vector<std::string> recorded_lrs(const std::string& run_dir) {
+  std::ifstream csv(run_dir + "/metrics.csv");
+  std::string line;
+  std::getline(csv, line);  // header
+  std::vector<std::string> out;
+  while (std::getline(csv, line)) {
+    size_t a = line.find(','), b = line.find(',', a + 1);
+    out.push_back(line.substr(a + 1, b - a - 1));
   }
   return out;
 }
@@ -104,6 +143,34 @@ TEST_CASE("a run killed with SIGKILL and resumed ends bit-identical to an uninte
   std::vector<float> resumed = all_values(killed_last);
   REQUIRE(whole.size() == resumed.size());
   CHECK(std::memcmp(whole.data(), resumed.data(), whole.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("each epoch steps with the lr the schedule gives it, and metrics.csv records that lr") {
+  // A step schedule that drops the lr from 1e-3 to 1e-33 after epoch 1. Epoch 1 must move the
+  // weights (Adam moves each by about lr per step); epoch 2 (resumed from epoch 1's checkpoint)
+  // must leave them where they were. An optimizer stepping with any other lr than the schedule's
+  // for the epoch, or a record of another lr, fails a check below.
+  std::string dir = testing::temp_dir("train_lr");
+  testing::write_synthetic_csv(dir, 16, 8);
+  TrainConfig c = testing::tiny_train_config(dir, "lr");
+  c.schedule = "step";
+  c.step_size = 1;
+  c.gamma = 1e-30;
+  c.epochs = 1;
+  const std::string run = run_training(c).run_dir;
+  auto net = make_network(c.arch, c.classes, c.seed, c.init);  // the run's initial weights
+  auto w0 = parameter_values(*net, "");
+  auto w1 = parameter_values(*net, run + "/last.safetensors");
+  c.epochs = 2;
+  TrainResult r = run_training(c, run);
+  REQUIRE(r.epochs_done == 2);
+  auto w2 = parameter_values(*net, run + "/last.safetensors");
+  // Two Adam steps at lr 1e-3 move most weights by ~1e-3; 1e-4 leaves a 10x margin.
+  CHECK(max_abs_diff(w0, w1) > 1e-4);
+  // Two Adam steps at lr 1e-33 move a weight by a few 1e-33 at most: 1e-20 is far above that and
+  // far below what any lr >= 1e-15 would do.
+  CHECK(max_abs_diff(w1, w2) < 1e-20);
+  CHECK(recorded_lrs(run) == std::vector<std::string>{"0.001", "1e-33"});
 }
 
 TEST_CASE("an exploding loss stops training, names the step and keeps the last good checkpoint") {

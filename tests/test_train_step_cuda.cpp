@@ -23,8 +23,7 @@ struct StepResult {
 StepResult run_step(const char* arch, Device dev, int batch) {
   auto net = make_network(arch, 7, 42);
   net->to(dev);
-  SgdParams sp;
-  sp.lr = 0.05f;
+  SgdOptions sp;
   sp.momentum = 0.9f;
   sp.nesterov = true;
   sp.weight_decay = 1e-4f;
@@ -40,7 +39,7 @@ StepResult run_step(const char* arch, Device dev, int batch) {
   r.loss = loss.item();
   loss.backward();
   for (auto& p : net->parameters()) r.grads.push_back(p.tensor.grad().to_vector());
-  opt.step();
+  opt.step(0.05f);
   for (auto& nt : net->state_dict()) r.weights.push_back(nt.tensor.to_vector());
   return r;
 }

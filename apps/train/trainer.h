@@ -8,6 +8,12 @@
 // dropout masks (seed, step) — so a run killed in epoch e and resumed recomputes epoch e exactly
 // as the uninterrupted run did. On the GPU the same holds except for the order of floating-point
 // sums in kernels that use atomics (see docs/architecture.md).
+//
+// The steps of run_training, in order: open_run_folder (run_folder.h); the data, the loader, the
+// network, the optimizer and the schedule; resume_from_last (checkpoints.h) when resuming; then per
+// epoch: the batch loop, the validation pass, best/last checkpoints (checkpoints.h), metrics.csv
+// and curves (history.h); finally export_model. The learning rate has one owner, the schedule:
+// config.lr is its base, and each epoch's lr(epoch) is what every step uses and what is recorded.
 #pragma once
 #include <string>
 
