@@ -4,7 +4,9 @@
 //    ReLU mask or a pool argmax flips; the layer-wise rule passes the same candidates;
 //  - the layer-wise rule still fails when one backward is off by 1e-3 (relative), and names the
 //    layer, and only that layer;
-//  - the zero-in-theory rule (vgg's dense1.bias) passes round-off and catches a real offset.
+//  - the zero-in-theory rule (vgg's dense1.bias) passes round-off and catches a real offset;
+//  - the optimizer half (SGD replayed from the candidate's gradients) passes and catches an
+//    update off by 1e-4.
 // The candidate is the CPU step with every value a kernel produces (and the input images)
 // multiplied by 1 + 1e-7 u, u uniform in [-1, 1): a stand-in for a device whose kernels round
 // differently (1e-7 is about one float ulp). Batch 4, not the GPU test's 8, keeps the file under a
@@ -13,9 +15,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "engine/optim.h"
 #include "tests/step_compare.h"
 
 using namespace emotune;
@@ -154,4 +158,37 @@ TEST_CASE("a gradient that is zero in theory passes on round-off and fails on a 
   CHECK_FALSE(c.ok);
   CHECK(c.first_backward == "dense1");
   CHECK(failed_layers(c) == std::vector<std::string>{"dense1"});
+}
+
+TEST_CASE("the layer-wise rule replays the optimizer step from the candidate's gradients") {
+  // The same SGD as test_cuda_train_step.cpp: this runs the optimizer half of the comparison on
+  // the CPU, so that a bug in it does not first show on a GPU machine.
+  const MakeOptimizer sgd = [](std::vector<ParamRef> params) -> std::unique_ptr<Optimizer> {
+    SgdParams sp;
+    sp.lr = 0.05f;
+    sp.momentum = 0.9f;
+    sp.nesterov = true;
+    sp.weight_decay = 1e-4f;
+    return std::make_unique<Sgd>(std::move(params), sp);
+  };
+  StepSetup s;
+  s.arch = "paper";
+  s.batch = 2;
+  StepRecord r = record_step(s, Device::cpu, sgd, ulp_jitter(6));
+  REQUIRE(!r.state.empty());
+  const StepComparison c = compare_step_layerwise(s, r, sgd);
+  INFO(c.summary());
+  CHECK(c.ok);
+  int state_checks = 0;
+  for (const Check& k : c.checks) state_checks += k.what.find("after the step") != std::string::npos;
+  CHECK(state_checks == (int)r.state.size());
+  // An update off by 1e-4 of a weight (an optimizer kernel slightly wrong; the bound is ~8e-6)
+  // fails at its layer.
+  for (auto& st : r.state)
+    if (st.name == "conv5.weight")
+      for (float& v : st.values) v *= 1.0f + 1e-4f;
+  const StepComparison bad = compare_step_layerwise(s, r, sgd);
+  MESSAGE(bad.summary());
+  CHECK_FALSE(bad.ok);
+  CHECK(failed_layers(bad) == std::vector<std::string>{"conv5"});
 }
