@@ -8,9 +8,10 @@
 //  - the optimizer half (SGD replayed from the candidate's gradients) passes and catches an
 //    update off by 1e-4.
 // The candidate is the CPU step with every value a kernel produces (and the input images)
-// multiplied by 1 + 1e-7 u, u uniform in [-1, 1): a stand-in for a device whose kernels round
-// differently (1e-7 is about one float ulp). Batch 4, not the GPU test's 8, keeps the file under a
-// minute on two cores; flips are rarer at batch 4 but still occur (see the first test).
+// multiplied by 1 + 1e-7 u, u in [-1, 1) hashed from the value (equal values stay equal): a
+// stand-in for a device whose kernels round differently (1e-7 is about one float ulp). Batch 4,
+// not the GPU test's 8, keeps the file short (~20 s of CPU time); flips are rarer at batch 4 but
+// still occur (see the first test).
 #include <doctest/doctest.h>
 
 #include <algorithm>
