@@ -239,6 +239,45 @@ StepRecord record_step(const StepSetup& s, Device device, const MakeOptimizer& m
   return r;
 }
 
+StepRecord run_step_whole(const StepSetup& s, Device device, const MakeOptimizer& make_optimizer) {
+  auto net = step_network(s);
+  net->to(device);
+  Tensor x = Tensor::from_vector({s.batch, 1, kSize, kSize}, step_images(s), device);
+  Tensor targets = Tensor::from_vector({s.batch, kClasses}, step_targets(s), device);
+  Tensor loss = ops::softmax_cross_entropy(net->forward(x), targets, Tensor(), kSmoothing);
+  Tensor penalty = net->penalty();
+  if (penalty.defined()) loss = ops::add(loss, penalty);
+  StepRecord r;
+  r.loss = loss.item();
+  loss.backward();
+  for (auto& p : net->parameters()) {
+    Tensor pg = p.tensor.grad();
+    r.grads.push_back({p.name, pg.defined() ? pg.to_vector() : std::vector<float>()});
+  }
+  if (make_optimizer) {
+    make_optimizer(net->parameters())->step();
+    for (auto& nt : net->state_dict()) r.state.push_back({nt.name, nt.tensor.to_vector()});
+  }
+  return r;
+}
+
+std::vector<std::string> bitwise_differences(const StepRecord& a, const StepRecord& b) {
+  std::vector<std::string> out;
+  auto scan = [&](const std::vector<NamedValues>& as, const std::vector<NamedValues>& bs) {
+    for (const auto& x : as) {
+      const std::vector<float>* y = find_values(bs, x.name);
+      if (!y || y->size() != x.values.size() ||
+          std::memcmp(y->data(), x.values.data(), x.values.size() * sizeof(float)) != 0)
+        out.push_back(x.name);
+    }
+    for (const auto& y : bs)
+      if (!find_values(as, y.name)) out.push_back(y.name);
+  };
+  scan(a.grads, b.grads);
+  scan(a.state, b.state);
+  return out;
+}
+
 StepComparison compare_step_layerwise(const StepSetup& s, const StepRecord& cand,
                                       const MakeOptimizer& make_optimizer) {
   auto net = step_network(s);

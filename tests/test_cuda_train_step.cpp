@@ -4,7 +4,8 @@
 // input and upstream gradient (tests/step_compare.h): every forward output, input gradient and
 // parameter gradient, the loss, and the state after the step must agree within one kernel's
 // round-off. A failure names the first layer, from the loss down, whose backward differs.
-// This checks the wiring of the CUDA table (every op, every backward, accumulation, the optimizer
+// The whole-graph GPU step (as training runs it) must equal the recorded one bit for bit. This
+// checks the wiring of the CUDA table (every op, every backward, accumulation, the optimizer
 // kernel) on top of the per-kernel parity tests, at the batch the kernel tests also cover
 // (testing::kTrainStepBatch).
 // Why not compare two full steps: a ReLU or pool decision within an ulp of its kink flips on
@@ -71,6 +72,12 @@ void compare(const char* arch) {
                  << worst_at << ")");
     INFO(arch << " seed " << seed << ":\n" << c.summary());
     CHECK(c.ok);
+    // What the recorder's cuts bypass (autograd between layers, no host sync between kernels):
+    // the whole-graph GPU step gives the same bits (the GPU kernels are deterministic).
+    const std::vector<std::string> differ = bitwise_differences(gpu, run_step_whole(s, Device::cuda, make_sgd));
+    INFO("differ between the recorded and the whole-graph GPU step: " << differ.size() << " tensors, first "
+         << (differ.empty() ? "none" : differ.front()));
+    CHECK(differ.empty());
     if (quick) continue;  // under compute-sanitizer the CPU step below only costs time
     const StepRecord cpu = record_step(s, Device::cpu, make_sgd);
     const EndToEnd e = compare_step_end_to_end(gpu, cpu);

@@ -6,7 +6,8 @@
 //    layer, and only that layer;
 //  - the zero-in-theory rule (vgg's dense1.bias) passes round-off and catches a real offset;
 //  - the optimizer half (SGD replayed from the candidate's gradients) passes and catches an
-//    update off by 1e-4.
+//    update off by 1e-4;
+//  - the recorder, which cuts the graph between layers, gives the whole-graph step's bits.
 // The candidate is the CPU step with every value a kernel produces (and the input images)
 // multiplied by 1 + 1e-7 u, u in [-1, 1) hashed from the value (equal values stay equal): a
 // stand-in for a device whose kernels round differently (1e-7 is about one float ulp). Batch 4,
@@ -42,6 +43,16 @@ double worst_excess(const StepComparison& c) {
   double w = 0;
   for (const Check& k : c.checks) w = std::max(w, k.excess);
   return w;
+}
+
+// The same SGD as test_cuda_train_step.cpp.
+std::unique_ptr<Optimizer> sgd(std::vector<ParamRef> params) {
+  SgdParams sp;
+  sp.lr = 0.05f;
+  sp.momentum = 0.9f;
+  sp.nesterov = true;
+  sp.weight_decay = 1e-4f;
+  return std::make_unique<Sgd>(std::move(params), sp);
 }
 
 // The layers that failed a check, in the order the checks ran.
@@ -162,16 +173,8 @@ TEST_CASE("a gradient that is zero in theory passes on round-off and fails on a 
 }
 
 TEST_CASE("the layer-wise rule replays the optimizer step from the candidate's gradients") {
-  // The same SGD as test_cuda_train_step.cpp: this runs the optimizer half of the comparison on
-  // the CPU, so that a bug in it does not first show on a GPU machine.
-  const MakeOptimizer sgd = [](std::vector<ParamRef> params) -> std::unique_ptr<Optimizer> {
-    SgdParams sp;
-    sp.lr = 0.05f;
-    sp.momentum = 0.9f;
-    sp.nesterov = true;
-    sp.weight_decay = 1e-4f;
-    return std::make_unique<Sgd>(std::move(params), sp);
-  };
+  // This runs the optimizer half of the comparison on the CPU, so that a bug in it does not
+  // first show on a GPU machine.
   StepSetup s;
   s.arch = "paper";
   s.batch = 2;
@@ -192,4 +195,20 @@ TEST_CASE("the layer-wise rule replays the optimizer step from the candidate's g
   MESSAGE(bad.summary());
   CHECK_FALSE(bad.ok);
   CHECK(failed_layers(bad) == std::vector<std::string>{"conv5"});
+}
+
+TEST_CASE("the recorder's cut step equals the whole-graph training step bit for bit") {
+  for (const std::string arch : {"paper", "vgg"}) {
+    StepSetup s;
+    s.arch = arch;
+    s.batch = 2;
+    const StepRecord cut = record_step(s, Device::cpu, sgd), whole = run_step_whole(s, Device::cpu, sgd);
+    INFO(arch);
+    CHECK(cut.loss == whole.loss);
+    CHECK(bitwise_differences(cut, whole).empty());
+    // The check can fail: one gradient one ulp off is seen.
+    StepRecord off = whole;
+    off.grads.back().values[0] = std::nextafter(off.grads.back().values[0], 1e9f);
+    CHECK(bitwise_differences(cut, off) == std::vector<std::string>{off.grads.back().name});
+  }
 }
