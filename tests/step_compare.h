@@ -58,11 +58,12 @@ std::vector<float> step_targets(const StepSetup& s);
 std::shared_ptr<Sequential> step_network(const StepSetup& s);
 
 // Test hooks of the recorder. Jitter multiplies values by (1 + rel * u), u in [-1, 1) a hash of
-// the value, the seed and the place (equal values stay equal, so exact ties stay ties): `input` the images; `activations` each child's output and
-// `gradients` each gradient a backward produced (input and parameter gradients, the logits'
-// gradient), as recorded and as read by the next child. It stands for a device whose every
-// kernel rounds differently. Mutation changes one recorded gradient (after the jitter), standing
-// for a backward kernel that is slightly wrong; the layers below read the changed gradient.
+// the value, the seed and the place (equal values stay equal, so exact ties stay ties): `input`
+// the images; `activations` each child's output and `gradients` each gradient a backward
+// produced (input and parameter gradients, the logits' gradient), as recorded and as read by the
+// next child. It stands for a device whose every kernel rounds differently. Mutation changes one
+// recorded gradient (after the jitter), standing for a backward kernel that is slightly wrong;
+// the layers below read the changed gradient.
 struct Jitter {
   double input = 0, activations = 0, gradients = 0;
   uint64_t seed = 1;

@@ -49,7 +49,8 @@ std::vector<uint64_t> step_seeds() {
   while (std::getline(ss, item, ',')) {
     char* end = nullptr;
     const unsigned long long s = std::strtoull(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0') throw Error("EMOTUNE_STEP_SEEDS: '" + item + "' is not a seed (want e.g. 11,12,13)");
+    if (item.empty() || *end != '\0')
+      throw Error("EMOTUNE_STEP_SEEDS: '" + item + "' is not a seed (want e.g. 11,12,13)");
     seeds.push_back(s);
   }
   return seeds;
