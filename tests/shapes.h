@@ -11,6 +11,10 @@
 
 namespace emotune::testing {
 
+// The batch of the whole-step GPU test (test_cuda_train_step.cpp); the conv2d parity tests run
+// every real layer at it too, because split counts and tuned tiles depend on the batch.
+constexpr int kTrainStepBatch = 8;
+
 struct ConvCase {
   std::string name;
   Conv2dShape shape;  // n is a placeholder: callers set the batch

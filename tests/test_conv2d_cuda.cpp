@@ -1,6 +1,7 @@
 // conv2d CUDA kernels against the CPU reference (conv2d_*_ref_cpu) on every shape of the shared
 // table: forward, backward_input, backward_weight (+ bias), every algorithm (automatic, each
-// implicit-GEMM tile, direct where it applies, naive), at batch 2 and two real layers at batch 16.
+// implicit-GEMM tile, direct where it applies, naive), at batch 2, every real layer at the train
+// step's batch (8), and three real layers at batch 16.
 // Outputs are poisoned with NaN first, so an element a kernel forgets to write fails.
 #include <doctest/doctest.h>
 
@@ -74,7 +75,10 @@ struct Problem {
   bool with_bias;
   std::vector<float> x, w, b, dy, y_ref, dx_ref, dw_ref, db_ref;
 
-  Problem(const Conv2dShape& shape, bool bias, uint64_t seed) : p(shape), with_bias(bias) {
+  // fast_reference: the CPU fast path (im2col + OpenBLAS, checked against the loops in
+  // test_kernels_conv2d) instead of the loops, which take ~90 s for the real layers at batch 8.
+  Problem(const Conv2dShape& shape, bool bias, uint64_t seed, bool fast_reference = false)
+      : p(shape), with_bias(bias) {
     x = random_vector(p.x_size(), seed);
     w = random_vector(p.w_size(), seed + 1);
     b = random_vector(p.k, seed + 2);
@@ -83,6 +87,12 @@ struct Problem {
     dx_ref.resize(p.x_size());
     dw_ref.resize(p.w_size());
     db_ref.resize(p.k);
+    if (fast_reference) {
+      conv2d_forward_cpu(p, x.data(), w.data(), bias ? b.data() : nullptr, y_ref.data());
+      conv2d_backward_input_cpu(p, dy.data(), w.data(), dx_ref.data());
+      conv2d_backward_weight_cpu(p, x.data(), dy.data(), dw_ref.data(), db_ref.data());
+      return;
+    }
     conv2d_forward_ref_cpu(p, x.data(), w.data(), bias ? b.data() : nullptr, y_ref.data());
     conv2d_backward_input_ref_cpu(p, dy.data(), w.data(), dx_ref.data());
     conv2d_backward_weight_ref_cpu(p, x.data(), dy.data(), dw_ref.data(), db_ref.data());
@@ -190,6 +200,29 @@ TEST_CASE("cuda conv2d: real layers at batch 16 (the tuned automatic path) match
     MESSAGE(describe(name, p) << ": forward " << conv2d_cuda_describe(ConvDir::forward, p) << ", backward_input "
                               << conv2d_cuda_describe(ConvDir::backward_input, p) << ", backward_weight "
                               << conv2d_cuda_describe(ConvDir::backward_weight, p));
+  }
+}
+
+TEST_CASE("cuda conv2d: real layers at the train step's batch, tuned path and every tile, match the CPU reference") {
+  if (!emotune::testing::cuda_or_skip("cuda conv2d parity at the train step's batch")) return;
+  if (testing::sanitize_quick()) {
+    MESSAGE("EMOTUNE_SANITIZE_QUICK: train-step-batch layers skipped");
+    return;
+  }
+  // The automatic variant runs what the step test runs (the tuned tile, or the heuristic under
+  // EMOTUNE_CONV_TUNE=0, and the split count of this batch); the forced tiles cover every choice
+  // the tuner can make here.
+  int index = 0;
+  for (const auto& c : testing::conv_cases()) {
+    if (!c.real) continue;
+    Conv2dShape p = c.shape;
+    p.n = testing::kTrainStepBatch;
+    const Problem pr(p, index % 2 == 0, 3000 + 10 * index, /*fast_reference=*/true);
+    check_problem(c.name, pr, true);
+    MESSAGE(describe(c.name, p) << ": forward " << conv2d_cuda_describe(ConvDir::forward, p) << ", backward_input "
+                                << conv2d_cuda_describe(ConvDir::backward_input, p) << ", backward_weight "
+                                << conv2d_cuda_describe(ConvDir::backward_weight, p));
+    ++index;
   }
 }
 

@@ -1,107 +1,102 @@
-// A whole training step on the GPU against the same step on the CPU: the paper and vgg networks,
-// same seed, same batch, same dropout masks (Philox on both devices). After forward, loss,
-// backward and one SGD step, the loss, every parameter gradient and every updated weight agree
-// within fp32 tolerance. This checks the wiring of the CUDA table (every op, every backward,
-// accumulation, the optimizer kernel) on top of the per-kernel parity tests.
+// A whole training step on the GPU against the CPU: the paper and vgg networks, same seed, same
+// batch, same dropout masks (Philox on both devices). The GPU step is recorded child by child
+// (forward, loss, backward, one SGD step) and each child is replayed on the CPU from the GPU's own
+// input and upstream gradient (tests/step_compare.h): every forward output, input gradient and
+// parameter gradient, the loss, and the state after the step must agree within one kernel's
+// round-off. A failure names the first layer, from the loss down, whose backward differs.
+// The whole-graph GPU step (as training runs it) must equal the recorded one bit for bit. This
+// checks the wiring of the CUDA table (every op, every backward, accumulation, the optimizer
+// kernel) on top of the per-kernel parity tests, at the batch the kernel tests also cover
+// (testing::kTrainStepBatch).
+// Why not compare two full steps: a ReLU or pool decision within an ulp of its kink flips on
+// round-off, and every gradient below it then differs far beyond any tolerance; that comparison
+// is still run and reported (not asserted), with the decisions that differ, as a diagnosis.
+// EMOTUNE_STEP_SEEDS=11,12,13 runs several image seeds (default 11); scripts/gpu-check.sh does.
 #include <doctest/doctest.h>
 
-#include "engine/ops.h"
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include "engine/optim.h"
-#include "layers/nets/nets.h"
 #include "tests/cuda_testing.h"
+#include "tests/shapes.h"
+#include "tests/step_compare.h"
 #include "tests/testing.h"
 
 using namespace emotune;
+using namespace emotune::testing;
 
 namespace {
 
-struct StepResult {
-  float loss = 0;
-  std::vector<std::vector<float>> grads, weights;
-};
-
-StepResult run_step(const char* arch, Device dev, int batch) {
-  auto net = make_network(arch, 7, 42);
-  net->to(dev);
-  SgdOptions sp;
+std::unique_ptr<Optimizer> make_sgd(std::vector<ParamRef> params) {
+  SgdOptions sp;  // the step's lr is StepSetup::lr
   sp.momentum = 0.9f;
   sp.nesterov = true;
   sp.weight_decay = 1e-4f;
-  Sgd opt(net->parameters(), sp);
-  std::vector<float> x = testing::random_vector((size_t)batch * 48 * 48, 11, 0.0f, 1.0f), t(batch * 7, 0.0f);
-  for (int i = 0; i < batch; ++i) t[i * 7 + (i * 3) % 7] = 1.0f;
-  Tensor xt = Tensor::from_vector({batch, 1, 48, 48}, x, dev), tt = Tensor::from_vector({batch, 7}, t, dev);
-  net->set_step(7);
-  Tensor loss = ops::softmax_cross_entropy(net->forward(xt), tt, Tensor(), 0.1f);
-  Tensor pen = net->penalty();
-  if (pen.defined()) loss = ops::add(loss, pen);
-  StepResult r;
-  r.loss = loss.item();
-  loss.backward();
-  for (auto& p : net->parameters()) r.grads.push_back(p.tensor.grad().to_vector());
-  opt.step(0.05f);
-  for (auto& nt : net->state_dict()) r.weights.push_back(nt.tensor.to_vector());
-  return r;
+  return std::make_unique<Sgd>(std::move(params), sp);
 }
 
-// Diagnosis for a failing comparison: runs both networks child by child (train mode, same step)
-// and reports each child's largest output difference relative to the output's scale, so a
-// failure names the first layer where the devices part. Reports only; asserts nothing.
-void report_forward_divergence(const char* arch, int batch) {
-  auto cpu = make_network(arch, 7, 42), gpu = make_network(arch, 7, 42);
-  gpu->to(Device::cuda);
-  cpu->set_step(7);
-  gpu->set_step(7);
-  Tensor xc = Tensor::from_vector({batch, 1, 48, 48}, testing::random_vector((size_t)batch * 48 * 48, 11, 0.0f, 1.0f));
-  Tensor xg = xc.to(Device::cuda);
-  for (size_t i = 0; i < cpu->children().size(); ++i) {
-    xc = cpu->children()[i].module->forward(xc);
-    xg = gpu->children()[i].module->forward(xg);
-    std::vector<float> a = xc.to_vector(), b = xg.to_vector();
-    double scale = 0, worst = 0;
-    for (size_t k = 0; k < a.size(); ++k) {
-      scale = std::max(scale, (double)std::fabs(a[k]));
-      worst = std::max(worst, (double)std::fabs(a[k] - b[k]));
-    }
-    MESSAGE(arch << " forward " << cpu->children()[i].name << ": max |gpu - cpu| / max |cpu| = "
-                 << (scale > 0 ? worst / scale : worst));
+std::vector<uint64_t> step_seeds() {
+  const char* v = std::getenv("EMOTUNE_STEP_SEEDS");
+  if (!v || !*v) return {11};
+  std::vector<uint64_t> seeds;
+  std::stringstream ss(v);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const unsigned long long s = std::strtoull(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0')
+      throw Error("EMOTUNE_STEP_SEEDS: '" + item + "' is not a seed (want e.g. 11,12,13)");
+    seeds.push_back(s);
   }
+  return seeds;
 }
 
-void compare(const char* arch, int batch) {
-  StepResult cpu = run_step(arch, Device::cpu, batch), gpu = run_step(arch, Device::cuda, batch);
-  // The loss is a mean over the batch of well-conditioned terms; sums in another order differ
-  // by a few ulps per layer.
-  bool all_close = true;
-  CHECK(gpu.loss == doctest::Approx(cpu.loss).epsilon(1e-4));
-  REQUIRE(cpu.grads.size() == gpu.grads.size());
-  for (size_t i = 0; i < cpu.grads.size(); ++i) {
-    // Gradients pass through up to 9 layers of reductions of length up to N*H*W*C*R*S ~ 1e6 in
-    // another summation order; relative to the tensor's largest gradient, 1e-3 covers that
-    // (measured worst ~1e-5) while a wrong rule (factor, transposition, missing term) is O(1).
-    float scale = 0;
-    for (float v : cpu.grads[i]) scale = std::max(scale, std::fabs(v));
-    INFO(arch << " gradient #" << i);
-    auto r = testing::allclose(gpu.grads[i], cpu.grads[i], 1e-3 * scale + 1e-7, 1e-3);
-    all_close = all_close && r.ok;
-    EMOTUNE_CHECK_CLOSE(r);
+void compare(const char* arch) {
+  const bool quick = sanitize_quick();
+  for (uint64_t seed : step_seeds()) {
+    StepSetup s;
+    s.arch = arch;
+    s.batch = quick ? 2 : kTrainStepBatch;
+    s.input_seed = seed;
+    const StepRecord gpu = record_step(s, Device::cuda, make_sgd);
+    const StepComparison c = compare_step_layerwise(s, gpu, make_sgd);
+    double worst = 0;
+    std::string worst_at;
+    for (const Check& k : c.checks)
+      if (k.excess > worst) worst = k.excess, worst_at = k.layer + " " + k.what;
+    MESSAGE(arch << " seed " << seed << " batch " << s.batch << ": layer-wise worst " << worst << "x of its bound ("
+                 << worst_at << ")");
+    INFO(arch << " seed " << seed << ":\n" << c.summary());
+    CHECK(c.ok);
+    // What the recorder's cuts bypass (autograd between layers, no host sync between kernels):
+    // the whole-graph GPU step gives the same bits (the GPU kernels are deterministic).
+    const std::vector<std::string> differ = bitwise_differences(gpu, run_step_whole(s, Device::cuda, make_sgd));
+    INFO("differ between the recorded and the whole-graph GPU step: " << differ.size() << " tensors, first "
+         << (differ.empty() ? "none" : differ.front()));
+    CHECK(differ.empty());
+    if (quick) continue;  // under compute-sanitizer the CPU step below only costs time
+    const StepRecord cpu = record_step(s, Device::cpu, make_sgd);
+    const EndToEnd e = compare_step_end_to_end(gpu, cpu);
+    const Flips f = decision_flips(s, gpu, cpu);
+    MESSAGE(arch << " seed " << seed << " (diagnosis, not asserted): two full steps differ beyond the old rule in "
+                 << e.failed.size() << " gradient tensors, worst " << e.worst_excess << "x on " << e.worst_name << "; "
+                 << f.relu << " ReLU masks and " << f.pool << " pool argmaxes differ, first "
+                 << (f.first.empty() ? "none" : f.first));
   }
-  for (size_t i = 0; i < cpu.weights.size(); ++i) {
-    // Updated weights = w - lr * step: the gradient tolerance scaled by lr, over weights ~1e-1.
-    INFO(arch << " state tensor #" << i);
-    EMOTUNE_CHECK_CLOSE(testing::allclose(gpu.weights[i], cpu.weights[i], 1e-5, 1e-4));
-  }
-  if (!all_close) report_forward_divergence(arch, batch);
 }
 
 }  // namespace
 
-TEST_CASE("a paper-network training step on the GPU matches the CPU step") {
+TEST_CASE("a paper-network training step on the GPU matches the CPU layer by layer") {
   if (!testing::cuda_or_skip("paper training step GPU vs CPU")) return;
-  compare("paper", testing::sanitize_quick() ? 2 : 8);
+  compare("paper");
 }
 
-TEST_CASE("a vgg-network training step on the GPU matches the CPU step") {
+TEST_CASE("a vgg-network training step on the GPU matches the CPU layer by layer") {
   if (!testing::cuda_or_skip("vgg training step GPU vs CPU")) return;
-  compare("vgg", testing::sanitize_quick() ? 2 : 8);
+  compare("vgg");
 }
