@@ -106,8 +106,8 @@ fi
 # flips, so a failure names the layer), then the conv2d batch-8 parity case with the tuner off
 # (automatic = the heuristic tile; with the tuner on it ran in step 1).
 STEP_SEEDS=${EMOTUNE_GPU_CHECK_STEP_SEEDS:-11,12,13,14,15,16}
-STEP_TEST=$(ls "$BUILD/tests/test_cuda_train_step" "$BUILD/tests/test_train_step_cuda" 2>/dev/null | head -1)
-CONV_TEST=$(ls "$BUILD/tests/test_cuda_conv2d" "$BUILD/tests/test_conv2d_cuda" 2>/dev/null | head -1)
+STEP_TEST=$(ls "$BUILD/tests/test_train_step_cuda" 2>/dev/null | head -1)
+CONV_TEST=$(ls "$BUILD/tests/test_conv2d_cuda" 2>/dev/null | head -1)
 if [ -n "$STEP_TEST" ]; then
   for tune in 1 0; do
     step "train-step-tune$tune" 150 env EMOTUNE_CONV_TUNE=$tune EMOTUNE_STEP_SEEDS="$STEP_SEEDS" "$STEP_TEST"
