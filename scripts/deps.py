@@ -251,8 +251,8 @@ def dot_source():
     for group in RANKS:
         body.append("  { rank=same; " + " ".join(node_id(g) for g in group) + "; }")
     for (src, dst), c in sorted(counts.items()):
-        style = ', style=dashed' if dst in EXTERNALS else (', color="#aaaaaa", fontcolor="#888888"' if dst == "base" else "")
-        body.append(f'  {node_id(src)} -> {node_id(dst)} [label="{c}"{style}];')
+        style = 'style=dashed' if dst in EXTERNALS else ('color="#aaaaaa"' if dst == "base" else "")
+        body.append(f'  {node_id(src)} -> {node_id(dst)} [{style}];')
     body.append("}")
     text = "\n".join(body) + "\n"
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -270,7 +270,7 @@ def mermaid_source():
         lines.append(f'  {node_id(name)}(["{name}"])')
     for (src, dst), c in sorted(counts.items()):
         arrow = "-.->" if dst in EXTERNALS else "-->"
-        lines.append(f"  {node_id(src)} {arrow}|{c}| {node_id(dst)}")
+        lines.append(f"  {node_id(src)} {arrow} {node_id(dst)}")
     lines.append("```")
     return "\n".join(lines) + "\n"
 
