@@ -19,7 +19,6 @@ namespace {
 constexpr int kClasses = 7, kSize = 48;
 constexpr uint64_t kNetSeed = 42, kDropoutStep = 7;
 constexpr float kSmoothing = 0.1f;
-constexpr double kEps = std::numeric_limits<float>::epsilon();
 
 // One layer's kernel on identical inputs, relative to the tensor's largest element: a float sum
 // of L random-sign terms errs ~eps sqrt(L) of its size, 2e-5 for the longest here (8*48*48), and
@@ -31,7 +30,7 @@ constexpr double kLayerRel = 1e-4;
 constexpr double kLossRel = 1e-5;
 // SGD from identical weights and gradients: an elementwise update of a few roundings, each
 // within eps of the largest operand; 32 eps of the tensor's largest weight covers it.
-constexpr double kUpdateRel = 32 * kEps;
+constexpr double kUpdateRel = 32 * kFloatEps;
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -120,7 +119,7 @@ Check zero_in_theory_check(const std::string& layer, const std::string& what, co
   const double terms = (double)grad_output.size() / (double)channels;
   std::ostringstream worst;
   for (int64_t k = 0; k < channels; ++k) {
-    const double bound = std::max(terms * kEps * mass[(size_t)k], (double)std::numeric_limits<float>::min());
+    const double bound = std::max(terms * kFloatEps * mass[(size_t)k], (double)std::numeric_limits<float>::min());
     const double r = std::fabs((double)got[(size_t)k] - (double)want[(size_t)k]) / bound;
     if (!(r <= c.excess)) {
       c.excess = std::isnan(r) ? std::numeric_limits<double>::infinity() : r;

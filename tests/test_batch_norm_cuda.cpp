@@ -12,15 +12,10 @@
 #include "tests/testing.h"
 
 using namespace emotune;
+using emotune::testing::kFloatEps;
 using emotune::testing::allclose;
 using emotune::testing::DeviceBuffer;
 using emotune::testing::random_vector;
-
-namespace {
-
-constexpr double kEps = std::numeric_limits<float>::epsilon();
-
-}  // namespace
 
 TEST_CASE("cuda batch_norm: training forward, eval forward and backward match the CPU on every shape") {
   if (!emotune::testing::cuda_or_skip("cuda batch_norm parity")) return;
@@ -63,7 +58,7 @@ TEST_CASE("cuda batch_norm: training forward, eval forward and backward match th
     // Training forward and backward compute in double on both devices and round once to float;
     // only the order of the double sums differs, so results agree to ~1 float ulp (2^-23 relative;
     // the atol covers outputs near 0, whose ulp is tiny but whose inputs were O(1)).
-    const double tight_rtol = 4 * kEps, tight_atol = 4 * kEps;
+    const double tight_rtol = 4 * kFloatEps, tight_atol = 4 * kFloatEps;
     EMOTUNE_CHECK_CLOSE(allclose(y.host(), y_ref, tight_atol, tight_rtol));
     EMOTUNE_CHECK_CLOSE(allclose(mean.host(), mean_ref, tight_atol, tight_rtol));
     EMOTUNE_CHECK_CLOSE(allclose(invstd.host(), invstd_ref, tight_atol, tight_rtol));
@@ -71,10 +66,10 @@ TEST_CASE("cuda batch_norm: training forward, eval forward and backward match th
     EMOTUNE_CHECK_CLOSE(allclose(rv.host(), rv_ref, tight_atol, tight_rtol));
     // Eval is float arithmetic; the GPU may fuse x * scale + shift into one FMA (one rounding
     // fewer): a few ulps of |x * scale| ~ 4.
-    EMOTUNE_CHECK_CLOSE(allclose(ye.host(), ye_ref, 16 * kEps, 4 * kEps));
+    EMOTUNE_CHECK_CLOSE(allclose(ye.host(), ye_ref, 16 * kFloatEps, 4 * kFloatEps));
     // dx = k (M dy - sum dy - xhat sum dy xhat): the terms cancel, so the error is relative to
     // their size, ~M |dy| k ~ gamma invstd: an atol of a few float ulps of that.
-    EMOTUNE_CHECK_CLOSE(allclose(dx.host(), dx_ref, 16 * kEps, tight_rtol));
+    EMOTUNE_CHECK_CLOSE(allclose(dx.host(), dx_ref, 16 * kFloatEps, tight_rtol));
     EMOTUNE_CHECK_CLOSE(allclose(dg.host(), dg_ref, tight_atol, tight_rtol));
     EMOTUNE_CHECK_CLOSE(allclose(db.host(), db_ref, tight_atol, tight_rtol));
     ++index;

@@ -11,15 +11,10 @@
 #include "tests/testing.h"
 
 using namespace emotune;
+using emotune::testing::kFloatEps;
 using emotune::testing::allclose;
 using emotune::testing::DeviceBuffer;
 using emotune::testing::random_vector;
-
-namespace {
-
-constexpr double kEps = std::numeric_limits<float>::epsilon();
-
-}  // namespace
 
 TEST_CASE("cuda softmax cross-entropy: loss and gradient match the CPU (hard, soft, weighted, smoothed, huge logits)") {
   if (!emotune::testing::cuda_or_skip("cuda cross-entropy parity")) return;
@@ -66,8 +61,8 @@ TEST_CASE("cuda softmax cross-entropy: loss and gradient match the CPU (hard, so
     softmax_cross_entropy_cuda(p, zd.ptr, td.ptr, k.weighted ? wd.ptr : nullptr, k.smoothing, loss.ptr, g.ptr);
     // Both compute in double and round once to float: ~1 ulp. The gradient's atol covers
     // entries that cancel to ~0 (S softmax ~ w t'), whose inputs are O(1 / D).
-    EMOTUNE_CHECK_CLOSE(allclose(loss.host(), std::vector<float>{loss_ref}, 0, 4 * kEps));
-    EMOTUNE_CHECK_CLOSE(allclose(g.host(), g_ref, 4 * kEps / p.n, 4 * kEps));
+    EMOTUNE_CHECK_CLOSE(allclose(loss.host(), std::vector<float>{loss_ref}, 0, 4 * kFloatEps));
+    EMOTUNE_CHECK_CLOSE(allclose(g.host(), g_ref, 4 * kFloatEps / p.n, 4 * kFloatEps));
     CHECK(std::isfinite(loss.host()[0]));
     ++index;
   }

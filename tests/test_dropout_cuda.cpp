@@ -11,16 +11,9 @@
 #include "tests/testing.h"
 
 using namespace emotune;
+using emotune::testing::bit_equal;
 using emotune::testing::DeviceBuffer;
 using emotune::testing::random_vector;
-
-namespace {
-
-bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-}  // namespace
 
 TEST_CASE("cuda dropout: masks and values are bit-identical to the CPU for the same seed and offset") {
   if (!emotune::testing::cuda_or_skip("cuda dropout parity")) return;

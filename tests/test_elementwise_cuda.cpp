@@ -11,19 +11,11 @@
 #include "tests/testing.h"
 
 using namespace emotune;
+using emotune::testing::bit_equal;
+using emotune::testing::kFloatEps;
 using emotune::testing::allclose;
 using emotune::testing::DeviceBuffer;
 using emotune::testing::random_vector;
-
-namespace {
-
-constexpr double kEps = std::numeric_limits<float>::epsilon();
-
-bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-}  // namespace
 
 TEST_CASE("cuda elementwise ops match the CPU (in place too)") {
   if (!emotune::testing::cuda_or_skip("cuda elementwise parity")) return;
@@ -56,7 +48,7 @@ TEST_CASE("cuda elementwise ops match the CPU (in place too)") {
     axpy_cuda(n, 0.3f, a.ptr, y.ptr);
     std::vector<float> r = bv;
     axpy_cpu(n, 0.3f, av.data(), r.data());
-    EMOTUNE_CHECK_CLOSE(allclose(y.host(), r, 4 * kEps, 0));
+    EMOTUNE_CHECK_CLOSE(allclose(y.host(), r, 4 * kFloatEps, 0));
   }
   // In place: y = a + y and y = relu(y).
   {
@@ -83,6 +75,6 @@ TEST_CASE("cuda elementwise ops match the CPU (in place too)") {
     sum_squares_cuda(n, a.ptr, out.ptr);
     float r = 0;
     sum_squares_cpu(n, av.data(), &r);
-    EMOTUNE_CHECK_CLOSE(allclose(out.host(), std::vector<float>{r}, 0, 2 * kEps));
+    EMOTUNE_CHECK_CLOSE(allclose(out.host(), std::vector<float>{r}, 0, 2 * kFloatEps));
   }
 }

@@ -11,15 +11,10 @@
 #include "tests/testing.h"
 
 using namespace emotune;
+using emotune::testing::kFloatEps;
 using emotune::testing::allclose;
 using emotune::testing::DeviceBuffer;
 using emotune::testing::random_vector;
-
-namespace {
-
-constexpr double kEps = std::numeric_limits<float>::epsilon();
-
-}  // namespace
 
 TEST_CASE("cuda linear (cuBLAS): forward and backward match the CPU reference on every linear shape") {
   if (!emotune::testing::cuda_or_skip("cuda linear parity")) return;
@@ -47,7 +42,7 @@ TEST_CASE("cuda linear (cuBLAS): forward and backward match the CPU reference on
     linear_backward_cuda(p, x.ptr, w.ptr, dy.ptr, dx.ptr, dw.ptr, db.ptr);
     // Float sums of `terms` products of values in [-1, 1] in another order: 4 eps terms, as for
     // conv2d (the random-walk bound; cuBLAS may also split the reduction).
-    auto atol = [](double terms) { return 4 * kEps * terms; };
+    auto atol = [](double terms) { return 4 * kFloatEps * terms; };
     EMOTUNE_CHECK_CLOSE(allclose(y.host(), y_ref, atol(p.in + 1), 1e-5));
     EMOTUNE_CHECK_CLOSE(allclose(dx.host(), dx_ref, atol(p.out), 1e-5));
     EMOTUNE_CHECK_CLOSE(allclose(dw.host(), dw_ref, atol(p.n), 1e-5));

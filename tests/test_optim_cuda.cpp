@@ -10,15 +10,10 @@
 #include "tests/testing.h"
 
 using namespace emotune;
+using emotune::testing::kFloatEps;
 using emotune::testing::allclose;
 using emotune::testing::DeviceBuffer;
 using emotune::testing::random_vector;
-
-namespace {
-
-constexpr double kEps = std::numeric_limits<float>::epsilon();
-
-}  // namespace
 
 TEST_CASE("cuda sgd and adam: three fused steps match the CPU") {
   if (!emotune::testing::cuda_or_skip("cuda optimizer parity")) return;
@@ -28,7 +23,7 @@ TEST_CASE("cuda sgd and adam: three fused steps match the CPU") {
   for (int s = 0; s < 3; ++s) grads.push_back(random_vector(n, 901 + s));
   // The GPU fuses multiply-adds (one rounding instead of two) in each update; over three steps
   // w (|w| <= ~1) drifts by a few ulps at most.
-  const double atol = 16 * kEps, rtol = 16 * kEps;
+  const double atol = 16 * kFloatEps, rtol = 16 * kFloatEps;
 
   struct SgdCase {
     const char* name;

@@ -2,6 +2,7 @@
 // reported, the message of a thrown emotune::Error, finite-difference gradients in double, paths
 // to fixtures and ../shared, and a visible skip for CUDA tests without a GPU.
 #pragma once
+#include <limits>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -13,6 +14,9 @@
 namespace emotune::testing {
 
 // Deterministic uniform values in [lo, hi) from a seed (Philox; same on every machine).
+// float's machine epsilon, in double: tolerances are written as multiples of it.
+inline constexpr double kFloatEps = std::numeric_limits<float>::epsilon();
+
 std::vector<float> random_vector(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f);
 std::vector<double> random_vector_double(size_t n, uint64_t seed, double lo = -1.0, double hi = 1.0);
 
@@ -72,6 +76,8 @@ std::string error_of(F&& f) {
 
 // True when `part` occurs in s: error messages are checked for the field they name, not verbatim.
 bool contains(const std::string& s, const std::string& part);
+// Same size and the same bits (NaN payloads and signed zeros included).
+bool bit_equal(const std::vector<float>& a, const std::vector<float>& b);
 
 std::string source_dir();          // the repository root
 std::string shared_dir();          // ../shared beside the repository (may not exist)
