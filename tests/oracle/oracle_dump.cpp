@@ -120,6 +120,36 @@ Tensor kink_list(const Tensor& x) {
   return Tensor::from_vector({(int64_t)rows.size() / 2, 2}, rows);
 }
 
+// The same for 2x2 max pooling: windows whose two largest inputs are within kKinkFrac max|x| of
+// each other (exact ties included: flat image regions give them) may route the gradient to
+// another element in another framework. Listed as [n, 2] rows (flat NCHW output index, the
+// element emotune routes to, 0..3 row-major in the window: the first strict maximum, the CPU
+// kernel's rule, kernels/cpu/max_pool2d_ref.h).
+Tensor pool_tie_list(const Tensor& x) {
+  const auto& s = x.shape();
+  const int64_t n = s[0], c = s[1], h = s[2], w = s[3], ho = h / 2, wo = w / 2;
+  std::vector<float> v = x.to_vector(), rows;
+  float mx = 0;
+  for (float a : v) mx = std::max(mx, std::fabs(a));
+  for (int64_t p = 0; p < n * c; ++p)
+    for (int64_t i = 0; i < ho; ++i)
+      for (int64_t j = 0; j < wo; ++j) {
+        float e[4];
+        for (int k = 0; k < 4; ++k) e[k] = v[(size_t)((p * h + 2 * i + k / 2) * w + 2 * j + k % 2)];
+        int best = 0;
+        for (int k = 1; k < 4; ++k)
+          if (e[k] > e[best]) best = k;
+        float second = -INFINITY;
+        for (int k = 0; k < 4; ++k)
+          if (k != best) second = std::max(second, e[k]);
+        if (e[best] - second <= kKinkFrac * mx) {
+          rows.push_back((float)((p * ho + i) * wo + j));
+          rows.push_back((float)best);
+        }
+      }
+  return Tensor::from_vector({(int64_t)rows.size() / 2, 2}, rows);
+}
+
 Forward forward_recorded(Sequential& net, const Tensor& x, bool record_acts) {
   Forward f;
   Tensor y = x;
@@ -132,6 +162,7 @@ Forward forward_recorded(Sequential& net, const Tensor& x, bool record_acts) {
       f.masks.push_back({c.name, Tensor::from_vector(y.shape(), m)});
     }
     if (dynamic_cast<ReLU*>(c.module.get())) f.kinks.push_back({c.name, kink_list(y)});
+    if (dynamic_cast<MaxPool2d*>(c.module.get())) f.kinks.push_back({c.name, pool_tie_list(y)});
     y = c.module->forward(y);
     if (record_acts) f.acts.push_back({"act." + c.name, y.detach().clone()});
   }
