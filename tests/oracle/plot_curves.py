@@ -41,7 +41,7 @@ def main(curve_dir, out_png):
     a1.text(a1.get_xlim()[0], prior_h, f" class-prior entropy {prior_h:.3f}", va="bottom", color="gray", fontsize=8)
     a2.axhline(100 * p.max(), color="gray", lw=0.8)
     a2.text(a2.get_xlim()[0], 100 * p.max(), f" majority class {100 * p.max():.1f}%", va="bottom", color="gray", fontsize=8)
-    a1.set(xlabel="step (batch 16)", ylabel="train cross-entropy, mean over 50 steps", ylim=(1.6, 3.0))
+    a1.set(xlabel="step (batch 16)", ylabel="train cross-entropy, mean over 50 steps", ylim=(1.6, 4.8))
     a2.set(xlabel="step (batch 16)", ylabel="train accuracy over 50 steps (%)")
     a1.legend(fontsize=8)
     fig.suptitle("paper network, the seed's recipe (Adam 1e-4, batch 16, dropout on), FER-2013 Training; identical initial weights per init")
