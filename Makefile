@@ -9,7 +9,7 @@ CMAKE_FLAGS ?=
 DEMO_IMAGE ?= examples/face.jpg
 DEMO_MODEL ?= models/vgg.safetensors
 
-.PHONY: all deps build build-nocuda demo test test-cuda test-sanitize fuzz bench clean
+.PHONY: all deps build build-nocuda demo test test-cuda test-sanitize oracle fuzz bench clean
 
 all: build
 
@@ -47,6 +47,11 @@ test-sanitize: deps
 	cmake --build $(BUILD_SANITIZE) -j $(JOBS)
 	cd $(BUILD_SANITIZE) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+# The Keras oracle: emotune's training step recomputed by TensorFlow/Keras (pip, into a cached
+# venv under build/) from the same weights, batches and dropout masks; see tests/oracle/run.sh.
+oracle: build-nocuda
+	ORACLE_BUILD=$(BUILD_NOCUDA) tests/oracle/run.sh
 
 # libFuzzer campaigns (clang): FUZZ_SECONDS per target; see scripts/fuzz.sh and docs/reliability.md.
 FUZZ_SECONDS ?= 600
