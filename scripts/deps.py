@@ -331,9 +331,9 @@ def docs(check_only):
     for t in tree:
         print("deps: " + t)
     if check_only:
-        stale += ["the folder tree"] if tree else []
         for s in stale:
             print(f"deps: {s} does not show the current include graph; run scripts/deps.py docs")
+        stale += ["the folder tree"] if tree else []
         print(f"deps: generated docs {'STALE' if stale else 'current'} (graph {digest})")
         return 1 if stale else 0
     with open(arch, "w") as fh:

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages emotune builds against (and python3, which runs the layering check
-# in make test). Idempotent: installs only what is missing, and runs apt-get update only when
+# Installs the Debian packages emotune builds against (and python3 with venv: the layering
+# check in make test, and the Python oracles' virtual environments). Idempotent: installs only what is missing, and runs apt-get update only when
 # something is. Uses sudo when not root.
 # The CUDA toolkit (nvcc, cuBLAS, cuDNN) is not a Debian package here: it comes with the machine
 # image; without it the build simply has no CUDA backend.
 set -euo pipefail
 packages=(cmake g++ make pkg-config doctest-dev libstb-dev libbenchmark-dev libopenblas-dev
           libcli11-dev nlohmann-json3-dev libopencv-dev opencv-data liblzma-dev zlib1g-dev
-          libjpeg-dev libpng-dev python3)
+          libjpeg-dev libpng-dev python3 python3-venv)
 # `install-deps.sh --fuzz`: also clang with libFuzzer and clang's OpenMP runtime (make fuzz).
 if [ "${1:-}" = "--fuzz" ]; then packages+=(clang libomp-dev); fi
 missing=()
