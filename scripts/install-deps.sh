@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages emotune builds against (and python3 with venv: the layering
-# check in make test, and the Python oracles' virtual environments). Idempotent: installs only what is missing, and runs apt-get update only when
-# something is. Uses sudo when not root.
+# check in make test, and the Python oracles' virtual environments). Idempotent: installs only
+# what is missing, and runs apt-get update only when something is. Uses sudo when not root.
 # The CUDA toolkit (nvcc, cuBLAS, cuDNN) is not a Debian package here: it comes with the machine
 # image; without it the build simply has no CUDA backend.
 set -euo pipefail
