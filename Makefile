@@ -9,7 +9,7 @@ CMAKE_FLAGS ?=
 DEMO_IMAGE ?= examples/face.jpg
 DEMO_MODEL ?= models/vgg.safetensors
 
-.PHONY: all deps build build-nocuda demo test test-cuda test-sanitize fuzz bench clean
+.PHONY: all deps build build-nocuda demo test test-cuda test-sanitize onnx-check fuzz bench clean
 
 all: build
 
@@ -47,6 +47,12 @@ test-sanitize: deps
 	cmake --build $(BUILD_SANITIZE) -j $(JOBS)
 	cd $(BUILD_SANITIZE) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+# ONNX export parity: both shipped models exported, checked by the ONNX checker and run by ONNX
+# Runtime against emotune on 256 PublicTest faces (tests/onnx/run.sh; pip needs PyPI the first time).
+onnx-check: build-nocuda
+	scripts/install-deps.sh --onnx
+	tests/onnx/run.sh $(BUILD_NOCUDA)
 
 # libFuzzer campaigns (clang): FUZZ_SECONDS per target; see scripts/fuzz.sh and docs/reliability.md.
 FUZZ_SECONDS ?= 600
