@@ -11,7 +11,8 @@
 //
 // Overrides (docs/architecture.md, "CPU path"):
 //   OPENBLAS_CORETYPE=<core>   the user's choice: always respected, never re-executed over
-//   EMOTUNE_CPU_PATH=generic   keep whatever OpenBLAS chose (no re-exec), for comparisons
+//   EMOTUNE_CPU_PATH=generic   keep whatever OpenBLAS chose (no re-exec), for comparisons;
+//                              any other value (or none) is "auto", the behaviour above
 //   EMOTUNE_CPU_TEST_CORE=<c>  tests only: decide as if OpenBLAS had chosen <c>, so the re-exec
 //                              can be exercised on a CPU the library does recognise
 #pragma once
