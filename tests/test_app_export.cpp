@@ -112,6 +112,8 @@ struct Decoded {
   std::map<std::string, std::string> meta;
 };
 
+// The fields are views into `bytes`: it must outlive the result (a temporary may not be passed).
+Decoded decode(std::string&& bytes) = delete;
 Decoded decode(const std::string& bytes) {
   Decoded d;
   d.model = parse(bytes);
@@ -226,7 +228,8 @@ TEST_CASE("onnx export: the paper network decodes to a well-formed opset-17 grap
 
 TEST_CASE("onnx export: vgg (no conv bias, BN after a dense layer) exports every tensor") {
   LoadedModel m = make_model("vgg");
-  Decoded d = decode(onnx_export_model(m, {}));
+  const std::string bytes = onnx_export_model(m, {});
+  Decoded d = decode(bytes);
   CHECK(d.inits.size() == m.net->state_dict().size());
   int convs = 0, bns = 0;
   for (const auto& n : d.nodes) {
