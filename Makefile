@@ -9,7 +9,7 @@ CMAKE_FLAGS ?=
 DEMO_IMAGE ?= examples/face.jpg
 DEMO_MODEL ?= models/vgg.safetensors
 
-.PHONY: all deps build build-nocuda demo test test-cuda test-sanitize oracle fuzz bench clean
+.PHONY: all deps build build-nocuda demo test test-cuda test-sanitize oracle onnx-check fuzz bench clean
 
 all: build
 
@@ -52,6 +52,12 @@ test-sanitize: deps
 # venv under build/) from the same weights, batches and dropout masks; see tests/oracle/run.sh.
 oracle: build-nocuda
 	ORACLE_BUILD=$(BUILD_NOCUDA) tests/oracle/run.sh
+
+# ONNX export parity: both shipped models exported, checked by the ONNX checker and run by ONNX
+# Runtime against emotune on 256 PublicTest faces (tests/onnx/run.sh; pip needs PyPI the first time).
+onnx-check: build-nocuda
+	scripts/install-deps.sh --onnx
+	tests/onnx/run.sh $(BUILD_NOCUDA)
 
 # libFuzzer campaigns (clang): FUZZ_SECONDS per target; see scripts/fuzz.sh and docs/reliability.md.
 FUZZ_SECONDS ?= 600

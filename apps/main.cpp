@@ -8,6 +8,7 @@
 
 #include "apps/commands.h"
 #include "base/error.h"
+#include "kernels/cpu/cpu_features.h"
 
 // Single-image inference runs many short OpenMP regions between OpenBLAS calls; libgomp's idle
 // threads spin-wait and hold the 2 cores OpenBLAS needs (a batch-1 paper forward measured
@@ -19,15 +20,18 @@ static void single_thread_openmp_for_inference(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+  emotune::cpu_path_init(argc, argv);  // may re-exec once with OPENBLAS_CORETYPE set; first
+  if (emotune::print_version_if_asked(argc, argv)) return 0;
   single_thread_openmp_for_inference(argc, argv);
   CLI::App app{"emotune: facial emotion recognition on FER-2013, and music for the mood"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "emotune 0.1");
+  app.set_version_flag("--version", emotune::version_string());
   emotune::add_train_command(app);
   emotune::add_evaluate_command(app);
   emotune::add_predict_command(app);
   emotune::add_recommend_command(app);
   emotune::add_dataset_command(app);
+  emotune::add_export_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

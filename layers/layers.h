@@ -21,6 +21,10 @@ class Conv2d : public Module {
   void collect(const std::string& prefix, std::vector<ParamRef>& params,
                std::vector<NamedTensor>& buffers) override;
   Tensor weight, bias;
+  // Hyper-parameters, for exporters (apps/export/onnx.cpp): symmetric zero padding pad().
+  int kernel() const { return kernel_; }
+  int stride() const { return stride_; }
+  int pad() const { return pad_; }
 
  private:
   int in_, out_, kernel_, stride_, pad_;
@@ -36,6 +40,7 @@ class BatchNorm2d : public Module {
   void collect(const std::string& prefix, std::vector<ParamRef>& params,
                std::vector<NamedTensor>& buffers) override;
   Tensor gamma, beta, running_mean, running_var;
+  float eps() const { return eps_; }
 
  private:
   int channels_;
@@ -47,6 +52,8 @@ class MaxPool2d : public Module {
   explicit MaxPool2d(int kernel, int stride = -1) : kernel_(kernel), stride_(stride < 0 ? kernel : stride) {}
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  int kernel() const { return kernel_; }
+  int stride() const { return stride_; }
 
  private:
   int kernel_, stride_;

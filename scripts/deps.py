@@ -41,6 +41,7 @@ MODULES = [
     ("apps/music", "emotune_music", "mood tables and ranking"),
     ("apps/pipeline", "emotune_pipeline", "the inference pipeline: image -> faces -> probabilities"),
     ("apps/report", "emotune_report", "the documents the commands print: JSON, CSV, text"),
+    ("apps/export", "emotune_export", "ONNX export: a small protobuf writer, no libprotobuf"),
     ("apps/train", "emotune_train", "the training loop in named steps, metrics, plots"),
     ("apps", "emotune_commands", "the emotune commands: parse flags, format output"),
 ]
@@ -58,7 +59,8 @@ ALLOWED = {
     "apps/pipeline": ["apps/vision", "apps/music", "layers", "engine", "base"],
     "apps/report": ["apps/pipeline", "apps/music", "apps/vision", "layers", "engine", "base"],
     "apps/train": ["datasets", "layers", "engine", "kernels", "base"],
-    "apps": ["apps/train", "apps/report", "apps/pipeline", "apps/vision", "apps/music", "datasets", "layers",
+    "apps/export": ["layers", "engine", "base"],
+    "apps": ["apps/train", "apps/export", "apps/report", "apps/pipeline", "apps/vision", "apps/music", "datasets", "layers",
              "engine", "kernels", "base"],
 }
 

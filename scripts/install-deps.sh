@@ -10,6 +10,8 @@ packages=(cmake g++ make pkg-config doctest-dev libstb-dev libbenchmark-dev libo
           libjpeg-dev libpng-dev python3 python3-venv)
 # `install-deps.sh --fuzz`: also clang with libFuzzer and clang's OpenMP runtime (make fuzz).
 if [ "${1:-}" = "--fuzz" ]; then packages+=(clang libomp-dev); fi
+# `install-deps.sh --onnx`: a Python that can make the venv of tests/onnx/run.sh (make onnx-check).
+if [ "${1:-}" = "--onnx" ]; then packages+=(python3 python3-venv); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

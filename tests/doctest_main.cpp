@@ -3,9 +3,12 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include "kernels/cpu/cpu_features.h"
 #include "tests/testing.h"
 
 int main(int argc, char** argv) {
+  // As emotune's main: OpenBLAS kernels that match the CPU even where the library does not know it.
+  emotune::cpu_path_init(argc, argv);
   doctest::Context context(argc, argv);
   int rc = context.run();
   if (context.shouldExit()) return rc;
