@@ -205,18 +205,21 @@ int run_step(const std::string& arch, const std::string& init, const std::string
              int batch, int steps, uint64_t seed) {
   // Small steps: from glorot weights the loss surface is steep enough (loss 5-12) that larger ones
   // amplify float32 rounding ~10x per step (seen with Adam 1e-3 / SGD 1e-3), and the two runs part.
-  const SgdParams sgd{1e-4f, 0.9f, 0.0f, true};
-  AdamParams adam;
-  adam.lr = 1e-4f;  // the seed's
+  // The optimizers' fixed settings; the learning rate is passed to each step (engine/optim.h).
+  const float sgd_lr = 1e-4f, adam_lr = 1e-4f;  // adam: the seed's
+  SgdOptions sgd;
+  sgd.momentum = 0.9f;
+  sgd.nesterov = true;
+  const AdamOptions adam;
   std::vector<Sample> batches = make_batches(data, batch, steps + 1, seed);
   const Tensor xe = batch_tensor(batches[steps].x);  // never trained on
   std::vector<NamedTensor> file;
   std::map<std::string, std::string> meta = {
       {"arch", arch}, {"init", init}, {"batch", std::to_string(batch)}, {"steps", std::to_string(steps)},
       {"data", data.empty() ? "synthetic" : data},
-      {"adam", "{\"lr\":" + std::to_string(adam.lr) + ",\"beta1\":" + std::to_string(adam.beta1) +
+      {"adam", "{\"lr\":" + std::to_string(adam_lr) + ",\"beta1\":" + std::to_string(adam.beta1) +
                    ",\"beta2\":" + std::to_string(adam.beta2) + ",\"eps\":1e-7}"},
-      {"sgd", "{\"lr\":" + std::to_string(sgd.lr) + ",\"momentum\":" + std::to_string(sgd.momentum) + ",\"nesterov\":true}"}};
+      {"sgd", "{\"lr\":" + std::to_string(sgd_lr) + ",\"momentum\":" + std::to_string(sgd.momentum) + ",\"nesterov\":true}"}};
 
   auto net = make_network(arch, kClasses, seed, init);
   append(file, cloned_state(*net, "init."));
@@ -261,7 +264,7 @@ int run_step(const std::string& arch, const std::string& init, const std::string
       losses.push_back(lk.total.item());
       opt->zero_grad();
       lk.total.backward();
-      opt->step();
+      opt->step(opt_name == "adam" ? adam_lr : sgd_lr);
       if (k == 0 || k == steps - 1) {
         const std::string pre = opt_name + "." + std::to_string(k + 1) + ".";
         append(file, cloned_state(*fresh, pre));
@@ -326,8 +329,7 @@ int run_curve(const std::string& arch, const std::string& init, const std::strin
 
   auto net = make_network(arch, kClasses, seed, init);
   save_safetensors((out / ("init-" + init + ".safetensors")).string(), net->state_dict(), {{"arch", arch}, {"init", init}});
-  AdamParams ap;
-  ap.lr = lr;  // beta1 0.9, beta2 0.999, eps 1e-7: Keras' Adam defaults, as the seed used them
+  const AdamOptions ap;  // beta1 0.9, beta2 0.999, eps 1e-7: Keras' Adam defaults, as the seed used them
   Adam opt(net->parameters(), ap);
   LoaderOptions lopt;  // as apps/train/trainer.cpp sets it for this recipe
   lopt.batch_size = batch;
@@ -359,7 +361,7 @@ int run_curve(const std::string& arch, const std::string& init, const std::strin
       StepLoss l = loss_of(*net, logits, t);
       opt.zero_grad();
       l.total.backward();
-      opt.step();
+      opt.step(lr);
       std::vector<float> z = logits.to_vector();
       for (size_t i = 0; i < labels.size(); ++i) {
         const float* row = z.data() + i * kClasses;
