@@ -11,6 +11,7 @@ void add_evaluate_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
 void add_recommend_command(CLI::App& app);
 void add_dataset_command(CLI::App& app);
+void add_watch_command(CLI::App& app);
 
 // Set by a command that finished but must exit non-zero (e.g. no face found).
 int& cli_exit_code();
