@@ -156,7 +156,8 @@ void add_watch_command(CLI::App& app) {
 
     print_summary(r, wo.detect_every);
     if (!opt->plot.empty())
-      plot_timeline(opt->plot, r.rows, r.classes, r.frames / r.info.fps, "emotune watch: " + r.info.name);
+      plot_timeline(opt->plot, r.rows, r.classes, r.frames / r.info.fps, r.info.fps,
+                    "emotune watch: " + r.info.name);
     if (opt->recommend > 0) {
       auto segments = mood_segments(r.rows, r.classes.size(), r.info.fps, opt->min_segment);
       if (segments.empty()) std::printf("recommendation: none (no face in the clip)\n");

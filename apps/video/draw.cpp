@@ -37,9 +37,9 @@ cv::Scalar class_colour(const std::string& name) {
 
 void draw_annotations(cv::Mat& img, const std::vector<FaceAnnotation>& faces,
                       const std::vector<std::string>& classes) {
-  const double scale = std::clamp(img.rows / 900.0, 0.35, 1.0);
-  const int line_h = std::max(10, (int)std::lround(26 * scale));
-  const int bar_w = std::max(40, (int)std::lround(110 * scale));
+  const double scale = std::clamp(img.rows / 700.0, 0.35, 1.0);
+  const int line_h = std::max(10, (int)std::lround(24 * scale));
+  const int bar_w = std::max(40, (int)std::lround(120 * scale));
   for (const auto& f : faces) {
     const cv::Scalar c = class_colour(classes.at(f.label));
     cv::rectangle(img, cv::Rect(f.box.x, f.box.y, f.box.w, f.box.h), c, 2, cv::LINE_AA);
@@ -53,7 +53,7 @@ void draw_annotations(cv::Mat& img, const std::vector<FaceAnnotation>& faces,
                   cv::FILLED);
     text(img, head, org, scale, kInk);
     // Bars: label column (3 letters) + bar, one row per class.
-    const int label_w = (int)std::lround(40 * scale);
+    const int label_w = cv::getTextSize("neu", kFont, scale * 0.8, 1, &base).width + 6;
     const int panel_w = label_w + bar_w + 6;
     int px = f.box.x + f.box.w + 6;
     if (px + panel_w > img.cols) px = std::max(0, f.box.x - panel_w - 6);
@@ -78,7 +78,7 @@ void write_png_bgr(const std::string& path, const cv::Mat& bgr) {
 }
 
 void plot_timeline(const std::string& path, const std::vector<TimelineRow>& rows,
-                   const std::vector<std::string>& classes, double duration_s,
+                   const std::vector<std::string>& classes, double duration_s, double fps,
                    const std::string& title) {
   const size_t n = classes.size();
   cv::Mat img(640, 1000, CV_8UC3, kWhite);
@@ -105,10 +105,13 @@ void plot_timeline(const std::string& path, const std::vector<TimelineRow>& rows
   const cv::Rect top(60, 50, 800, 230);
   std::vector<std::vector<double>> col(top.width, std::vector<double>(n, 0));
   std::vector<int> count(top.width, 0);
-  for (const auto& r : rows) {
-    int x = std::clamp((int)(r.time_s / dur * top.width), 0, top.width - 1);
-    ++count[x];
-    for (size_t c = 0; c < n && c < r.smoothed.size(); ++c) col[x][c] += r.smoothed[c];
+  for (const auto& r : rows) {  // each row covers its frame's time span, at least one column
+    int x0 = std::clamp((int)(r.time_s / dur * top.width), 0, top.width - 1);
+    int x1 = std::clamp((int)std::ceil((r.time_s + 1 / fps) / dur * top.width), x0 + 1, top.width);
+    for (int x = x0; x < x1; ++x) {
+      ++count[x];
+      for (size_t c = 0; c < n && c < r.smoothed.size(); ++c) col[x][c] += r.smoothed[c];
+    }
   }
   for (int x = 0; x < top.width; ++x) {
     if (!count[x]) continue;
@@ -130,12 +133,21 @@ void plot_timeline(const std::string& path, const std::vector<TimelineRow>& rows
     cv::rectangle(img, cv::Rect(top.x + top.width + 15, y - 10, 14, 12), class_colour(classes[c]), cv::FILLED);
     text(img, classes[c], {top.x + top.width + 35, y}, 0.45);
   }
-  // Panel 2: the longest track, raw vs smoothed.
-  std::map<int, int> frames_of;
-  for (const auto& r : rows) ++frames_of[r.track];
-  int longest = 0, most = 0;
-  for (auto [id, k] : frames_of)
-    if (k > most) longest = id, most = k;
+  // Panel 2: the liveliest track (largest mean frame-to-frame change of its raw probabilities,
+  // L1): where smoothing has the most to do.
+  std::map<int, std::pair<double, int>> change;  // id -> (sum of changes, frames)
+  std::map<int, const TimelineRow*> prev;
+  for (const auto& r : rows) {
+    auto& [sum, k] = change[r.track];
+    if (prev.count(r.track))
+      for (size_t c = 0; c < n && c < r.raw.size(); ++c) sum += std::fabs(r.raw[c] - prev[r.track]->raw[c]);
+    ++k;
+    prev[r.track] = &r;
+  }
+  int longest = 0;
+  double most = -1;
+  for (auto& [id, v] : change)
+    if (v.second > 1 && v.first / v.second > most) longest = id, most = v.first / v.second;
   const cv::Rect bot(60, 360, 800, 220);
   axis(bot, longest ? "track #" + std::to_string(longest) + ": raw (thin) vs smoothed (thick)"
                     : "no face in view");

@@ -26,11 +26,12 @@ void draw_annotations(cv::Mat& bgr, const std::vector<FaceAnnotation>& faces,
                       const std::vector<std::string>& classes);
 
 // Two panels, over the clip's time axis: the stacked shares of each emotion (mean smoothed
-// probabilities of the faces in view; white where no face is in view), and for the longest track
-// its raw (thin) against smoothed (thick) probabilities of the classes that reach 15% somewhere.
+// probabilities of the faces in view; white where no face is in view), and for the liveliest
+// track (largest mean frame-to-frame change of its raw probabilities: where smoothing has the most
+// to do) its raw (thin) against smoothed (thick) probabilities of the classes that reach 15%.
 // Throws emotune::Error naming the path when it cannot be written.
 void plot_timeline(const std::string& path, const std::vector<TimelineRow>& rows,
-                   const std::vector<std::string>& classes, double duration_s,
+                   const std::vector<std::string>& classes, double duration_s, double fps,
                    const std::string& title);
 
 // Writes a BGR image as PNG (stb_image_write). Throws emotune::Error naming the path.

@@ -55,7 +55,7 @@ WatchResult run_watch(VideoSource& source, const EmotionPipeline& pipeline,
 
   FaceTracker tracker(options.tracker);
   std::map<int, MoodSmoother> smoothers;
-  std::map<int, long long> last_seen;  // frame a track was last classified
+  std::map<int, double> last_seen;  // time (s) a track was last classified
   GrayImage gray{info.width, info.height, std::vector<uint8_t>((size_t)info.width * info.height)};
   cv::Mat prev_gray;
   cv::Mat bgr;
@@ -119,6 +119,7 @@ WatchResult run_watch(VideoSource& source, const EmotionPipeline& pipeline,
     for (auto it = smoothers.begin(); it != smoothers.end();) {
       bool alive = false;
       for (const FaceTrack& tr : tracker.tracks()) alive |= tr.id == it->first;
+      if (!alive) last_seen.erase(it->first);
       it = alive ? std::next(it) : smoothers.erase(it);
     }
 
@@ -137,8 +138,8 @@ WatchResult run_watch(VideoSource& source, const EmotionPipeline& pipeline,
       const int id = tracks[i].id;
       auto it = smoothers.find(id);
       if (it == smoothers.end()) it = smoothers.emplace(id, MoodSmoother(ncls, options.smoothing)).first;
-      const double dt = last_seen.count(id) ? (double)(f - last_seen[id]) / info.fps : 0.0;
-      last_seen[id] = f;
+      const double dt = last_seen.count(id) ? time_s - last_seen[id] : 0.0;
+      last_seen[id] = time_s;
       it->second.update(faces[i].probabilities, dt);
       TimelineRow row{f, time_s, id, tracks[i].box, faces[i].probabilities, it->second.smoothed(),
                       it->second.label()};
