@@ -227,6 +227,19 @@ TEST_CASE("watch: hostile and missing inputs are refused with the documented exi
   Result folder = watch({dir});
   CHECK(folder.code == 1);
 
+  Result nothing = watch({});
+  CHECK(nothing.code == 1);
+  CHECK(contains(nothing.log, "give a VIDEO file or --camera N"));
+
+  // --show without a display is refused before any work (with one, a window would open).
+  const char* xd = std::getenv("DISPLAY");
+  const char* wl = std::getenv("WAYLAND_DISPLAY");
+  if (!(xd && *xd) && !(wl && *wl)) {
+    Result show = watch({good, "--show"});
+    CHECK(show.code == 1);
+    CHECK(contains(show.log, "--show needs a display"));
+  }
+
   Result camera = watch({"--camera", "99"});
   CHECK(camera.code == 1);
   CHECK(contains(camera.log, "camera 99 (/dev/video99)"));
