@@ -10,6 +10,7 @@
 // a webcam recorder writes); the annotated output is an .mp4 (mp4v), as --out writes it.
 //
 //   build/bin/bench_watch [--model models/vgg.safetensors] [--frames 150] [--json out.json]
+//                         [--faces 1|2|4]  (only that clip)
 //                         [--clip-out demo.avi]   (write the README's demo clip and exit)
 //                         [--snapshot VIDEO --at N --png out.png]  (frame N of VIDEO as PNG, exit)
 // frames/s is wall time, which on this shared machine depends on what else runs; frames/cpu_s
@@ -118,7 +119,7 @@ std::string shell(const char* cmd) {
 int main(int argc, char** argv) {
   std::string model = std::string(EMOTUNE_SOURCE_DIR) + "/models/vgg.safetensors", json_out, clip_out;
   std::string snapshot, png;
-  int frames = 150, at = 0;
+  int frames = 150, at = 0, only_faces = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--model") model = argv[i + 1];
@@ -128,6 +129,7 @@ int main(int argc, char** argv) {
     else if (a == "--snapshot") snapshot = argv[i + 1];
     else if (a == "--at") at = std::atoi(argv[i + 1]);
     else if (a == "--png") png = argv[i + 1];
+    else if (a == "--faces") only_faces = std::atoi(argv[i + 1]);
   }
   try {
     if (!snapshot.empty()) {
@@ -152,6 +154,8 @@ int main(int argc, char** argv) {
     doc["hardware_threads"] = std::thread::hardware_concurrency();
     doc["loadavg_at_start"] = shell("cut -d' ' -f1-3 /proc/loadavg");
     doc["model"] = fs::path(model).filename().string();
+    const char* blas = std::getenv("OPENBLAS_NUM_THREADS");
+    doc["openblas_num_threads"] = blas ? blas : "unset (OpenBLAS default: all cores)";
     doc["frames"] = frames;
     std::printf("bench_watch: %s, commit %s, %s, %u threads, load average %s, model %s, %d frames "
                 "640x480 per run\n",
@@ -165,6 +169,7 @@ int main(int argc, char** argv) {
     std::string dir = (fs::temp_directory_path() / "emotune_bench_watch").string();
     fs::create_directories(dir);
     for (int n : {1, 2, 4}) {
+      if (only_faces && n != only_faces) continue;
       std::string clip = make_clip(dir + "/clip" + std::to_string(n) + ".avi", n, frames);
       for (int k : {1, 3, 5, 10}) {
         auto source = VideoSource::open_file(clip);

@@ -12,7 +12,8 @@ STAGES = ["decode", "convert", "detect", "track", "network", "smooth", "draw", "
 def table(path):
     doc = json.load(open(path))
     print(f"Context: {doc['date']}; commit {doc['commit']}; CPU {doc['cpu'].strip()}; "
-          f"{doc['hardware_threads']} hardware threads; model {doc['model']}; {doc['frames']} frames "
+          f"{doc['hardware_threads']} hardware threads; OPENBLAS_NUM_THREADS "
+          f"{doc.get('openblas_num_threads', 'unset')}; model {doc['model']}; {doc['frames']} frames "
           f"640x480 per run; load average {doc['loadavg_at_start']} at the start, "
           f"{doc.get('loadavg_at_end', '?')} at the end\n")
     print("| faces | detect every | frames/s | frames/cpu_s | " + " | ".join(STAGES[:-1]) +
