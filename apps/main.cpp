@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   emotune::add_recommend_command(app);
   emotune::add_dataset_command(app);
   emotune::add_export_command(app);
+  emotune::add_watch_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

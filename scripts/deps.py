@@ -42,6 +42,7 @@ MODULES = [
     ("apps/pipeline", "emotune_pipeline", "the inference pipeline: image -> faces -> probabilities"),
     ("apps/report", "emotune_report", "the documents the commands print: JSON, CSV, text"),
     ("apps/export", "emotune_export", "ONNX export: a small protobuf writer, no libprotobuf"),
+    ("apps/video", "emotune_video", "emotune watch: tracker, smoothing, video I/O, timeline"),
     ("apps/train", "emotune_train", "the training loop in named steps, metrics, plots"),
     ("apps", "emotune_commands", "the emotune commands: parse flags, format output"),
 ]
@@ -58,9 +59,10 @@ ALLOWED = {
     "apps/music": ["base"],
     "apps/pipeline": ["apps/vision", "apps/music", "layers", "engine", "base"],
     "apps/report": ["apps/pipeline", "apps/music", "apps/vision", "layers", "engine", "base"],
+    "apps/video": ["apps/pipeline", "apps/vision", "apps/music", "base"],
     "apps/train": ["datasets", "layers", "engine", "kernels", "base"],
     "apps/export": ["layers", "engine", "base"],
-    "apps": ["apps/train", "apps/export", "apps/report", "apps/pipeline", "apps/vision", "apps/music", "datasets", "layers",
+    "apps": ["apps/train", "apps/export", "apps/report", "apps/video", "apps/pipeline", "apps/vision", "apps/music", "datasets", "layers",
              "engine", "kernels", "base"],
 }
 
@@ -71,7 +73,7 @@ EXTERNALS = {
     "CUDA": (r"(cuda_runtime|cublas|cudnn|cuda)[_a-z0-9]*\.h$", r"CUDA::|cudnn"),
 }
 EXTERNAL_ALLOWED = {  # may include its headers / link it directly
-    "OpenCV": ["apps/vision", "apps/train", "apps"],
+    "OpenCV": ["apps/vision", "apps/video", "apps/train", "apps"],
     "OpenBLAS": ["kernels"],
     "CUDA": ["kernels/cuda"],
 }

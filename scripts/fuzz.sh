@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-600}
 shift || true
-ALL_TARGETS=(fer2013_csv ferplus image safetensors mood_table)
+ALL_TARGETS=(fer2013_csv ferplus image safetensors mood_table video_tracking)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 JOBS=${JOBS:-$(nproc)}
 MERGE=${MERGE:-1}
@@ -29,7 +29,7 @@ cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang 
 cmake --build $BUILD -j "$(nproc)" --target "${TARGETS[@]/#/fuzz_}"
 
 # Large enough for a few FER-2013 rows (one row is ~9 KB of text) and small real images.
-declare -A MAX_LEN=([fer2013_csv]=65536 [ferplus]=16384 [image]=65536 [safetensors]=16384 [mood_table]=16384)
+declare -A MAX_LEN=([fer2013_csv]=65536 [ferplus]=16384 [image]=65536 [safetensors]=16384 [mood_table]=16384 [video_tracking]=4096)
 
 run_one() {
   local t=$1 work=$BUILD/work/$1 findings=$BUILD/findings/$1 log=$BUILD/logs/$1.log
