@@ -59,7 +59,8 @@ GrayImage from_mat(const cv::Mat& m) {
 }
 // examples/face.jpg (600x600, one face) as a 640x480 frame: scaled to 480 high, grey sides.
 GrayImage frame_640x480() {
-  cv::Mat face = header(load_gray_image(kSource + "/examples/face.jpg")), small;
+  GrayImage image = load_gray_image(kSource + "/examples/face.jpg");
+  cv::Mat face = header(image), small;
   cv::resize(face, small, cv::Size(480, 480), 0, 0, cv::INTER_AREA);
   cv::Mat frame(480, 640, CV_8UC1, cv::Scalar(128));
   small.copyTo(frame(cv::Rect(80, 0, 480, 480)));

@@ -35,14 +35,14 @@ const char* detector_name(DetectorKind kind) {
 FaceDetectorOptions default_detector_options(DetectorKind kind) {
   FaceDetectorOptions o;
   if (kind == DetectorKind::hog) o.min_face_fraction = 0.1;
-  if (kind == DetectorKind::lbp) o.min_neighbors = 3;
+  if (kind == DetectorKind::lbp) o.min_neighbors = 4;
   return o;
 }
 
 std::string default_cascade_path(DetectorKind kind) {
   const char* env = std::getenv("EMOTUNE_HAAR_DIR");
   std::string dir = env && *env ? env : EMOTUNE_HAAR_DIR;
-  if (kind == DetectorKind::lbp) return dir + "/../lbpcascades/lbpcascade_frontalface_improved.xml";
+  if (kind == DetectorKind::lbp) return dir + "/../lbpcascades/lbpcascade_frontalface.xml";
   return dir + "/haarcascade_frontalface_default.xml";
 }
 
