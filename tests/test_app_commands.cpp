@@ -165,10 +165,12 @@ TEST_CASE("predict --detector / --align: each detector answers; --align none giv
   for (const char* det : {"hog", "haar", "lbp"}) {
     Run r = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json",
                  "--detector", det, "--align", "none"});
-    INFO(det << ": " << r.err);
+    INFO(std::string(det) << ": " << r.err);
     REQUIRE(r.code == 0);
     json doc = json::parse(r.out);
-    REQUIRE(doc["images"][0]["faces"].size() == 2);
+    // HOG and Haar find both faces of this small (480x282) photo; LBP finds one (docs/faces.md:
+    // it misses 7 of the 33 faces of the shared photos too).
+    REQUIRE(doc["images"][0]["faces"].size() == (std::string(det) == "lbp" ? 1u : 2u));
     const json& f = doc["images"][0]["faces"][0];
     CHECK(f["landmarks"].is_null());
     CHECK(f["eyes"].is_null());
@@ -441,7 +443,7 @@ TEST_CASE("recommend text: columns stay aligned with non-ASCII and over-long nam
       "Plain,An extremely long title that will certainly not fit in the column,0.79,0.65\n"
       "Sigur Rós,Hoppípolla,0.81,0.66\n",
       "utf8.csv");
-  FaceResult face{{10, 10, 50, 50}, {5, 5, 60, 60}, {0, 0, 0, 1, 0, 0, 0}};
+  FaceResult face{{10, 10, 50, 50}, {5, 5, 60, 60}, {0, 0, 0, 1, 0, 0, 0}, std::nullopt, 0};
   Recommendation r = make_recommendation("x.jpg", {face}, kFer, table, Policy::match, 3);
   std::string text = recommendation_text(r, table);
   std::istringstream lines(text);

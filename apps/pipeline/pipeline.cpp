@@ -81,7 +81,8 @@ size_t top_class(const std::vector<float>& p) {
 
 EmotionPipeline::EmotionPipeline(const std::string& model_path, Device device, bool detect,
                                  double margin, bool listener, DetectorKind detector,
-                                 AlignKind align)
+                                 AlignKind align,
+                                 std::optional<FaceDetectorOptions> detector_options)
     : model_path_(model_path), margin_(margin), listener_(listener) {
   if (!(margin >= 0) || margin > 2)
     throw Error("--margin must be between 0 and 2 (a fraction of the face side), got " +
@@ -91,7 +92,9 @@ EmotionPipeline::EmotionPipeline(const std::string& model_path, Device device, b
     throw Error(model_path + ": model file not found (train one with `emotune train` or pass "
                              "--model PATH)");
   auto t0 = Clock::now();
-  if (detect) detector_ = std::make_unique<FaceDetector>(detector);
+  if (detect)
+    detector_ = std::make_unique<FaceDetector>(
+        detector, detector_options.value_or(default_detector_options(detector)));
   if (detect && align == AlignKind::landmarks) aligner_ = std::make_unique<FaceAligner>();
   auto t1 = Clock::now();
   model_ = load_model(model_path, device);

@@ -75,7 +75,10 @@ class EmotionPipeline {
   // missing landmark model.
   EmotionPipeline(const std::string& model_path, Device device, bool detect, double margin,
                   bool listener = false, DetectorKind detector = kDefaultDetector,
-                  AlignKind align = kDefaultAlign);
+                  AlignKind align = kDefaultAlign,
+                  std::optional<FaceDetectorOptions> detector_options = std::nullopt);
+  // Video: detector_options with min_face_fraction 0.3 (faces >= 30% of the frame height) keeps
+  // HOG near 11-14 ms per 640x480 frame; the default (0.1) costs ~100 ms (docs/benchmarks.md).
 
   // decode + analyze_image. Throws emotune::Error (naming the file) for a missing, non-image or
   // truncated file. Adds the stage times to *times when given.
