@@ -1,5 +1,6 @@
 // `emotune predict IMAGE... [--model PATH] [--json|--csv] [--no-detect] [--device cpu|cuda]
-//  [--margin F] [--timing]`: every face in every image, its box and all class probabilities.
+//  [--margin F] [--timing]
+//  [--detector hog|haar|lbp] [--align landmarks|none]`: every face in every image, its box and all class probabilities.
 //
 // Exit status: 0 when every image had at least one face; 2 when some image had none (the others
 // are still reported; each face-less image gets "no face found in FILE" on stderr and status
@@ -23,6 +24,8 @@ void add_predict_command(CLI::App& app) {
     std::string device = "cpu";
     double margin = kDefaultFaceMargin;
     bool timing = false;
+    std::string detector = detector_name(kDefaultDetector);
+    std::string align = align_name(kDefaultAlign);
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
@@ -40,11 +43,21 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("--margin", opt->margin, "margin around a detected face, fraction of its side")
       ->capture_default_str();
   cmd->add_flag("--timing", opt->timing, "print the time of each stage to stderr");
+  cmd->add_option("--detector", opt->detector,
+                  "face detector: hog (dlib), haar or lbp (OpenCV cascades); docs/faces.md")
+      ->check(CLI::IsMember({"hog", "haar", "lbp"}))
+      ->capture_default_str();
+  cmd->add_option("--align", opt->align,
+                  "landmarks: level tilted faces with dlib's 68-point model; none: plain crops")
+      ->check(CLI::IsMember({"landmarks", "none"}))
+      ->capture_default_str();
 
   cmd->callback([opt]() {
     std::string model_path = resolve_option_path(opt->model, kDefaultModel);
     std::vector<std::string> files = expand_image_paths(opt->images);
-    EmotionPipeline pipeline(model_path, parse_device(opt->device), !opt->no_detect, opt->margin);
+    EmotionPipeline pipeline(model_path, parse_device(opt->device), !opt->no_detect, opt->margin,
+                             /*listener=*/false, parse_detector(opt->detector),
+                             parse_align(opt->align));
 
     StageTimes times;
     times.load_cascade = pipeline.load_cascade_ms();

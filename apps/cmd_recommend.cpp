@@ -1,5 +1,6 @@
 // `emotune recommend --image IMAGE [--top N] [--policy match|uplift] [--tracks FILE]
-//  [--model PATH] [--json] [--device cpu|cuda] [--no-detect] [--margin F] [--timing]`
+//  [--model PATH] [--json] [--device cpu|cuda] [--no-detect] [--margin F] [--timing]
+//  [--detector hog|haar|lbp] [--align landmarks|none]`
 // A photo in, a mood and tracks out. The mood is read from the largest face; its probabilities
 // (all of them, not just the top class) give a point in valence/energy space, the policy may move
 // it, and the nearest tracks are listed, one per artist (apps/music/recommend.h, docs/music.md).
@@ -29,6 +30,8 @@ void add_recommend_command(CLI::App& app) {
     std::string device = "cpu";
     double margin = kDefaultFaceMargin;
     bool timing = false;
+    std::string detector = detector_name(kDefaultDetector);
+    std::string align = align_name(kDefaultAlign);
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
@@ -52,6 +55,14 @@ void add_recommend_command(CLI::App& app) {
   cmd->add_option("--margin", opt->margin, "margin around the face, fraction of its side")
       ->capture_default_str();
   cmd->add_flag("--timing", opt->timing, "print the time of each stage to stderr");
+  cmd->add_option("--detector", opt->detector,
+                  "face detector: hog (dlib), haar or lbp (OpenCV cascades); docs/faces.md")
+      ->check(CLI::IsMember({"hog", "haar", "lbp"}))
+      ->capture_default_str();
+  cmd->add_option("--align", opt->align,
+                  "landmarks: level tilted faces with dlib's 68-point model; none: plain crops")
+      ->check(CLI::IsMember({"landmarks", "none"}))
+      ->capture_default_str();
 
   cmd->callback([opt]() {
     // Cheap checks first, so a typo in a path does not cost a model load.
@@ -67,7 +78,8 @@ void add_recommend_command(CLI::App& app) {
     Policy policy = parse_policy(opt->policy);
 
     EmotionPipeline pipeline(model_path, parse_device(opt->device), !opt->no_detect, opt->margin,
-                             /*listener=*/true);
+                             /*listener=*/true, parse_detector(opt->detector),
+                             parse_align(opt->align));
     for (const auto& c : pipeline.model().info.classes) emotion_target(c);  // every class known
     StageTimes times;
     times.load_cascade = pipeline.load_cascade_ms();

@@ -1,6 +1,7 @@
 // Single-image CPU inference latency of the app, split by stage, for the shipped paper model:
 //   decode      load_gray_image (file read + stb decode + BT.601 gray)
-//   detect      FaceDetector::detect (Haar cascade, 640 px detection image), as predict runs it;
+//   detect      FaceDetector::detect (the default detector, dlib HOG since docs/faces.md; 640 px
+//               detection image), as predict runs it;
 //               detect/listener: detect_listener, as recommend runs it
 //   preprocess  crop with margin -> resize_gray to 48x48 -> Preprocess::apply (every face)
 //   forward     predict_probabilities for one face (the network + softmax), batch 1

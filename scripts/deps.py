@@ -37,7 +37,7 @@ MODULES = [
     ("engine", "emotune_engine", "tensor, autograd, dispatch, ops, optimizers, checkpoints"),
     ("layers", "emotune_layers", "Module API, the paper and vgg networks, model loading"),
     ("datasets", "emotune_datasets", "FER-2013 CSV/packed/folders, FER+, sampler, augment, loader"),
-    ("apps/vision", "emotune_vision", "face detection (OpenCV cascades), face crops"),
+    ("apps/vision", "emotune_vision", "face detection (dlib HOG, OpenCV cascades), landmarks, face crops"),
     ("apps/music", "emotune_music", "mood tables and ranking"),
     ("apps/pipeline", "emotune_pipeline", "the inference pipeline: image -> faces -> probabilities"),
     ("apps/report", "emotune_report", "the documents the commands print: JSON, CSV, text"),
@@ -69,11 +69,13 @@ ALLOWED = {
 # Third-party headers (by <...> prefix) and libraries (by link name), and who may use them.
 EXTERNALS = {
     "OpenCV": (r"opencv2/", r"opencv_"),
+    "dlib": (r"dlib/", r"dlib"),
     "OpenBLAS": (r"cblas\.h$", r"openblas|blas"),
     "CUDA": (r"(cuda_runtime|cublas|cudnn|cuda)[_a-z0-9]*\.h$", r"CUDA::|cudnn"),
 }
 EXTERNAL_ALLOWED = {  # may include its headers / link it directly
     "OpenCV": ["apps/vision", "apps/video", "apps/train", "apps"],
+    "dlib": ["apps/vision"],
     "OpenBLAS": ["kernels"],
     "CUDA": ["kernels/cuda"],
 }
@@ -81,6 +83,7 @@ EXTERNAL_ALLOWED = {  # may include its headers / link it directly
 # libraries stay usable without OpenCV (a trainer or a server without face detection).
 NEVER_REACH = {
     "OpenCV": ["base", "kernels", "kernels/cuda", "engine", "layers", "datasets", "apps/music"],
+    "dlib": ["base", "kernels", "kernels/cuda", "engine", "layers", "datasets", "apps/music"],
 }
 
 # Modules drawn side by side in the picture (no edge between them).

@@ -7,7 +7,7 @@
 set -euo pipefail
 packages=(cmake g++ make pkg-config doctest-dev libstb-dev libbenchmark-dev libopenblas-dev
           libcli11-dev nlohmann-json3-dev libopencv-dev opencv-data liblzma-dev zlib1g-dev
-          libjpeg-dev libpng-dev python3 python3-venv)
+          libjpeg-dev libpng-dev python3 python3-venv libdlib-dev libdlib-data)
 # `install-deps.sh --fuzz`: also clang with libFuzzer and clang's OpenMP runtime (make fuzz).
 if [ "${1:-}" = "--fuzz" ]; then packages+=(clang libomp-dev); fi
 # `install-deps.sh --onnx`: a Python that can make the venv of tests/onnx/run.sh (make onnx-check).

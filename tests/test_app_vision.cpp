@@ -30,6 +30,8 @@ bool inside(const FaceBox& b, int w, int h) {
   return b.x >= 0 && b.y >= 0 && b.w > 0 && b.h > 0 && b.x + b.w <= w && b.y + b.h <= h;
 }
 
+
+
 }  // namespace
 
 TEST_CASE("detection: both faces of a real two-person photo, left to right, nothing else") {
@@ -74,9 +76,11 @@ TEST_CASE("detection: the dlib group photos with frontal faces, read in place") 
   CHECK(detector.detect(load_gray_image(dir + "dlib_2008_002470.jpg")).size() == 6);
   CHECK(detector.detect(load_gray_image(dir + "dlib_2008_004176.jpg")).size() == 7);
   // The big fr_* photos go through the 640 px detection downscale: boxes come back in full size.
+  // Two men and, in the corner, a girl whose face SOURCE.md does not count (an "ignore" box in
+  // tests/data/faces_boxes.json; the HOG detector finds her).
   GrayImage big = load_gray_image(dir + "fr_obama_and_biden.jpg");
   auto faces = detector.detect(big);
-  CHECK(faces.size() == 2);
+  CHECK(faces.size() == 3);
   for (const FaceBox& f : faces) CHECK(inside(f, big.width, big.height));
   for (const FaceBox& f : faces) CHECK(f.w > 150);  // ~200-240 px faces in a 2000 px photo
   // The listener search falls back to the full search when every face is small (~9% here).

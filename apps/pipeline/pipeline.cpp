@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -20,22 +21,46 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 std::string StageTimes::str() const {
   char b[256];
   std::snprintf(b, sizeof b,
-                "load cascade %.1f ms, load model %.1f ms, decode %.1f ms, detect %.1f ms, "
-                "preprocess %.1f ms, forward %.1f ms",
-                load_cascade, load_model, decode, detect, preprocess, forward);
+                "load detector %.1f ms, load model %.1f ms, decode %.1f ms, detect %.1f ms, "
+                "align %.1f ms, preprocess %.1f ms, forward %.1f ms",
+                load_cascade, load_model, decode, detect, align, preprocess, forward);
   return b;
 }
 
-std::vector<FaceResult> find_faces(const GrayImage& image, const FaceDetector* detector,
-                                   double margin, bool listener) {
+namespace {
+
+std::vector<FaceResult> boxes_to_faces(const GrayImage& image, const std::vector<FaceBox>& boxes,
+                                       double margin) {
   std::vector<FaceResult> faces;
-  if (!detector) {
-    FaceBox all{0, 0, image.width, image.height};
-    faces.push_back({all, all, {}});
-    return faces;
+  for (const FaceBox& b : boxes) {
+    FaceResult f;
+    f.box = b;
+    f.crop = crop_box_with_margin(b, image.width, image.height, margin);
+    faces.push_back(std::move(f));
   }
-  for (const FaceBox& b : listener ? detector->detect_listener(image) : detector->detect(image))
-    faces.push_back({b, crop_box_with_margin(b, image.width, image.height, margin), {}});
+  return faces;
+}
+
+void align_faces(const GrayImage& image, const FaceAligner& aligner,
+                 std::vector<FaceResult>& faces) {
+  for (FaceResult& f : faces) {
+    f.landmarks = aligner.locate(image, f.box);
+    f.rotation = std::abs(f.landmarks->angle) >= kMinAlignAngle ? f.landmarks->angle : 0.0;
+  }
+}
+
+}  // namespace
+
+std::vector<FaceResult> find_faces(const GrayImage& image, const FaceDetector* detector,
+                                   double margin, bool listener, const FaceAligner* aligner) {
+  if (!detector) {
+    FaceResult f;
+    f.box = f.crop = FaceBox{0, 0, image.width, image.height};
+    return {f};
+  }
+  auto faces = boxes_to_faces(
+      image, listener ? detector->detect_listener(image) : detector->detect(image), margin);
+  if (aligner) align_faces(image, *aligner, faces);
   return faces;
 }
 
@@ -44,7 +69,7 @@ std::vector<float> prepare_face_inputs(const GrayImage& image, const std::vector
   const size_t plane = (size_t)preprocess.size * preprocess.size;
   std::vector<float> inputs(faces.size() * plane);
   for (size_t i = 0; i < faces.size(); ++i) {
-    GrayImage face = face_image(image, faces[i].crop, preprocess.size);
+    GrayImage face = rotated_face_image(image, faces[i].crop, faces[i].rotation, preprocess.size);
     preprocess.apply(face.pixels.data(), inputs.data() + i * plane);
   }
   return inputs;
@@ -55,7 +80,9 @@ size_t top_class(const std::vector<float>& p) {
 }
 
 EmotionPipeline::EmotionPipeline(const std::string& model_path, Device device, bool detect,
-                                 double margin, bool listener)
+                                 double margin, bool listener, DetectorKind detector,
+                                 AlignKind align,
+                                 std::optional<FaceDetectorOptions> detector_options)
     : model_path_(model_path), margin_(margin), listener_(listener) {
   if (!(margin >= 0) || margin > 2)
     throw Error("--margin must be between 0 and 2 (a fraction of the face side), got " +
@@ -65,7 +92,10 @@ EmotionPipeline::EmotionPipeline(const std::string& model_path, Device device, b
     throw Error(model_path + ": model file not found (train one with `emotune train` or pass "
                              "--model PATH)");
   auto t0 = Clock::now();
-  if (detect) detector_ = std::make_unique<FaceDetector>();
+  if (detect)
+    detector_ = std::make_unique<FaceDetector>(
+        detector, detector_options.value_or(default_detector_options(detector)));
+  if (detect && align == AlignKind::landmarks) aligner_ = std::make_unique<FaceAligner>();
   auto t1 = Clock::now();
   model_ = load_model(model_path, device);
   load_cascade_ms_ = ms_between(t0, t1);
@@ -73,8 +103,16 @@ EmotionPipeline::EmotionPipeline(const std::string& model_path, Device device, b
   if (model_.info.classes.empty()) throw Error(model_path + ": checkpoint lists no classes");
 }
 
-std::vector<FaceResult> EmotionPipeline::detect(const GrayImage& image) const {
-  return find_faces(image, detector_.get(), margin_, listener_);
+std::vector<FaceResult> EmotionPipeline::detect(const GrayImage& image, StageTimes* times) const {
+  auto t0 = Clock::now();
+  auto faces = find_faces(image, detector_.get(), margin_, listener_);
+  auto t1 = Clock::now();
+  if (aligner_) align_faces(image, *aligner_, faces);
+  if (times) {
+    times->detect += ms_between(t0, t1);
+    times->align += ms_between(t1, Clock::now());
+  }
+  return faces;
 }
 
 void EmotionPipeline::classify(const GrayImage& image, std::vector<FaceResult>& faces,
@@ -105,9 +143,7 @@ ImageResult EmotionPipeline::analyze_image(const GrayImage& image, const std::st
   r.file = name;
   r.width = image.width;
   r.height = image.height;
-  auto t0 = Clock::now();
-  r.faces = detect(image);
-  if (times) times->detect += ms_between(t0, Clock::now());
+  r.faces = detect(image, times);
   classify(image, r.faces, times);
   return r;
 }

@@ -2,7 +2,8 @@
 // shared by `emotune predict`, `emotune recommend`, bench/inference.cpp and the video and web
 // commands. Its stages, each a function so the benchmark can time them and the tests can check
 // them without a model:
-//   decode (load_gray_image) -> detect (FaceDetector) -> square crop with margin
+//   decode (load_gray_image) -> detect (FaceDetector) -> landmarks (FaceAligner, optional)
+//   -> square crop with margin, rotated level when the eyes tilt >= kMinAlignAngle
 //   -> resize to preprocess.size (resize_gray) -> Preprocess::apply -> one batched forward pass
 //   -> softmax probabilities in the model's class order.
 // The commands only parse flags and format what this returns (apps/cmd_*.cpp).
@@ -11,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
+#include "apps/vision/align.h"
 #include "apps/vision/face.h"
 #include "base/image.h"
 #include "base/preprocess.h"
@@ -24,8 +28,10 @@ constexpr double kDefaultFaceMargin = 0.1;
 
 struct FaceResult {
   FaceBox box;                       // the detected face (the whole image with --no-detect)
-  FaceBox crop;                      // what was cut out and resized
+  FaceBox crop;                      // what was cut out (before rotation) and resized
   std::vector<float> probabilities;  // in model class order
+  std::optional<FaceLandmarks> landmarks;  // with alignment: the 68 points, eyes and tilt
+  double rotation = 0;               // degrees the crop was rotated by (0: a plain square crop)
 };
 
 struct ImageResult {
@@ -39,8 +45,11 @@ struct ImageResult {
 // (--no-detect), the whole image as one face (box == crop == the full frame; it is resized to a
 // square exactly as the image-folder dataset path does).
 // listener=true: FaceDetector::detect_listener (recommend), else every face (predict).
+// With an aligner each face gets its landmarks, and faces tilted by >= kMinAlignAngle degrees
+// rotation = the tilt (the crop is rotated level about its centre).
 std::vector<FaceResult> find_faces(const GrayImage& image, const FaceDetector* detector,
-                                   double margin, bool listener = false);
+                                   double margin, bool listener = false,
+                                   const FaceAligner* aligner = nullptr);
 
 // n faces -> n * size * size floats, [n, 1, size, size] row-major, ready for the network.
 std::vector<float> prepare_face_inputs(const GrayImage& image, const std::vector<FaceResult>& faces,
@@ -51,8 +60,8 @@ size_t top_class(const std::vector<float>& probabilities);
 
 // Wall-clock milliseconds of each stage, for --timing and the benchmark.
 struct StageTimes {
-  double load_cascade = 0, load_model = 0;            // once per pipeline
-  double decode = 0, detect = 0, preprocess = 0, forward = 0;  // summed over analyze() calls
+  double load_cascade = 0, load_model = 0;            // once per pipeline (cascade: +landmarks)
+  double decode = 0, detect = 0, align = 0, preprocess = 0, forward = 0;  // summed over calls
   std::string str() const;  // "decode 1.9 ms, detect 85.0 ms, ..."
 };
 
@@ -61,9 +70,15 @@ struct StageTimes {
 class EmotionPipeline {
  public:
   // detect=false: --no-detect; listener=true: look for the listener's face (recommend).
-  // Throws emotune::Error for a bad margin, a missing or bad checkpoint, or a missing cascade.
+  // detector: --detector; align: --align (ignored with detect=false: a crop is used as it is).
+  // Throws emotune::Error for a bad margin, a missing or bad checkpoint, a missing cascade or a
+  // missing landmark model.
   EmotionPipeline(const std::string& model_path, Device device, bool detect, double margin,
-                  bool listener = false);
+                  bool listener = false, DetectorKind detector = kDefaultDetector,
+                  AlignKind align = kDefaultAlign,
+                  std::optional<FaceDetectorOptions> detector_options = std::nullopt);
+  // Video: detector_options with min_face_fraction 0.3 (faces >= 30% of the frame height) keeps
+  // HOG near 11-14 ms per 640x480 frame; the default (0.1) costs ~100 ms (docs/benchmarks.md).
 
   // decode + analyze_image. Throws emotune::Error (naming the file) for a missing, non-image or
   // truncated file. Adds the stage times to *times when given.
@@ -73,12 +88,16 @@ class EmotionPipeline {
                             StageTimes* times = nullptr) const;
   // The stages on their own, for callers that bring their own faces (a tracker between
   // detections): find the faces; classify given faces in one batch (fills .probabilities).
-  std::vector<FaceResult> detect(const GrayImage& image) const;
+  // detect() includes the landmarks and rotation when the pipeline aligns; times->detect and
+  // times->align get the two stages when given.
+  std::vector<FaceResult> detect(const GrayImage& image, StageTimes* times = nullptr) const;
   void classify(const GrayImage& image, std::vector<FaceResult>& faces,
                 StageTimes* times = nullptr) const;
 
   const LoadedModel& model() const { return model_; }
   double margin() const { return margin_; }
+  const FaceDetector* detector() const { return detector_.get(); }
+  const FaceAligner* aligner() const { return aligner_.get(); }
   double load_cascade_ms() const { return load_cascade_ms_; }
   double load_model_ms() const { return load_model_ms_; }
   const std::string& model_path() const { return model_path_; }
@@ -87,6 +106,7 @@ class EmotionPipeline {
   LoadedModel model_;
   std::string model_path_;
   std::unique_ptr<FaceDetector> detector_;
+  std::unique_ptr<FaceAligner> aligner_;
   double margin_;
   bool listener_ = false;
   double load_cascade_ms_ = 0, load_model_ms_ = 0;

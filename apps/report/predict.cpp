@@ -20,7 +20,27 @@ std::string percent(float p) {
   return b;
 }
 
+double round1(double v) { return std::round(v * 10) / 10; }
+
+nlohmann::ordered_json point_json(const Point2f& p) { return {round1(p.x), round1(p.y)}; }
+
 }  // namespace
+
+void add_alignment_json(nlohmann::ordered_json& a, const FaceResult& f) {
+  if (!f.landmarks) {
+    a["angle"] = nullptr;
+    a["rotation"] = 0;
+    a["eyes"] = nullptr;
+    a["landmarks"] = nullptr;
+    return;
+  }
+  a["angle"] = round1(f.landmarks->angle);
+  a["rotation"] = round1(f.rotation);
+  a["eyes"] = {{"left", point_json(f.landmarks->left_eye)},
+               {"right", point_json(f.landmarks->right_eye)}};
+  a["landmarks"] = nlohmann::ordered_json::array();
+  for (const Point2f& p : f.landmarks->points) a["landmarks"].push_back(point_json(p));
+}
 
 nlohmann::ordered_json box_json(const FaceBox& b) {
   return {{"x", b.x}, {"y", b.y}, {"w", b.w}, {"h", b.h}};
@@ -43,6 +63,7 @@ nlohmann::ordered_json predict_json(const std::vector<ImageResult>& results,
       nlohmann::ordered_json face;
       face["box"] = box_json(f.box);
       face["crop"] = box_json(f.crop);
+      add_alignment_json(face, f);
       size_t t = top_class(f.probabilities);
       face["top"] = {{"class", info.classes[t]}, {"probability", round6(f.probabilities[t])}};
       nlohmann::ordered_json probs;

@@ -14,7 +14,9 @@ namespace emotune {
 // The JSON document `predict --json` prints (schema in docs/music.md):
 // {"model": {"path", "arch", "classes"}, "images": [{"file", "width", "height", "status":
 //  "ok"|"no_face"|"error", "error"?, "faces": [{"box": {x,y,w,h}, "crop": {x,y,w,h},
+//  "angle", "rotation", "eyes": {"left": [x, y], "right": [x, y]}, "landmarks": [[x, y] x 68],
 //  "top": {"class", "probability"}, "probabilities": {class: p, ...}}]}]}
+// angle/eyes/landmarks are null without alignment (--align none, --no-detect); rotation is 0 then.
 nlohmann::ordered_json predict_json(const std::vector<ImageResult>& results,
                                     const std::string& model_path, const ModelInfo& info);
 // One header row, then one row per face: file,face,x,y,w,h,top,<class...>
@@ -22,5 +24,7 @@ std::string predict_csv(const std::vector<ImageResult>& results, const ModelInfo
 std::string predict_table(const std::vector<ImageResult>& results, const ModelInfo& info);
 
 nlohmann::ordered_json box_json(const FaceBox& b);
+// Adds "angle", "rotation", "eyes", "landmarks" of one face to `face` (nulls without alignment).
+void add_alignment_json(nlohmann::ordered_json& face, const FaceResult& f);
 
 }  // namespace emotune

@@ -1,11 +1,15 @@
 // Face detection and face crops for the app.
 //
-// Detection is OpenCV's Viola-Jones Haar cascade (haarcascade_frontalface_default.xml from
-// Debian's opencv-data), the detector the popular FER demos use. It is deterministic: the same
-// image and the same FaceDetectorOptions give the same boxes on every run and machine.
+// Three detectors, chosen by --detector (docs/faces.md has the measurements behind the default):
+//   hog  (default) dlib's HOG frontal face detector (libdlib-dev; its model is compiled in).
+//        33 of 33 faces of the 11 shared photos, 0 false positives, and faster than Haar.
+//   haar OpenCV's Viola-Jones cascade haarcascade_frontalface_default.xml (opencv-data).
+//   lbp  OpenCV's LBP cascade lbpcascade_frontalface.xml (opencv-data).
+// All are deterministic: the same image and options give the same boxes on every run and machine.
 // The image is decoded by load_gray_image (base/image.h), never by cv::imread, so training
 // and inference see identical pixels; OpenCV only reads a cv::Mat header over those pixels.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,13 +17,19 @@
 
 namespace emotune {
 
+enum class DetectorKind { hog, haar, lbp };
+constexpr DetectorKind kDefaultDetector = DetectorKind::hog;
+// "hog", "haar", "lbp"; anything else is an emotune::Error listing the choices.
+DetectorKind parse_detector(const std::string& name);
+const char* detector_name(DetectorKind kind);
+
 struct FaceBox {
   int x = 0, y = 0, w = 0, h = 0;  // pixels, in the coordinates of the decoded image
   long long area() const { return (long long)w * h; }
   bool operator==(const FaceBox&) const = default;
 };
 
-// The defaults, and why. They were chosen by a sweep over the 11 photos in ../shared/data/photos
+// The defaults (default_detector_options(haar)), and why. They were chosen by a sweep over the 11 photos in ../shared/data/photos
 // (scale 1.1/1.2, neighbours 5/6/8, min face 4-8%, detection side 640/800/1024, with and without
 // equalisation; docs/music.md has the table): this setting is the fastest one with no false
 // positive on any photo, all faces of the fr_* photos and every annotated face of the two dlib
@@ -46,22 +56,42 @@ struct FaceDetectorOptions {
   bool equalize = false;
 };
 
+// The options each detector ships with. hog: min_face_fraction 0.1 (HOG's window is 80 px, so
+// the detection image is scaled by 80 / (0.1 * shorter side), at most 2x: 37 px faces of a 500x375
+// photo are found, a 640x480 frame costs one 2x pass less than Haar's 24 px search); no neighbour
+// count. lbp: lbpcascade_frontalface.xml, min_neighbors 4: of the two LBP cascades and 3-6
+// neighbours, the most faces (26 of 33) with no false positive; the "improved" cascade found 9.
+FaceDetectorOptions default_detector_options(DetectorKind kind);
+// HOG never upsamples more than this: each 2x quadruples the cost.
+constexpr double kHogMaxUpsample = 2.0;
+
 // A listener's own photo (selfie, portrait) shows their face at well over 15% of the shorter side.
 constexpr double kListenerFaceFraction = 0.15;
 
 // Path of the cascade file: $EMOTUNE_HAAR_DIR (environment) overrides the build-time
-// EMOTUNE_HAAR_DIR; the file is haarcascade_frontalface_default.xml in that folder.
-std::string default_cascade_path();
+// EMOTUNE_HAAR_DIR; the file is haarcascade_frontalface_default.xml in that folder (haar) or
+// ../lbpcascades/lbpcascade_frontalface.xml beside it (lbp).
+std::string default_cascade_path(DetectorKind kind = DetectorKind::haar);
+
+// The detector behind FaceDetector (apps/vision/detectors.h): boxes in the coordinates of the
+// (scaled) detection image it is given.
+struct DetectorBackend;
 
 class FaceDetector {
  public:
-  // Throws emotune::Error naming the path (and `apt-get install opencv-data`) when the cascade
-  // is missing or does not load.
-  explicit FaceDetector(const std::string& cascade_path = default_cascade_path(),
-                        FaceDetectorOptions options = {});
+  // The shipped detector of that kind with its default options.
+  explicit FaceDetector(DetectorKind kind = kDefaultDetector);
+  FaceDetector(DetectorKind kind, FaceDetectorOptions options);
+  // Any OpenCV cascade file (Haar or LBP). Throws emotune::Error naming the path (and
+  // `apt-get install opencv-data`) when the cascade is missing or does not load.
+  explicit FaceDetector(const std::string& cascade_path, FaceDetectorOptions options = {});
   ~FaceDetector();
   FaceDetector(const FaceDetector&) = delete;
   FaceDetector& operator=(const FaceDetector&) = delete;
+
+  // Not copyable; movable so a pipeline can pick its detector at run time.
+  FaceDetector(FaceDetector&&) noexcept;
+  FaceDetector& operator=(FaceDetector&&) noexcept;
 
   // Faces sorted left to right (x, then y, then size) so the order is stable and readable.
   std::vector<FaceBox> detect(const GrayImage& image) const;
@@ -69,14 +99,17 @@ class FaceDetector {
   // first, and only when there is none the full search. Skipping the small scales makes the
   // search ~3x cheaper (16 vs 47 ms on examples/face.jpg, bench_inference); the faces it skips
   // are smaller than the one a recommendation is read from whenever a listener-sized face exists.
+  // hog: the full search, then the listener-sized faces (face.cpp says why); a video loop that
+  // needs speed sets FaceDetectorOptions::min_face_fraction instead (docs/benchmarks.md).
   std::vector<FaceBox> detect_listener(const GrayImage& image) const;
   const FaceDetectorOptions& options() const { return options_; }
+  DetectorKind kind() const { return kind_; }
 
  private:
   std::vector<FaceBox> detect_min(const GrayImage& image, double min_face_fraction) const;
-  struct Impl;
-  Impl* impl_;
+  std::unique_ptr<DetectorBackend> backend_;
   FaceDetectorOptions options_;
+  DetectorKind kind_ = kDefaultDetector;
 };
 
 // The square crop for a face: side = max(w, h) * (1 + 2 * margin), centred on the face, shrunk
