@@ -114,7 +114,17 @@ void check_box(const json& b) {
 }  // namespace
 
 TEST_CASE("predict --json: schema, boxes, probabilities for a two-face photo") {
-  Run r = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json"});
+  // Without --align (the default is none): plain crops, and the alignment fields say so.
+  Run plain = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json"});
+  INFO(plain.err);
+  REQUIRE(plain.code == 0);
+  for (const json& f : json::parse(plain.out)["images"][0]["faces"]) {
+    CHECK(f["landmarks"].is_null());
+    CHECK(f["angle"].is_null());
+    CHECK(f["rotation"] == 0);
+  }
+  Run r = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json",
+               "--align", "landmarks"});
   INFO(r.err);
   REQUIRE(r.code == 0);
   json doc = json::parse(r.out);
@@ -140,7 +150,7 @@ TEST_CASE("predict --json: schema, boxes, probabilities for a two-face photo") {
       if (it.value().get<double>() > bp) bp = it.value().get<double>(), best = it.key();
     CHECK(f["top"]["class"] == best);
     CHECK(f["top"]["probability"].get<double>() == bp);
-    // Alignment (on by default): 68 landmarks inside the crop, the eyes, the tilt, the rotation.
+    // With --align landmarks: 68 landmarks inside the crop, the eyes, the tilt, the rotation.
     REQUIRE(f["landmarks"].size() == 68);
     for (const json& p : f["landmarks"]) {  // the jaw may reach past the box, not the image
       CHECK(p[0].get<double>() >= 0);

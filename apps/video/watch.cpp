@@ -124,8 +124,12 @@ WatchResult run_watch(VideoSource& source, const EmotionPipeline& pipeline,
     }
 
     std::vector<FaceResult> faces;
-    for (const FaceTrack& tr : tracker.tracks())
-      faces.push_back({tr.box, crop_box_with_margin(tr.box, info.width, info.height, pipeline.margin()), {}});
+    for (const FaceTrack& tr : tracker.tracks()) {
+      FaceResult f;
+      f.box = tr.box;
+      f.crop = crop_box_with_margin(tr.box, info.width, info.height, pipeline.margin());
+      faces.push_back(std::move(f));
+    }
     t = Clock::now();
     pipeline.classify(gray, faces, &stage);  // one batch for the frame
     result.times.network += ms_since(t);
