@@ -118,7 +118,8 @@ TEST_CASE("predict --json: schema, boxes, probabilities for a two-face photo") {
   Run plain = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json"});
   INFO(plain.err);
   REQUIRE(plain.code == 0);
-  for (const json& f : json::parse(plain.out)["images"][0]["faces"]) {
+  const json plain_doc = json::parse(plain.out);  // named: a range-for over a temporary's member dangles
+  for (const json& f : plain_doc["images"][0]["faces"]) {
     CHECK(f["landmarks"].is_null());
     CHECK(f["angle"].is_null());
     CHECK(f["rotation"] == 0);
