@@ -2,6 +2,17 @@
 
 namespace emotune {
 
+void add_face_options(CLI::App* cmd, std::string& detector, std::string& align) {
+  cmd->add_option("--detector", detector,
+                  "face detector: hog (dlib), haar or lbp (OpenCV cascades); docs/faces.md")
+      ->check(CLI::IsMember({"hog", "haar", "lbp"}))
+      ->capture_default_str();
+  cmd->add_option("--align", align,
+                  "landmarks: level tilted faces with dlib's 68-point model; none: plain crops")
+      ->check(CLI::IsMember({"landmarks", "none"}))
+      ->capture_default_str();
+}
+
 int& cli_exit_code() {
   static int code = 0;
   return code;

@@ -55,14 +55,7 @@ void add_recommend_command(CLI::App& app) {
   cmd->add_option("--margin", opt->margin, "margin around the face, fraction of its side")
       ->capture_default_str();
   cmd->add_flag("--timing", opt->timing, "print the time of each stage to stderr");
-  cmd->add_option("--detector", opt->detector,
-                  "face detector: hog (dlib), haar or lbp (OpenCV cascades); docs/faces.md")
-      ->check(CLI::IsMember({"hog", "haar", "lbp"}))
-      ->capture_default_str();
-  cmd->add_option("--align", opt->align,
-                  "landmarks: level tilted faces with dlib's 68-point model; none: plain crops")
-      ->check(CLI::IsMember({"landmarks", "none"}))
-      ->capture_default_str();
+  add_face_options(cmd, opt->detector, opt->align);
 
   cmd->callback([opt]() {
     // Cheap checks first, so a typo in a path does not cost a model load.

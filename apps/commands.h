@@ -2,6 +2,8 @@
 // calls them in order. A command reports failure by throwing emotune::Error (main prints
 // "emotune <cmd>: <message>" and exits 1) or returning a non-zero code through cli_exit_code().
 #pragma once
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 namespace emotune {
@@ -20,6 +22,10 @@ std::string version_string();
 std::string version_commit();
 // `emotune --version --verbose`: prints version, build and CPU path; true when it did.
 bool print_version_if_asked(int argc, char** argv);
+
+// --detector hog|haar|lbp and --align landmarks|none, as predict and recommend take them
+// (docs/faces.md); the strings keep their defaults unless the user sets them.
+void add_face_options(CLI::App* cmd, std::string& detector, std::string& align);
 
 // Set by a command that finished but must exit non-zero (e.g. no face found).
 int& cli_exit_code();
