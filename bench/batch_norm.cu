@@ -95,8 +95,6 @@ std::map<std::string, std::vector<float>> outputs(Problem& q, CudnnBn* cudnn) {
           {"dgamma", q.dgamma.host()}, {"dbeta", q.dbeta.host()}};
 }
 
-std::map<std::string, double> g_cudnn_seconds;  // key -> cuDNN's time, for ours that runs next
-
 void set_counters(benchmark::State& state, Dir d, const BatchNormShape& p, double seconds) {
   const double bytes = (d == Dir::forward ? 2.0 : 3.0) * (double)p.size() * sizeof(float);
   state.counters["GB/s"] = seconds > 0 ? bytes / seconds * 1e-9 : 0;
@@ -130,12 +128,7 @@ void bench_bn(benchmark::State& state, bool ours, Dir d, BatchNormShape p, std::
     run();  // warm-up
     const double s = time_iterations(state, run);
     set_counters(state, d, p, s);
-    if (!ours) {
-      g_cudnn_seconds[key] = s;
-      state.SetLabel("cuDNN spatial");
-    } else if (auto it = g_cudnn_seconds.find(key); it != g_cudnn_seconds.end() && s > 0) {
-      state.counters["ratio_vs_cudnn"] = it->second / s;
-    }
+    record_vs_cudnn(state, ours, key, s, "cuDNN spatial");
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }

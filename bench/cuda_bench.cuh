@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/check_cudnn.h"
@@ -85,6 +87,19 @@ inline double max_rel_error(const std::vector<float>& a, const std::vector<float
     den = std::max(den, std::fabs((double)b[i]));
   }
   return den > 0 ? num / den : num;
+}
+
+// The cuDNN-vs-ours bookkeeping of a pair of cases registered cudnn/<key> then ours/<key>: the
+// cuDNN case records its seconds and its label, ours reports ratio_vs_cudnn from the same run.
+inline void record_vs_cudnn(benchmark::State& state, bool ours, const std::string& key, double seconds,
+                            const char* cudnn_label) {
+  static std::map<std::string, double> cudnn_seconds;
+  if (!ours) {
+    cudnn_seconds[key] = seconds;
+    state.SetLabel(cudnn_label);
+  } else if (auto it = cudnn_seconds.find(key); it != cudnn_seconds.end() && seconds > 0) {
+    state.counters["ratio_vs_cudnn"] = it->second / seconds;
+  }
 }
 
 }  // namespace emotune::bench

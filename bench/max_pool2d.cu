@@ -20,7 +20,6 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -88,8 +87,6 @@ struct CudnnPool {
   }
 };
 
-std::map<std::string, double> g_cudnn_seconds;  // key -> cuDNN's time, for ours that runs next
-
 void bench_pool(benchmark::State& state, bool ours, Dir d, Pool2dShape p, std::string key) {
   try {
     Problem q(p);
@@ -118,12 +115,7 @@ void bench_pool(benchmark::State& state, bool ours, Dir d, Pool2dShape p, std::s
                          sizeof(float);
     state.counters["GB/s"] = s > 0 ? bytes / s * 1e-9 : 0;
     state.counters["batch"] = p.n;
-    if (!ours) {
-      g_cudnn_seconds[key] = s;
-      state.SetLabel("cuDNN POOLING_MAX");
-    } else if (auto it = g_cudnn_seconds.find(key); it != g_cudnn_seconds.end() && s > 0) {
-      state.counters["ratio_vs_cudnn"] = it->second / s;
-    }
+    record_vs_cudnn(state, ours, key, s, "cuDNN POOLING_MAX");
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }
