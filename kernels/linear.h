@@ -20,6 +20,10 @@ void linear_forward_cpu(const LinearShape& p, const float* x, const float* w, co
 void linear_backward_cpu(const LinearShape& p, const float* x, const float* w, const float* dy,
                          float* dx, float* dw, float* db);
 
+// Inference (layers/inference.h): y = x w^T + b, then ReLU when relu; the OpenMP team splits the
+// output features, each thread running a single-threaded sgemm (sgemv for one row) on its slice.
+void linear_infer_cpu(const LinearShape& p, const float* x, const float* w, const float* b, bool relu, float* y);
+
 void linear_forward_cuda(const LinearShape& p, const float* x, const float* w, const float* b, float* y);
 void linear_backward_cuda(const LinearShape& p, const float* x, const float* w, const float* dy,
                           float* dx, float* dw, float* db);

@@ -15,6 +15,22 @@ void free_cpu(void* p);
 void copy_cpu(void* dst, const void* src, size_t bytes);
 int device_count_cpu();
 void synchronize_cpu();
+// Threads of the CPU kernels: OpenMP's team size and OpenBLAS's pool, both set to n (>= 1).
+void set_cpu_threads(int n);
+
+// For its lifetime OpenBLAS runs single-threaded and OpenMP does all the threading (the CPU
+// inference graph): OpenBLAS's spinning pool would otherwise fight the OpenMP team for the same
+// cores between layers. Restores the previous count. One at a time per process.
+class BlasSerialScope {
+ public:
+  BlasSerialScope();
+  ~BlasSerialScope();
+  BlasSerialScope(const BlasSerialScope&) = delete;
+  BlasSerialScope& operator=(const BlasSerialScope&) = delete;
+
+ private:
+  int saved_;
+};
 
 void* alloc_cuda(size_t bytes);
 void free_cuda(void* p);

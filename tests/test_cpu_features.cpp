@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_packed.h"
 
 using namespace emotune;
 
@@ -105,6 +106,9 @@ TEST_CASE("cpu path: on an AVX-512 machine the AVX-512 kernels run") {
   }
   // doctest_main ran cpu_path_init, as emotune's main does: the kernels match the CPU's level.
   CHECK(p.blas_isa == p.cpu_isa);
+  // emotune's own micro-kernel (Winograd's products, kernels/cpu/gemm_packed.h) picks its path
+  // from the CPU alone.
+  CHECK(std::string(gemm_packed_a_path()) == (p.cpu_isa == CpuIsa::avx512 ? "avx512" : "portable"));
   if (p.cpu_isa == CpuIsa::avx512) {
     const bool avx512_core = p.blas_core == "SkylakeX" || p.blas_core == "Cooperlake" || p.blas_core == "SapphireRapids";
     CHECK_MESSAGE(avx512_core, "OpenBLAS runs " << p.blas_core << " on an AVX-512 CPU");

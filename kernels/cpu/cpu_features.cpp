@@ -1,4 +1,5 @@
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_packed.h"
 
 #include <cblas.h>
 #include <unistd.h>
@@ -188,6 +189,7 @@ std::string cpu_path_describe(const CpuPath& p) {
   s += "openblas core: " + p.blas_core + " (" + cpu_isa_name(p.blas_isa) + ")\n";
   s += "openblas core chosen by: " + p.how + "\n";
   s += "cpu path in use: " + std::string(cpu_isa_name(p.blas_isa)) + "\n";
+  s += "own micro-kernels (winograd gemm): " + std::string(gemm_packed_a_path()) + "\n";
   return s;
 }
 

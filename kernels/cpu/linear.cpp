@@ -4,8 +4,12 @@
 
 #include <cblas.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/blas_threads.h"
 #include "kernels/cpu/linear_ref.h"
 
 namespace emotune {
@@ -30,7 +34,42 @@ void linear_forward_cpu(const LinearShape& p, const float* x, const float* w, co
     if (!b) std::memset(y, 0, sizeof(float) * (size_t)p.n * p.out);
     return;
   }
+  if (p.n == 1) {  // one image (inference): a matrix-vector product reads w once and packs nothing
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, p.out, p.in, 1.0f, w, p.in, x, 1, beta, y, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p.n, p.out, p.in, 1.0f, x, p.in, w, p.in, beta, y, p.out);
+}
+
+void linear_infer_cpu(const LinearShape& p, const float* x, const float* w, const float* b, bool relu, float* y) {
+  if (p.n == 0 || p.out == 0) return;
+  BlasSingleThread guard;
+  // Slices of whole cache lines of outputs (16 floats), as many as threads; small layers stay on one.
+  const int threads = p.flops() >= 2e5 ? omp_get_max_threads() : 1;
+  const int slices = std::max(1, std::min(threads, (p.out + 15) / 16));
+#pragma omp parallel for schedule(static) num_threads(slices) if (slices > 1)
+  for (int t = 0; t < slices; ++t) {
+    const int o0 = (int)((int64_t)p.out * t / slices / 16 * 16), o1 = t + 1 == slices ? p.out : (int)((int64_t)p.out * (t + 1) / slices / 16 * 16);
+    const int no = o1 - o0;
+    if (no <= 0) continue;
+    for (int n = 0; n < p.n; ++n) {
+      float* yr = y + (int64_t)n * p.out + o0;
+      if (b) std::memcpy(yr, b + o0, sizeof(float) * no);
+      else std::memset(yr, 0, sizeof(float) * no);
+    }
+    if (p.in > 0) {
+      if (p.n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, no, p.in, 1.0f, w + (int64_t)o0 * p.in, p.in, x, 1, 1.0f, y + o0, 1);
+      else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p.n, no, p.in, 1.0f, x, p.in, w + (int64_t)o0 * p.in, p.in,
+                    1.0f, y + o0, p.out);
+    }
+    if (relu)
+      for (int n = 0; n < p.n; ++n) {
+        float* yr = y + (int64_t)n * p.out + o0;
+        for (int i = 0; i < no; ++i) yr[i] = yr[i] > 0.0f ? yr[i] : 0.0f;
+      }
+  }
 }
 
 void linear_backward_cpu(const LinearShape& p, const float* x, const float* w, const float* dy,

@@ -2,6 +2,9 @@
 // like), plain memcpy, one device, nothing to synchronise.
 #include "kernels/runtime.h"
 
+#include <cblas.h>
+#include <omp.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -27,5 +30,19 @@ void copy_cpu(void* dst, const void* src, size_t bytes) {
 int device_count_cpu() { return 1; }
 
 void synchronize_cpu() {}
+
+BlasSerialScope::BlasSerialScope() : saved_(openblas_get_num_threads()) {
+  if (saved_ != 1) openblas_set_num_threads(1);
+}
+
+BlasSerialScope::~BlasSerialScope() {
+  if (saved_ != 1) openblas_set_num_threads(saved_);
+}
+
+void set_cpu_threads(int n) {
+  if (n < 1) n = 1;
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
 
 }  // namespace emotune

@@ -1,0 +1,54 @@
+// conv2d_infer: the inference-only convolution of the CPU inference graph (layers/inference.h):
+// one pass that computes a conv2d (kernels/conv2d.h's contract and layouts) and what follows it
+// in the network, per output channel k, in this order:
+//   v = conv(x, w)[k] + b[k]                 (b may be null)
+//   v = max(v, 0)                            when relu
+//   v = v * scale[k] + shift[k]              when scale (a BatchNorm after the ReLU: the paper net)
+//   y = max over 2x2 windows, stride 2       when pool2 (floor mode: a last odd row/column dropped)
+// A BatchNorm *before* the ReLU (vgg) is not an epilogue: the graph folds it into w and b.
+//
+// Two ways to the same result:
+//   conv2d_infer_im2col_cpu     im2col + OpenBLAS sgemm (kernels/conv2d.h's fast path), then the
+//                               epilogue over each image's output while it is in cache. Any shape.
+//   conv2d_infer_winograd_cpu   Winograd F(2x2, 3x3) (Lavin & Gray 2016): 3x3, stride 1 only.
+//                               Each 2x2 output tile costs 16 multiplies per (c, k) instead of 36:
+//                                 V = B^T d B  (4x4 input tile d, per channel)
+//                                 M_xi [K, T] = U_xi [K, C] * V_xi [C, T]   for the 16 xi
+//                                 Y = A^T M A  (2x2 output tile)
+//                               with U = G g G^T precomputed once per filter g (winograd_weights).
+//                               An output tile is exactly one 2x2 pooling window, so pool2 reduces
+//                               it in registers.
+// Both run their own OpenMP regions (single-threaded OpenBLAS inside them) and give results that
+// do not depend on the thread count. The reference is the unfused chain of conv2d_forward_ref_cpu,
+// relu, the affine and max_pool2d (tests/test_conv2d_infer.cpp).
+#pragma once
+#include <cstdint>
+
+#include "kernels/conv2d.h"
+
+namespace emotune {
+
+struct ConvEpilogue {
+  bool relu = false;
+  const float* scale = nullptr;  // [K]; with shift, applied after the ReLU
+  const float* shift = nullptr;  // [K]
+  bool pool2 = false;            // 2x2 stride-2 max-pool of the result
+
+  int out_h(const Conv2dShape& p) const { return pool2 ? p.out_h() / 2 : p.out_h(); }
+  int out_w(const Conv2dShape& p) const { return pool2 ? p.out_w() / 2 : p.out_w(); }
+  int64_t y_size(const Conv2dShape& p) const { return (int64_t)p.n * p.k * out_h(p) * out_w(p); }
+};
+
+// y [N, K, e.out_h, e.out_w] from x [N, C, H, W], w [K, C, R, S].
+void conv2d_infer_im2col_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b,
+                             const ConvEpilogue& e, float* y);
+
+// Winograd applies to 3x3 filters at stride 1 (any padding).
+bool winograd_supported(const Conv2dShape& p);
+// U [16, K, C] from w [K, C, 3, 3]: winograd_weights_size(p) floats.
+int64_t winograd_weights_size(const Conv2dShape& p);
+void winograd_weights(const Conv2dShape& p, const float* w, float* u);
+void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float* u, const float* b,
+                               const ConvEpilogue& e, float* y);
+
+}  // namespace emotune
