@@ -117,8 +117,9 @@ void add_watch_command(CLI::App& app) {
 
   cmd->callback([opt]() {
     if (opt->video.empty() && opt->camera < 0) throw Error("give a VIDEO file or --camera N");
-    // Like predict/recommend: small batches, so OpenMP regions on one thread and the cores left
-    // to OpenBLAS (main.cpp says why), unless the user chose.
+    // OpenMP on one thread unless the user chose: the per-frame network runs beside FFmpeg's
+    // decoder and encoder threads and the detector, and the watch figures in docs/benchmarks.md
+    // were measured this way.
     if (!std::getenv("OMP_NUM_THREADS")) omp_set_num_threads(1);
     WatchOptions wo;
     wo.detect_every = opt->detect_every;

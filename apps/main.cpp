@@ -1,5 +1,4 @@
 // emotune: train and evaluate the emotion CNN, name the emotion in a photo, recommend music.
-#include <omp.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -10,19 +9,9 @@
 #include "base/error.h"
 #include "kernels/cpu/cpu_features.h"
 
-// Single-image inference runs many short OpenMP regions between OpenBLAS calls; libgomp's idle
-// threads spin-wait and hold the 2 cores OpenBLAS needs (a batch-1 paper forward measured
-// 16-17 ms instead of ~8 ms). predict and recommend work on a handful of faces, so unless the user
-// set OMP_NUM_THREADS they run OpenMP regions on one thread and leave the cores to OpenBLAS.
-static void single_thread_openmp_for_inference(int argc, char** argv) {
-  if (argc < 2 || std::getenv("OMP_NUM_THREADS")) return;
-  if (std::strcmp(argv[1], "predict") == 0 || std::strcmp(argv[1], "recommend") == 0) omp_set_num_threads(1);
-}
-
 int main(int argc, char** argv) {
   emotune::cpu_path_init(argc, argv);  // may re-exec once with OPENBLAS_CORETYPE set; first
   if (emotune::print_version_if_asked(argc, argv)) return 0;
-  single_thread_openmp_for_inference(argc, argv);
   CLI::App app{"emotune: facial emotion recognition on FER-2013, and music for the mood"};
   app.require_subcommand(1);
   app.set_version_flag("--version", emotune::version_string());

@@ -1,10 +1,13 @@
 #include "layers/model.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
+#include "layers/inference.h"
 #include "layers/nets/nets.h"
 
 namespace emotune {
@@ -36,6 +39,13 @@ LoadedModel load_model(const std::string& path, Device device) {
   net->to(device);
   m.net = net;
   m.device = device;
+  const char* graph = std::getenv("EMOTUNE_GRAPH");
+  if (graph && std::strcmp(graph, "training") != 0 && std::strcmp(graph, "inference") != 0)
+    throw Error("EMOTUNE_GRAPH='" + std::string(graph) + "': expected 'inference' (the default) or 'training'");
+  if (device == Device::cpu && !(graph && std::strcmp(graph, "training") == 0)) {
+    const int s = m.info.preprocess.size;
+    m.graph = InferenceGraph::compile(*net, 1, s, s);
+  }
   return m;
 }
 
@@ -48,8 +58,13 @@ std::vector<std::vector<float>> predict_probabilities(const LoadedModel& model, 
   constexpr int kChunk = 256;
   for (int start = 0; start < n; start += kChunk) {
     int m = std::min(kChunk, n - start);
-    Tensor x = Tensor::from_host({m, 1, s, s}, inputs + (size_t)start * s * s, model.device);
-    std::vector<float> logits = model.net->forward(x).to_vector();
+    std::vector<float> logits;
+    if (model.graph) {
+      logits = model.graph->forward(inputs + (size_t)start * s * s, m);
+    } else {
+      Tensor x = Tensor::from_host({m, 1, s, s}, inputs + (size_t)start * s * s, model.device);
+      logits = model.net->forward(x).to_vector();
+    }
     for (int i = 0; i < m; ++i) {
       const float* z = logits.data() + (size_t)i * c;
       float mx = z[0];

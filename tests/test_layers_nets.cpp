@@ -19,6 +19,7 @@
 #include "engine/checkpoint.h"
 #include "engine/ops.h"
 #include "layers/layers.h"
+#include "layers/inference.h"
 #include "layers/model.h"
 #include "layers/module.h"
 #include "layers/nets/nets.h"
@@ -418,8 +419,10 @@ TEST_CASE("model: save -> load_model -> predict_probabilities matches the in-mem
   CHECK(loaded.device == Device::cpu);
   CHECK_FALSE(loaded.net->training());
 
-  // The in-memory net, wrapped the same way, in eval mode.
-  LoadedModel memory{net, loaded.info, Device::cpu};
+  // The in-memory net, wrapped the same way (compiled into the CPU inference graph as load_model
+  // does), in eval mode.
+  CHECK(loaded.graph != nullptr);
+  LoadedModel memory{net, loaded.info, Device::cpu, InferenceGraph::compile(*net, 1, 48, 48)};
   const int n = 3;
   std::vector<float> inputs = random_vector((size_t)n * 48 * 48, 40, 0.0f, 1.0f);
   auto p_loaded = predict_probabilities(loaded, inputs.data(), n);

@@ -1,0 +1,158 @@
+// The CPU inference graph (layers/inference.h) against the training graph's eval-mode forward:
+// both networks with random weights and random BatchNorm statistics (negative gammas included, so
+// the paper net's BN-after-ReLU scale is negative somewhere before a pool), with each conv
+// algorithm; the shipped models; what it fused; how load_model and predict_probabilities use it.
+// Every layer shape of both networks is checked kernel by kernel in test_conv2d_infer.cpp.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/checkpoint.h"
+#include "layers/inference.h"
+#include "layers/layers.h"
+#include "layers/model.h"
+#include "layers/nets/nets.h"
+#include "tests/testing.h"
+
+using namespace emotune;
+using emotune::testing::random_vector;
+
+namespace {
+
+// BN statistics far from the identity, so that folding them wrongly shows.
+void randomize_batch_norms(Sequential& net, uint64_t seed) {
+  for (const auto& c : net.children()) {
+    auto* bn = dynamic_cast<BatchNorm2d*>(c.module.get());
+    if (!bn) continue;
+    const size_t n = (size_t)bn->gamma.numel();
+    auto g = random_vector(n, seed++, 0.3f, 1.5f);
+    for (size_t i = 0; i < n; i += 5) g[i] = -g[i];  // every 5th channel flipped
+    bn->gamma.copy_from(Tensor::from_vector({(int64_t)n}, g));
+    bn->beta.copy_from(Tensor::from_vector({(int64_t)n}, random_vector(n, seed++, -0.5f, 0.5f)));
+    bn->running_mean.copy_from(Tensor::from_vector({(int64_t)n}, random_vector(n, seed++, -0.5f, 0.5f)));
+    bn->running_var.copy_from(Tensor::from_vector({(int64_t)n}, random_vector(n, seed++, 0.3f, 2.0f)));
+  }
+}
+
+std::vector<float> training_forward(Sequential& net, const std::vector<float>& x, int n) {
+  NoGradGuard no_grad;
+  net.set_training(false);
+  return net.forward(Tensor::from_host({n, 1, 48, 48}, x.data())).to_vector();
+}
+
+// Tolerance: the graph computes the same function with float32 sums in another order (Winograd's
+// transforms, the BatchNorm folded into the weights before the sum instead of applied after it).
+// Those roundings have random signs, so a layer's output moves by about eps (1.2e-7) of its own
+// scale, and the 8-10 layers (each renormalised by its BatchNorm) compound that to a few 1e-7 of
+// the logits' scale: measured worst 8e-7 of max |logit| (printed by the test). The bound, 2e-5 of
+// max |logit|, is 25x that; the kernel-level bound (test_conv2d_infer.cpp) is the rigorous one.
+// A BN folded with a wrong sign, a dropped shift, a pool before instead of after a negative
+// affine, or a wrong tile offset moves logits by O(1e-2) relative or more (checked by mutation).
+void check_close(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
+  REQUIRE(got.size() == want.size());
+  double scale = 0, worst = 0;
+  for (float v : want) scale = std::max(scale, (double)std::fabs(v));
+  for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs((double)got[i] - want[i]));
+  MESSAGE(what << ": worst |graph - training| = " << worst << " (" << worst / scale << " of max |logit| " << scale
+               << ")");
+  CHECK(scale > 0.1);  // the logits are not degenerate
+  CHECK(worst <= 2e-5 * scale);
+}
+
+}  // namespace
+
+TEST_CASE("inference graph: equals the training graph's eval forward, both networks, every algorithm") {
+  for (const std::string arch : {"paper", "vgg"}) {
+    auto net = make_network(arch, 7, 11);
+    randomize_batch_norms(*net, 100);
+    for (int n : {1, 3}) {
+      auto x = random_vector((size_t)n * 48 * 48, 7 + n, 0.0f, 1.0f);
+      const auto want = training_forward(*net, x, n);
+      for (const std::string algo : {"auto", "im2col", "winograd"}) {
+        InferenceOptions o;
+        o.conv_algo = algo;
+        auto g = InferenceGraph::compile(*net, 1, 48, 48, o);
+        CHECK(g->outputs() == 7);
+        check_close(g->forward(x.data(), n), want, arch + " batch " + std::to_string(n) + " " + algo);
+      }
+    }
+  }
+}
+
+TEST_CASE("inference graph: the shipped models give the training graph's logits") {
+  for (const std::string name : {"paper", "vgg"}) {
+    const std::string path = "models/" + name + ".safetensors";
+    if (!std::filesystem::exists(path)) continue;
+    setenv("EMOTUNE_GRAPH", "training", 1);
+    LoadedModel m = load_model(path);
+    unsetenv("EMOTUNE_GRAPH");
+    CHECK(m.graph == nullptr);
+    auto x = random_vector((size_t)5 * 48 * 48, 3, 0.0f, 1.0f);
+    const auto want = training_forward(dynamic_cast<Sequential&>(*m.net), x, 5);
+    LoadedModel fast = load_model(path);
+    REQUIRE(fast.graph != nullptr);
+    check_close(fast.graph->forward(x.data(), 5), want, path);
+    // predict_probabilities goes through the graph: the same softmax of the same logits.
+    auto p_fast = predict_probabilities(fast, x.data(), 5), p_slow = predict_probabilities(m, x.data(), 5);
+    for (size_t i = 0; i < p_fast.size(); ++i)
+      for (size_t k = 0; k < p_fast[i].size(); ++k) CHECK(std::fabs(p_fast[i][k] - p_slow[i][k]) < 1e-4);
+  }
+}
+
+TEST_CASE("inference graph: what each step fuses") {
+  auto paper = InferenceGraph::compile(*make_network("paper", 7, 1), 1, 48, 48);
+  const std::string d = paper->describe();
+  INFO(d);
+  CHECK(d.find("conv2+relu2+bn1(epilogue)+pool1") != std::string::npos);  // BN after ReLU: epilogue
+  CHECK(d.find("conv7+relu7+bn4(epilogue)+pool4") != std::string::npos);
+  CHECK(d.find("dense1+relu8") != std::string::npos);
+  CHECK(d.find("conv1+relu1  ") != std::string::npos);
+  CHECK(d.find("[im2col+sgemm]") != std::string::npos);  // conv1: one input channel
+  CHECK(d.find("winograd") != std::string::npos);
+  CHECK(d.find("drop") == std::string::npos);  // dropout is gone
+  auto vgg = InferenceGraph::compile(*make_network("vgg", 7, 1), 1, 48, 48);
+  const std::string v = vgg->describe();
+  INFO(v);
+  CHECK(v.find("conv1_2+bn1_2(folded)+relu1_2+pool1") != std::string::npos);  // BN before ReLU: folded
+  CHECK(v.find("dense1+bn_dense1(folded)+relu_dense1") != std::string::npos);
+}
+
+TEST_CASE("inference graph: refuses what it cannot run, with the layer named") {
+  Rng rng(1);
+  Sequential net;
+  net.add("conv", std::make_shared<Conv2d>(1, 4, 3, "same", rng));
+  net.add("bn_alone", std::make_shared<BatchNorm2d>(4));
+  net.add("bn_again", std::make_shared<BatchNorm2d>(4));  // a BN with nothing to fold into
+  net.add("flatten", std::make_shared<Flatten>());
+  net.add("fc", std::make_shared<Linear>(4 * 8 * 8, 2, rng));
+  CHECK_THROWS_WITH_AS(InferenceGraph::compile(net, 1, 8, 8), doctest::Contains("bn_again"), Error);
+  InferenceOptions o;
+  o.conv_algo = "fft";
+  CHECK_THROWS_WITH_AS(InferenceGraph::compile(*make_network("paper", 7, 1), 1, 48, 48, o),
+                       doctest::Contains("fft"), Error);
+  // Too small an input for the paper net's four pools.
+  CHECK_THROWS_AS(InferenceGraph::compile(*make_network("paper", 7, 1), 1, 8, 8), Error);
+}
+
+TEST_CASE("inference graph: EMOTUNE_GRAPH chooses the graph, and a wrong value is an error") {
+  const std::string path = (std::filesystem::temp_directory_path() / "emotune_graph_test.safetensors").string();
+  save_safetensors(path, make_network("paper", 7, 1)->state_dict(),
+                   {{"arch", "paper"},
+                    {"classes", "[\"angry\",\"disgust\",\"fear\",\"happy\",\"sad\",\"surprise\",\"neutral\"]"},
+                    {"preprocess", Preprocess{}.to_json()}});
+  unsetenv("EMOTUNE_GRAPH");
+  CHECK(load_model(path).graph != nullptr);
+  setenv("EMOTUNE_GRAPH", "inference", 1);
+  CHECK(load_model(path).graph != nullptr);
+  setenv("EMOTUNE_GRAPH", "training", 1);
+  CHECK(load_model(path).graph == nullptr);
+  setenv("EMOTUNE_GRAPH", "fast", 1);
+  CHECK_THROWS_WITH_AS(load_model(path), doctest::Contains("EMOTUNE_GRAPH"), Error);
+  unsetenv("EMOTUNE_GRAPH");
+  std::filesystem::remove(path);
+}
