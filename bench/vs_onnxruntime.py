@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""emotune vs ONNX Runtime on the CPU, same exported model, same run (issue 16, docs/benchmarks.md).
+
+  bench/vs_onnxruntime.py [--build build-nocuda] [--models paper,vgg] [--batches 1,64]
+                          [--threads 1,2] [--rounds 3] [--json out.json]
+
+For each model, batch size and thread count, in rounds that alternate the engines (so a
+neighbour's load hits both alike): emotune's inference graph (bench_forward), emotune's training
+graph in eval mode (the path before the inference graph, as the in-run baseline), and ONNX
+Runtime on the model `emotune export` wrote (bench/ort_forward.py). Each entry is the median wall
+time of its calls; a cell reports the median over rounds. ratio = ORT ms / emotune ms: >= 1 means
+emotune is at least as fast.
+
+ONNX Runtime comes from PyPI into the venv tests/onnx/run.sh uses (same pins), made here if absent.
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REQS = "onnx==1.17.0 onnxruntime==1.20.1 numpy==1.26.4"  # as tests/onnx/run.sh
+
+
+def venv_python():
+    venv = os.environ.get("EMOTUNE_ONNX_VENV") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "emotune", "onnx-venv")
+    ok = os.path.join(venv, ".ok")
+    if not (os.path.exists(ok) and open(ok).read().strip() == REQS):
+        subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check"]
+                       + REQS.split(), check=True)
+        with open(ok, "w") as f:
+            f.write(REQS + "\n")
+    return os.path.join(venv, "bin", "python")
+
+
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.exit(f"vs_onnxruntime: {' '.join(cmd)} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build-nocuda")
+    ap.add_argument("--models", default="paper,vgg")
+    ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    os.chdir(ROOT)
+    emotune = os.path.join(a.build, "bin", "emotune")
+    bench = os.path.join(a.build, "bin", "bench_forward")
+    for b in (emotune, bench):
+        if not os.access(b, os.X_OK):
+            sys.exit(f"vs_onnxruntime: {b} not built (cmake -DEMOTUNE_BUILD_BENCH=ON, target bench_forward)")
+    py = venv_python()
+    env = dict(os.environ)
+    version = subprocess.run([emotune, "--version", "--verbose"], capture_output=True, text=True).stdout
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
+    context = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "commit": commit + ("+uncommitted" if dirty else ""),
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+        "emotune_version_verbose": version,
+        "loadavg_start": open("/proc/loadavg").read().split()[:3],
+        "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in a.models.split(","):
+            src = f"models/{model}.safetensors"
+            onnx = os.path.join(tmp, f"{model}.onnx")
+            subprocess.run([emotune, "export", "--model", src, "--format", "onnx", "--out", onnx], check=True,
+                           capture_output=True)
+            for batch in map(int, a.batches.split(",")):
+                iters = "30" if batch == 1 else "6"
+                for threads in map(int, a.threads.split(",")):
+                    res = {"graph": [], "training": [], "ort": []}
+                    for _ in range(a.rounds):
+                        common = ["--batch", str(batch), "--threads", str(threads), "--iters", iters]
+                        res["graph"].append(run_json([bench, "--model", src] + common, env)["median_ms"])
+                        res["ort"].append(run_json([py, "bench/ort_forward.py", onnx] + common, env)["median_ms"])
+                        res["training"].append(
+                            run_json([bench, "--model", src, "--graph", "training"] + common, env)["median_ms"])
+                    row = {"model": model, "batch": batch, "threads": threads,
+                           **{k + "_ms": statistics.median(v) for k, v in res.items()},
+                           "rounds": {k: v for k, v in res.items()}}
+                    row["ratio"] = row["ort_ms"] / row["graph_ms"]
+                    row["ratio_training_graph"] = row["ort_ms"] / row["training_ms"]
+                    rows.append(row)
+                    print(f"{model:5} batch {batch:3} threads {threads}: emotune {row['graph_ms']:8.2f} ms  "
+                          f"ORT {row['ort_ms']:8.2f} ms  ratio {row['ratio']:.2f}  "
+                          f"(training graph {row['training_ms']:8.2f} ms)", flush=True)
+    context["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    print()
+    print(f"Context: {context['date']}; commit {context['commit']}; CPU {context['cpu']}; "
+          f"load average {' '.join(context['loadavg_start'])} at the start, {' '.join(context['loadavg_end'])} "
+          f"at the end; `{context['command']}`")
+    path = [l for l in version.splitlines() if l.startswith(("openblas core:", "cpu path in use:", "own micro"))]
+    print("Kernel path: " + "; ".join(path))
+    print()
+    print("| model | batch | threads | emotune ms | ONNX Runtime ms | ratio (ORT / emotune) | emotune before (training graph) ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['batch']} | {r['threads']} | {r['graph_ms']:.2f} | {r['ort_ms']:.2f} | "
+              f"**{r['ratio']:.2f}** | {r['training_ms']:.2f} |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"context": context, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
