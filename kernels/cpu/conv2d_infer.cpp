@@ -137,6 +137,61 @@ WinogradPlan winograd_plan(const Conv2dShape& p, const ConvEpilogue& e) {
   return w;
 }
 
+// The transforms' inner loops, on pointers passed as __restrict parameters: GCC vectorises these
+// (it does not for the same loops on block-scope restrict pointers; fopt-info says "no vectype").
+inline void bt_rows(const float* __restrict d0, const float* __restrict d1, const float* __restrict d2,
+                    const float* __restrict d3, float* __restrict r0, float* __restrict r1, float* __restrict r2,
+                    float* __restrict r3, int n) {
+  for (int q = 0; q < n; ++q) {  // B^T d
+    r0[q] = d0[q] - d2[q];
+    r1[q] = d1[q] + d2[q];
+    r2[q] = d2[q] - d1[q];
+    r3[q] = d1[q] - d3[q];
+  }
+}
+
+inline void bt_cols(const float* __restrict e, const float* __restrict o, float* __restrict v0, float* __restrict v1,
+                    float* __restrict v2, float* __restrict v3, int tw) {
+  for (int tx = 0; tx < tw; ++tx) {  // (B^T d) B: columns 2tx..2tx+3 are e[tx], o[tx], e[tx+1], o[tx+1]
+    v0[tx] = e[tx] - e[tx + 1];
+    v1[tx] = o[tx] + e[tx + 1];
+    v2[tx] = e[tx + 1] - o[tx];
+    v3[tx] = o[tx] - o[tx + 1];
+  }
+}
+
+inline void at_rows(const float* __restrict a0, const float* __restrict a1, const float* __restrict a2,
+                    const float* __restrict a3, float* __restrict s0, float* __restrict s1, int tw) {
+  for (int tx = 0; tx < tw; ++tx) {  // A^T m
+    s0[tx] = a0[tx] + a1[tx] + a2[tx];
+    s1[tx] = a1[tx] - a2[tx] - a3[tx];
+  }
+}
+
+inline void at_cols(const float* __restrict c0, const float* __restrict c1, const float* __restrict c2,
+                    const float* __restrict c3, float* __restrict oa, float* __restrict ob, int tw, float bias,
+                    bool relu, bool affine, float sc, float sh) {
+  for (int tx = 0; tx < tw; ++tx) {  // (A^T m) A, bias, epilogue
+    float va = c0[tx] + c1[tx] + c2[tx] + bias;
+    float vb = c1[tx] - c2[tx] - c3[tx] + bias;
+    if (relu) {
+      va = va > 0.0f ? va : 0.0f;
+      vb = vb > 0.0f ? vb : 0.0f;
+    }
+    if (affine) {
+      va = va * sc + sh;
+      vb = vb * sc + sh;
+    }
+    oa[tx] = va;
+    ob[tx] = vb;
+  }
+}
+
+inline void pool_max4(const float* __restrict o0, const float* __restrict o1, const float* __restrict o2,
+                      const float* __restrict o3, float* __restrict dst, int tw) {
+  for (int tx = 0; tx < tw; ++tx) dst[tx] = std::max(std::max(o0[tx], o1[tx]), std::max(o2[tx], o3[tx]));
+}
+
 // Clones for AVX-512, AVX2 and baseline x86-64 (the loader picks one): the transforms are plain
 // loops along tile rows that the compiler vectorises.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
@@ -168,34 +223,30 @@ EMOTUNE_TRANSFORM_CLONES void input_transform(const Conv2dShape& p, const Winogr
         continue;
       }
       const float* src = xc + (int64_t)iy * p.w;
-      for (int q = 0; q < half; ++q) {
+      // Columns 2q - pad and 2q + 1 - pad are both inside the row for q in [qa, qb): that part
+      // is a plain even/odd split; the few q around it check the bounds.
+      const int qb = std::min(half, p.w + p.pad_w >= 2 ? (p.w - 2 + p.pad_w) / 2 + 1 : 0);
+      const int qa = std::min((p.pad_w + 1) / 2, qb);
+      auto edge = [&](int q) {
         const int ix0 = 2 * q - p.pad_w, ix1 = ix0 + 1;
         dst[q] = ix0 >= 0 && ix0 < p.w ? src[ix0] : 0.0f;
         dst[half + q] = ix1 >= 0 && ix1 < p.w ? src[ix1] : 0.0f;
+      };
+      for (int q = 0; q < qa; ++q) edge(q);
+      const float* s0 = src + 2 * qa - p.pad_w;
+      for (int q = qa; q < qb; ++q) {
+        dst[q] = s0[2 * (q - qa)];
+        dst[half + q] = s0[2 * (q - qa) + 1];
       }
+      for (int q = qb; q < half; ++q) edge(q);
     }
-    const float *d0 = rows, *d1 = rows + 2 * half, *d2 = rows + 4 * half, *d3 = rows + 6 * half;
-    float *r0p = re, *r1p = re + 2 * half, *r2p = re + 4 * half, *r3p = re + 6 * half;
-    for (int q = 0; q < 2 * half; ++q) {  // B^T d, even and odd columns alike
-      r0p[q] = d0[q] - d2[q];
-      r1p[q] = d1[q] + d2[q];
-      r2p[q] = d2[q] - d1[q];
-      r3p[q] = d1[q] - d3[q];
-    }
+    bt_rows(rows, rows + 2 * half, rows + 4 * half, rows + 6 * half, re, re + 2 * half, re + 4 * half,
+            re + 6 * half, 2 * half);
     const int64_t t0 = (int64_t)j * tw;
-    for (int i = 0; i < 4; ++i) {  // (B^T d) B
+    for (int i = 0; i < 4; ++i) {
       const float* e = re + i * 2 * half;
-      const float* o = e + half;
-      float* v0 = vc + (i * 4 + 0) * ld_xi + t0;
-      float* v1 = vc + (i * 4 + 1) * ld_xi + t0;
-      float* v2 = vc + (i * 4 + 2) * ld_xi + t0;
-      float* v3 = vc + (i * 4 + 3) * ld_xi + t0;
-      for (int tx = 0; tx < tw; ++tx) {
-        v0[tx] = e[tx] - e[tx + 1];
-        v1[tx] = o[tx] + e[tx + 1];
-        v2[tx] = e[tx + 1] - o[tx];
-        v3[tx] = o[tx] - o[tx + 1];
-      }
+      bt_cols(e, e + half, vc + (i * 4 + 0) * ld_xi + t0, vc + (i * 4 + 1) * ld_xi + t0,
+              vc + (i * 4 + 2) * ld_xi + t0, vc + (i * 4 + 3) * ld_xi + t0, tw);
     }
   }
 }
@@ -216,42 +267,14 @@ EMOTUNE_TRANSFORM_CLONES void output_transform(const Conv2dShape& p, const ConvE
     const int64_t n = row / w.tiles_h;
     const int ty = (int)(row % w.tiles_h);
     const float* mk = m + (int64_t)k * w.block + (int64_t)j * tw;
-    for (int c = 0; c < 4; ++c) {  // A^T m, column c of the 4x4 tile
-      const float* a0 = mk + (0 * 4 + c) * ld_xi;
-      const float* a1 = mk + (1 * 4 + c) * ld_xi;
-      const float* a2 = mk + (2 * 4 + c) * ld_xi;
-      const float* a3 = mk + (3 * 4 + c) * ld_xi;
-      float* s0 = s + c * tw;
-      float* s1 = s + (4 + c) * tw;
-      for (int tx = 0; tx < tw; ++tx) {
-        s0[tx] = a0[tx] + a1[tx] + a2[tx];
-        s1[tx] = a1[tx] - a2[tx] - a3[tx];
-      }
-    }
-    for (int i = 0; i < 2; ++i) {  // (A^T m) A, bias, epilogue
-      const float *c0 = s + (4 * i + 0) * tw, *c1 = s + (4 * i + 1) * tw, *c2 = s + (4 * i + 2) * tw,
-                  *c3 = s + (4 * i + 3) * tw;
-      float* oa = o + (2 * i) * tw;
-      float* ob = o + (2 * i + 1) * tw;
-      for (int tx = 0; tx < tw; ++tx) {
-        float va = c0[tx] + c1[tx] + c2[tx] + bias;
-        float vb = c1[tx] - c2[tx] - c3[tx] + bias;
-        if (relu) {
-          va = va > 0.0f ? va : 0.0f;
-          vb = vb > 0.0f ? vb : 0.0f;
-        }
-        if (affine) {
-          va = va * sc + sh;
-          vb = vb * sc + sh;
-        }
-        oa[tx] = va;
-        ob[tx] = vb;
-      }
-    }
+    for (int c = 0; c < 4; ++c)  // A^T m, column c of the 4x4 tile
+      at_rows(mk + (0 * 4 + c) * ld_xi, mk + (1 * 4 + c) * ld_xi, mk + (2 * 4 + c) * ld_xi, mk + (3 * 4 + c) * ld_xi,
+              s + c * tw, s + (4 + c) * tw, tw);
+    for (int i = 0; i < 2; ++i)
+      at_cols(s + (4 * i + 0) * tw, s + (4 * i + 1) * tw, s + (4 * i + 2) * tw, s + (4 * i + 3) * tw,
+              o + (2 * i) * tw, o + (2 * i + 1) * tw, tw, bias, relu, affine, sc, sh);
     if (e.pool2) {
-      float* dst = y + ((n * p.k + k) * ph + ty) * (int64_t)pw;
-      for (int tx = 0; tx < tw; ++tx)
-        dst[tx] = std::max(std::max(o[tx], o[tw + tx]), std::max(o[2 * tw + tx], o[3 * tw + tx]));
+      pool_max4(o, o + tw, o + 2 * tw, o + 3 * tw, y + ((n * p.k + k) * ph + ty) * (int64_t)pw, tw);
       continue;
     }
     float* yk = y + (n * p.k + k) * (int64_t)oh * ow;

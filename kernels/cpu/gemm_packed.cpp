@@ -90,11 +90,64 @@ __attribute__((target("avx512f,fma"))) void gemm_avx512_narrow(int m, int n, int
   }
 }
 
+// n <= 4 columns (a late layer's few tiles at batch 1): vectorised along the rows of A instead,
+// which its packing already keeps 8 apart: one 8-wide register per (panel, column), four panels
+// at a time, so no FMA is spent on padding columns. Missing columns read a zero row.
+__attribute__((target("avx512f,fma"))) void gemm_avx512_few(int m, int n, int k, const float* ap,
+                                                            const float* b, int64_t ldb, float* c,
+                                                            int64_t ldc) {
+  static const float zero = 0.0f;
+  const float* col[4];
+  int64_t step[4];
+  for (int t = 0; t < 4; ++t) {
+    col[t] = t < n ? b + t : &zero;
+    step[t] = t < n ? ldb : 0;
+  }
+  const int panels = (m + kPackRows - 1) / kPackRows;
+  for (int p0 = 0; p0 < panels; p0 += 4) {
+    // Panels past the last one re-read the last (their results are not stored).
+    const float* a0 = ap + (int64_t)p0 * kPackRows * k;
+    const float* a1 = ap + (int64_t)std::min(p0 + 1, panels - 1) * kPackRows * k;
+    const float* a2 = ap + (int64_t)std::min(p0 + 2, panels - 1) * kPackRows * k;
+    const float* a3 = ap + (int64_t)std::min(p0 + 3, panels - 1) * kPackRows * k;
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00,
+           c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    const float *b0 = col[0], *b1 = col[1], *b2 = col[2], *b3 = col[3];
+    for (int j = 0; j < k; ++j) {
+      const __m256 x0 = _mm256_set1_ps(*b0), x1 = _mm256_set1_ps(*b1), x2 = _mm256_set1_ps(*b2),
+                   x3 = _mm256_set1_ps(*b3);
+      b0 += step[0], b1 += step[1], b2 += step[2], b3 += step[3];
+#define EMOTUNE_PANEL(q)                                   \
+  {                                                        \
+    const __m256 av = _mm256_loadu_ps(a##q + j * kPackRows); \
+    c##q##0 = _mm256_fmadd_ps(av, x0, c##q##0);            \
+    c##q##1 = _mm256_fmadd_ps(av, x1, c##q##1);            \
+    c##q##2 = _mm256_fmadd_ps(av, x2, c##q##2);            \
+    c##q##3 = _mm256_fmadd_ps(av, x3, c##q##3);            \
+  }
+      EMOTUNE_PANEL(0) EMOTUNE_PANEL(1) EMOTUNE_PANEL(2) EMOTUNE_PANEL(3)
+#undef EMOTUNE_PANEL
+    }
+    const __m256 out[4][4] = {{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}};
+    for (int q = 0; q < 4 && p0 + q < panels; ++q) {
+      alignas(32) float v[4][kPackRows];
+      for (int t = 0; t < n; ++t) _mm256_store_ps(v[t], out[q][t]);
+      const int r0 = (p0 + q) * kPackRows;
+      for (int r = 0; r < kPackRows && r0 + r < m; ++r)
+        for (int t = 0; t < n; ++t) c[(int64_t)(r0 + r) * ldc + t] = v[t][r];
+    }
+  }
+}
+
 __attribute__((target("avx512f,fma"))) void gemm_avx512(int m, int n, int k, const float* ap, const float* b,
                                                         int64_t ldb, float* c, int64_t ldc) {
   for (int n0 = 0; n0 < n; n0 += 32) {
     const int nn = std::min(32, n - n0);
-    if (nn <= 16) {  // a narrow last panel: 16 rows x 16 columns, so that no FMA works on padding
+    if (nn <= 8) {  // a few last columns: vectorised along A's rows, four columns at a time
+      for (int t0 = n0; t0 < n; t0 += 4) gemm_avx512_few(m, std::min(4, n - t0), k, ap, b + t0, ldb, c + t0, ldc);
+      break;
+    }
+    if (nn <= 16) {  // a narrow last panel: 16 rows x 16 columns
       gemm_avx512_narrow(m, nn, k, ap, b + n0, ldb, c + n0, ldc);
       break;
     }
