@@ -10,14 +10,17 @@
 // Two ways to the same result:
 //   conv2d_infer_im2col_cpu     im2col + OpenBLAS sgemm (kernels/conv2d.h's fast path), then the
 //                               epilogue over each image's output while it is in cache. Any shape.
-//   conv2d_infer_winograd_cpu   Winograd F(2x2, 3x3) (Lavin & Gray 2016): 3x3, stride 1 only.
-//                               Each 2x2 output tile costs 16 multiplies per (c, k) instead of 36:
-//                                 V = B^T d B  (4x4 input tile d, per channel)
-//                                 M_xi [K, T] = U_xi [K, C] * V_xi [C, T]   for the 16 xi
-//                                 Y = A^T M A  (2x2 output tile)
+//   conv2d_infer_winograd_cpu   Winograd F(m x m, 3x3) (Lavin & Gray 2016), m = 2 or 4; 3x3,
+//                               stride 1 only. Per m x m output tile and channel pair it costs
+//                               (m+2)^2 multiplies instead of 9 m^2 (16 vs 36 for m = 2, 36 vs 144
+//                               for m = 4):
+//                                 V = B^T d B  ((m+2)^2 input tile d, per channel)
+//                                 M_xi [K, T] = U_xi [K, C] * V_xi [C, T]   for the (m+2)^2 xi
+//                                 Y = A^T M A  (m x m output tile)
 //                               with U = G g G^T precomputed once per filter g (winograd_weights).
-//                               An output tile is exactly one 2x2 pooling window, so pool2 reduces
-//                               it in registers.
+//                               An output tile holds whole 2x2 pooling windows, so pool2 reduces
+//                               them in the output pass. F(4x4) rounds more (its constants reach 8
+//                               and 1/24): tests/test_conv2d_infer.cpp bounds both.
 // Both run their own OpenMP regions (single-threaded OpenBLAS inside them) and give results that
 // do not depend on the thread count. The reference is the unfused chain of conv2d_forward_ref_cpu,
 // relu, the affine and max_pool2d (tests/test_conv2d_infer.cpp).
@@ -43,12 +46,12 @@ struct ConvEpilogue {
 void conv2d_infer_im2col_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b,
                              const ConvEpilogue& e, float* y);
 
-// Winograd applies to 3x3 filters at stride 1 (any padding).
+// Winograd applies to 3x3 filters at stride 1 (any padding); tile is m, 2 or 4.
 bool winograd_supported(const Conv2dShape& p);
-// U [16, K, C] from w [K, C, 3, 3]: winograd_weights_size(p) floats.
-int64_t winograd_weights_size(const Conv2dShape& p);
-void winograd_weights(const Conv2dShape& p, const float* w, float* u);
+// U [(m+2)^2, K, C] (packed, kernels/cpu/gemm_packed.h) from w [K, C, 3, 3].
+int64_t winograd_weights_size(const Conv2dShape& p, int tile = 2);
+void winograd_weights(const Conv2dShape& p, const float* w, float* u, int tile = 2);
 void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float* u, const float* b,
-                               const ConvEpilogue& e, float* y);
+                               const ConvEpilogue& e, float* y, int tile = 2);
 
 }  // namespace emotune

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
 
 #include "base/error.h"
 #include "kernels/elementwise.h"
@@ -16,9 +17,14 @@ namespace emotune {
 struct InferenceGraph::Step {
   enum Kind { conv, dense, pool, relu } kind = conv;
   std::string names;  // the layers it stands for, "conv1+relu1+bn1+pool1"
-  // conv: shape with n = 1 (set per call); winograd: w holds U [16, K, C]
+  // conv: shape with n = 1 (set per call); w the (folded) filters; winograd: the tile sizes this
+  // step may use (per call, by cost) and their transformed filters, F(4x4)'s made on first use
   Conv2dShape shape;
-  bool winograd = false;
+  bool winograd = false, winograd4 = false;
+  std::string algo = "auto";
+  std::vector<float> u2;
+  mutable std::vector<float> u4;
+  mutable std::once_flag u4_once;
   bool relu_on = false, pool2 = false;
   std::vector<float> w, b, scale, shift;
   // dense
@@ -59,6 +65,31 @@ void fold(std::vector<float>* w, std::vector<float>* b, int outputs, const Batch
   }
 }
 
+// The Winograd tile for this call: F(4x4) when its estimated time is lower. Per tile size m, in
+// units of one multiply-add: the products, (m+2)^2 * columns * K * C, the columns being the
+// batch's tiles rounded up as the GEMM kernel pads them (exact up to 8, else to 16); reading the
+// transformed filters, (m+2)^2 * K * C floats at ~13 multiply-adds' time each (~15 GB/s against
+// ~100 GFLOP/s on one core: at batch 1 the late layers are bound by it); and the transforms, about
+// (m+2)^2 * tiles * (K + C) * 8. F(4x4) needs a quarter of the tiles but 36 matrices instead of
+// 16: it wins on the large early layers, on the small late ones only at large batches. Measured
+// per layer at batch 1 (docs/benchmarks.md), the rule picks the faster tile on every layer but one
+// near-tie (paper conv4).
+int64_t padded(int64_t t) { return t <= 8 ? t : (t + 15) / 16 * 16; }
+
+int64_t winograd_cost(const Conv2dShape& p, bool pool2, int m) {
+  const int oh = pool2 ? p.out_h() / 2 : p.out_h(), ow = pool2 ? p.out_w() / 2 : p.out_w();
+  const int per = pool2 ? m / 2 : m;
+  const int64_t tiles = (int64_t)p.n * ((oh + per - 1) / per) * ((ow + per - 1) / per);
+  const int64_t a2 = (int64_t)(m + 2) * (m + 2);
+  return a2 * (padded(tiles) + 13) * p.k * p.c + a2 * tiles * (p.k + p.c) * 8;
+}
+
+int winograd_tile(const InferenceGraph::Step& s, const Conv2dShape& p, const std::string& algo) {
+  if (algo == "winograd4") return 4;
+  if (!s.winograd4) return 2;
+  return winograd_cost(p, s.pool2, 4) < winograd_cost(p, s.pool2, 2) ? 4 : 2;
+}
+
 template <typename T>
 const T* as(const Sequential::Child& c) {
   return dynamic_cast<const T*>(c.module.get());
@@ -68,8 +99,10 @@ const T* as(const Sequential::Child& c) {
 
 std::shared_ptr<InferenceGraph> InferenceGraph::compile(const Sequential& net, int in_c, int in_h, int in_w,
                                                         const InferenceOptions& options) {
-  if (options.conv_algo != "auto" && options.conv_algo != "im2col" && options.conv_algo != "winograd")
-    throw Error("inference graph: unknown conv algorithm '" + options.conv_algo + "' (auto, im2col, winograd)");
+  if (options.conv_algo != "auto" && options.conv_algo != "im2col" && options.conv_algo != "winograd" &&
+      options.conv_algo != "winograd4")
+    throw Error("inference graph: unknown conv algorithm '" + options.conv_algo +
+                "' (auto, im2col, winograd, winograd4)");
   auto g = std::make_shared<InferenceGraph>();
   g->in_c_ = in_c;
   g->in_h_ = in_h;
@@ -121,13 +154,14 @@ std::shared_ptr<InferenceGraph> InferenceGraph::compile(const Sequential& net, i
       if (s->shape.out_h() < 1 || s->shape.out_w() < 1 || h < 1 || w < 1)
         throw Error("inference graph: " + s->names + ": the input is too small for this network");
       const bool fits = winograd_supported(s->shape);
-      s->winograd = options.conv_algo == "winograd" ? fits
-                  : options.conv_algo == "im2col"   ? false
-                                                    : fits && s->shape.c >= kWinogradMinChannels;
+      s->algo = options.conv_algo;
+      s->winograd = options.conv_algo == "winograd" || options.conv_algo == "winograd4"
+                        ? fits
+                        : options.conv_algo != "im2col" && fits && s->shape.c >= kWinogradMinChannels;
+      s->winograd4 = s->winograd && options.conv_algo != "winograd";
       if (s->winograd) {
-        std::vector<float> u((size_t)winograd_weights_size(s->shape));
-        winograd_weights(s->shape, s->w.data(), u.data());
-        s->w = std::move(u);
+        s->u2.resize((size_t)winograd_weights_size(s->shape, 2));
+        winograd_weights(s->shape, s->w.data(), s->u2.data(), 2);
       }
     } else if (const auto* fc = as<Linear>(ch[i])) {
       ++i;
@@ -200,10 +234,18 @@ std::vector<float> InferenceGraph::forward(const float* x, int n, std::vector<do
         e.shift = s.shift.empty() ? nullptr : s.shift.data();
         e.pool2 = s.pool2;
         const float* b = s.b.empty() ? nullptr : s.b.data();
-        if (s.winograd)
-          conv2d_infer_winograd_cpu(p, in, s.w.data(), b, e, out);
-        else
+        const int tile = s.winograd ? winograd_tile(s, p, s.algo) : 0;
+        if (tile == 4) {
+          std::call_once(s.u4_once, [&] {
+            s.u4.resize((size_t)winograd_weights_size(s.shape, 4));
+            winograd_weights(s.shape, s.w.data(), s.u4.data(), 4);
+          });
+          conv2d_infer_winograd_cpu(p, in, s.u4.data(), b, e, out, 4);
+        } else if (tile == 2) {
+          conv2d_infer_winograd_cpu(p, in, s.u2.data(), b, e, out, 2);
+        } else {
           conv2d_infer_im2col_cpu(p, in, s.w.data(), b, e, out);
+        }
         break;
       }
       case Step::dense:
@@ -232,7 +274,9 @@ std::string InferenceGraph::describe() const {
   std::string out;
   char buf[160];
   for (const auto& s : steps_) {
-    const char* algo = s->kind == Step::conv ? (s->winograd ? "winograd F(2x2,3x3)" : "im2col+sgemm")
+    const char* algo = s->kind == Step::conv ? (s->winograd4 ? "winograd F(2x2)/F(4x4) by batch"
+                                                : s->winograd ? "winograd F(2x2,3x3)"
+                                                              : "im2col+sgemm")
                      : s->kind == Step::dense ? "sgemm"
                                               : "loop";
     std::snprintf(buf, sizeof buf, "  %-44s -> %dx%dx%d  [%s]\n", s->names.c_str(), s->c, s->h, s->wd, algo);

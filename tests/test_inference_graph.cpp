@@ -73,7 +73,7 @@ TEST_CASE("inference graph: equals the training graph's eval forward, both netwo
     for (int n : {1, 3}) {
       auto x = random_vector((size_t)n * 48 * 48, 7 + n, 0.0f, 1.0f);
       const auto want = training_forward(*net, x, n);
-      for (const std::string algo : {"auto", "im2col", "winograd"}) {
+      for (const std::string algo : {"auto", "im2col", "winograd", "winograd4"}) {
         InferenceOptions o;
         o.conv_algo = algo;
         auto g = InferenceGraph::compile(*net, 1, 48, 48, o);

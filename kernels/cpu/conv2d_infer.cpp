@@ -80,36 +80,70 @@ void conv2d_infer_im2col_cpu(const Conv2dShape& p, const float* x, const float* 
   }
 }
 
-// ------------------------------------------------------------------ Winograd F(2x2, 3x3)
+// ------------------------------------------------------------------ Winograd F(mxm, 3x3)
 bool winograd_supported(const Conv2dShape& p) {
   return p.r == 3 && p.s == 3 && p.stride_h == 1 && p.stride_w == 1 && p.out_h() >= 1 && p.out_w() >= 1;
 }
 
-int64_t winograd_weights_size(const Conv2dShape& p) { return 16 * packed_a_size(p.k, p.c); }
+int64_t winograd_weights_size(const Conv2dShape& p, int tile) {
+  const int alpha = tile + 2;
+  return (int64_t)alpha * alpha * packed_a_size(p.k, p.c);
+}
 
-// U = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] (the halves are exact in binary);
-// U_xi [K, C] is then packed for gemm_packed_a.
-void winograd_weights(const Conv2dShape& p, const float* w, float* packed) {
+namespace {
+
+// The transform matrices (Lavin & Gray 2016), alpha = m + 2:
+//   m = 2: G [4x3] = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+//          B^T [4x4] = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T [2x4] = [1 1 1 0; 0 1 -1 -1]
+//   m = 4: G [6x3] = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+//          B^T [6x6] = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+//                       0 4 0 -5 0 1]
+//          A^T [4x6] = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+// F(4x4) needs 36 products per 4x4 outputs and channel pair where F(2x2) needs 64; its constants
+// are larger (B^T up to 5, A^T up to 8, G's sixths inexact in binary), so its rounding error is
+// larger too: tests/test_conv2d_infer.cpp bounds both with the transforms' absolute values.
+void g_transform(int m, const double* g, double* out /* alpha x 3 rows of a column */) {
+  if (m == 2) {
+    out[0] = g[0];
+    out[1] = 0.5 * (g[0] + g[1] + g[2]);
+    out[2] = 0.5 * (g[0] - g[1] + g[2]);
+    out[3] = g[2];
+  } else {
+    out[0] = g[0] / 4;
+    out[1] = -(g[0] + g[1] + g[2]) / 6;
+    out[2] = -(g[0] - g[1] + g[2]) / 6;
+    out[3] = g[0] / 24 + g[1] / 12 + g[2] / 6;
+    out[4] = g[0] / 24 - g[1] / 12 + g[2] / 6;
+    out[5] = g[2];
+  }
+}
+
+}  // namespace
+
+// U = G g G^T per filter, computed in double and rounded once; U_xi [K, C] then packed for
+// gemm_packed_a, xi = i * alpha + j.
+void winograd_weights(const Conv2dShape& p, const float* w, float* packed, int tile) {
+  const int alpha = tile + 2;
   const int64_t kc = (int64_t)p.k * p.c;
-  std::vector<float> plain((size_t)(16 * kc));
-  float* u = plain.data();
+  std::vector<float> plain((size_t)(alpha * alpha * kc));
   for (int k = 0; k < p.k; ++k)
     for (int c = 0; c < p.c; ++c) {
       const float* g = w + ((int64_t)k * p.c + c) * 9;
-      float t[4][3];  // G g
+      double t[6][3];  // G g: column j of g -> column j of t
       for (int j = 0; j < 3; ++j) {
-        t[0][j] = g[j];
-        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-        t[3][j] = g[6 + j];
+        const double col[3] = {g[j], g[3 + j], g[6 + j]};
+        double out[6];
+        g_transform(tile, col, out);
+        for (int i = 0; i < alpha; ++i) t[i][j] = out[i];
       }
-      for (int i = 0; i < 4; ++i) {  // (G g) G^T
-        const float r[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]),
-                            t[i][2]};
-        for (int j = 0; j < 4; ++j) u[(i * 4 + j) * kc + (int64_t)k * p.c + c] = r[j];
+      for (int i = 0; i < alpha; ++i) {  // (G g) G^T: row i of t through G
+        double out[6];
+        g_transform(tile, t[i], out);
+        for (int j = 0; j < alpha; ++j) plain[(size_t)((i * alpha + j) * kc + (int64_t)k * p.c + c)] = (float)out[j];
       }
     }
-  for (int xi = 0; xi < 16; ++xi) pack_a(p.k, p.c, u + xi * kc, p.c, packed + xi * packed_a_size(p.k, p.c));
+  for (int xi = 0; xi < alpha * alpha; ++xi)
+    pack_a(p.k, p.c, plain.data() + xi * kc, p.c, packed + xi * packed_a_size(p.k, p.c));
 }
 
 namespace {
@@ -117,21 +151,26 @@ namespace {
 // Tiles go through the GEMMs in blocks of whole tile rows (one image's row of tiles_w output
 // tiles), so that both transforms run along contiguous rows and vectorise.
 struct WinogradPlan {
-  int tiles_h, tiles_w;  // output tiles per image (with pool2: only whole pooling windows)
+  int m, alpha;          // output tile m x m, input tile alpha x alpha
+  int tiles_h, tiles_w;  // output tiles per image (with pool2: covering the pooled output)
   int64_t rows;          // tile rows over the batch: n * tiles_h
   int rows_per_block;
   int block;             // tiles per block: rows_per_block * tiles_w
 };
 
-WinogradPlan winograd_plan(const Conv2dShape& p, const ConvEpilogue& e) {
+WinogradPlan winograd_plan(const Conv2dShape& p, const ConvEpilogue& e, int m) {
   WinogradPlan w;
-  w.tiles_h = e.pool2 ? p.out_h() / 2 : (p.out_h() + 1) / 2;
-  w.tiles_w = e.pool2 ? p.out_w() / 2 : (p.out_w() + 1) / 2;
+  w.m = m;
+  w.alpha = m + 2;
+  // With pool2 a tile yields (m/2)^2 pooled outputs; tiles cover the pooled output (floor mode).
+  const int ph = p.out_h() / 2, pw = p.out_w() / 2, half = m / 2;
+  w.tiles_h = e.pool2 ? (ph + half - 1) / half : (p.out_h() + m - 1) / m;
+  w.tiles_w = e.pool2 ? (pw + half - 1) / half : (p.out_w() + m - 1) / m;
   w.rows = (int64_t)p.n * w.tiles_h;
-  // V [16, C, block] and M [16, K, block] together about 4 MB (second-level cache and some of
-  // the third): ~512 tiles at 64 channels, ~128 at 256.
-  const int64_t fit = (4 << 20) / (16 * 4 * (int64_t)(p.c + p.k));
-  const int64_t tiles = std::clamp<int64_t>(fit, 32, 1024);
+  // V [alpha^2, C, block] and M [alpha^2, K, block] together about 4 MB (second-level cache and
+  // some of the third).
+  const int64_t fit = (4 << 20) / ((int64_t)w.alpha * w.alpha * 4 * (int64_t)(p.c + p.k));
+  const int64_t tiles = std::clamp<int64_t>(fit, 16, 1024);
   w.rows_per_block = (int)std::clamp<int64_t>(tiles / std::max(1, w.tiles_w), 1, std::max<int64_t>(1, w.rows));
   w.block = w.rows_per_block * w.tiles_w;
   return w;
@@ -139,10 +178,11 @@ WinogradPlan winograd_plan(const Conv2dShape& p, const ConvEpilogue& e) {
 
 // The transforms' inner loops, on pointers passed as __restrict parameters: GCC vectorises these
 // (it does not for the same loops on block-scope restrict pointers; fopt-info says "no vectype").
-inline void bt_rows(const float* __restrict d0, const float* __restrict d1, const float* __restrict d2,
-                    const float* __restrict d3, float* __restrict r0, float* __restrict r1, float* __restrict r2,
-                    float* __restrict r3, int n) {
-  for (int q = 0; q < n; ++q) {  // B^T d
+// Each applies one matrix (B^T or A^T) to a column of rows: out_i[q] = sum_j T_ij in_j[q].
+inline void bt2(const float* __restrict d0, const float* __restrict d1, const float* __restrict d2,
+                const float* __restrict d3, float* __restrict r0, float* __restrict r1, float* __restrict r2,
+                float* __restrict r3, int n) {
+  for (int q = 0; q < n; ++q) {
     r0[q] = d0[q] - d2[q];
     r1[q] = d1[q] + d2[q];
     r2[q] = d2[q] - d1[q];
@@ -150,46 +190,51 @@ inline void bt_rows(const float* __restrict d0, const float* __restrict d1, cons
   }
 }
 
-inline void bt_cols(const float* __restrict e, const float* __restrict o, float* __restrict v0, float* __restrict v1,
-                    float* __restrict v2, float* __restrict v3, int tw) {
-  for (int tx = 0; tx < tw; ++tx) {  // (B^T d) B: columns 2tx..2tx+3 are e[tx], o[tx], e[tx+1], o[tx+1]
-    v0[tx] = e[tx] - e[tx + 1];
-    v1[tx] = o[tx] + e[tx + 1];
-    v2[tx] = e[tx + 1] - o[tx];
-    v3[tx] = o[tx] - o[tx + 1];
+inline void bt4(const float* __restrict d0, const float* __restrict d1, const float* __restrict d2,
+                const float* __restrict d3, const float* __restrict d4, const float* __restrict d5,
+                float* __restrict r0, float* __restrict r1, float* __restrict r2, float* __restrict r3,
+                float* __restrict r4, float* __restrict r5, int n) {
+  for (int q = 0; q < n; ++q) {
+    r0[q] = 4.0f * d0[q] - 5.0f * d2[q] + d4[q];
+    r1[q] = -4.0f * (d1[q] + d2[q]) + d3[q] + d4[q];
+    r2[q] = 4.0f * (d1[q] - d2[q]) - d3[q] + d4[q];
+    r3[q] = -2.0f * (d1[q] - d3[q]) - d2[q] + d4[q];
+    r4[q] = 2.0f * (d1[q] - d3[q]) - d2[q] + d4[q];
+    r5[q] = 4.0f * d1[q] - 5.0f * d3[q] + d5[q];
   }
 }
 
-inline void at_rows(const float* __restrict a0, const float* __restrict a1, const float* __restrict a2,
-                    const float* __restrict a3, float* __restrict s0, float* __restrict s1, int tw) {
-  for (int tx = 0; tx < tw; ++tx) {  // A^T m
-    s0[tx] = a0[tx] + a1[tx] + a2[tx];
-    s1[tx] = a1[tx] - a2[tx] - a3[tx];
+inline void at2(const float* __restrict a0, const float* __restrict a1, const float* __restrict a2,
+                const float* __restrict a3, float* __restrict s0, float* __restrict s1, int n) {
+  for (int q = 0; q < n; ++q) {
+    s0[q] = a0[q] + a1[q] + a2[q];
+    s1[q] = a1[q] - a2[q] - a3[q];
   }
 }
 
-inline void at_cols(const float* __restrict c0, const float* __restrict c1, const float* __restrict c2,
-                    const float* __restrict c3, float* __restrict oa, float* __restrict ob, int tw, float bias,
-                    bool relu, bool affine, float sc, float sh) {
-  for (int tx = 0; tx < tw; ++tx) {  // (A^T m) A, bias, epilogue
-    float va = c0[tx] + c1[tx] + c2[tx] + bias;
-    float vb = c1[tx] - c2[tx] - c3[tx] + bias;
-    if (relu) {
-      va = va > 0.0f ? va : 0.0f;
-      vb = vb > 0.0f ? vb : 0.0f;
-    }
-    if (affine) {
-      va = va * sc + sh;
-      vb = vb * sc + sh;
-    }
-    oa[tx] = va;
-    ob[tx] = vb;
+inline void at4(const float* __restrict a0, const float* __restrict a1, const float* __restrict a2,
+                const float* __restrict a3, const float* __restrict a4, const float* __restrict a5,
+                float* __restrict s0, float* __restrict s1, float* __restrict s2, float* __restrict s3, int n) {
+  for (int q = 0; q < n; ++q) {
+    const float p12 = a1[q] + a2[q], m12 = a1[q] - a2[q], p34 = a3[q] + a4[q], m34 = a3[q] - a4[q];
+    s0[q] = p12 + p34 + a0[q];
+    s1[q] = m12 + 2.0f * m34;
+    s2[q] = p12 + 4.0f * p34;
+    s3[q] = m12 + 8.0f * m34 + a5[q];
   }
 }
 
-inline void pool_max4(const float* __restrict o0, const float* __restrict o1, const float* __restrict o2,
-                      const float* __restrict o3, float* __restrict dst, int tw) {
-  for (int tx = 0; tx < tw; ++tx) dst[tx] = std::max(std::max(o0[tx], o1[tx]), std::max(o2[tx], o3[tx]));
+inline void finish(float* __restrict v, int n, float bias, bool relu, bool affine, float sc, float sh) {
+  for (int q = 0; q < n; ++q) {
+    float x = v[q] + bias;
+    if (relu) x = x > 0.0f ? x : 0.0f;
+    if (affine) x = x * sc + sh;
+    v[q] = x;
+  }
+}
+
+inline void max2(const float* __restrict a, const float* __restrict b, float* __restrict out, int n) {
+  for (int q = 0; q < n; ++q) out[q] = std::max(a[q], b[q]);
 }
 
 // Clones for AVX-512, AVX2 and baseline x86-64 (the loader picks one): the transforms are plain
@@ -200,94 +245,125 @@ inline void pool_max4(const float* __restrict o0, const float* __restrict o1, co
 #define EMOTUNE_TRANSFORM_CLONES
 #endif
 
-// For channel c and tile rows [r0, r0 + nr): V[xi][c][t] = (B^T d B)[xi] of each tile's 4x4 input
-// patch d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], zero outside the image.
-// Vertically first, on whole padded rows split into even (E) and odd (O) columns; then
-// horizontally, where tile tx reads columns 2tx..2tx+3 = E[tx], O[tx], E[tx+1], O[tx+1].
-EMOTUNE_TRANSFORM_CLONES void input_transform(const Conv2dShape& p, const WinogradPlan& w, const float* x, int64_t r0, int nr, int c,
-                     float* v, int64_t ld_xi, float* tmp) {
-  const int tw = w.tiles_w, half = tw + 1;  // E and O hold tw + 1 columns each
-  float* rows = tmp;                        // 4 padded input rows, 2 * half each
-  float* re = tmp + 8 * half;               // r_i even / odd: 4 x 2 x half
+// Scratch of one worker: enough rows for either transform.
+int64_t transform_scratch(const WinogradPlan& w) { return (int64_t)(4 * w.alpha * w.alpha + 8) * (w.tiles_w + 2); }
+
+// For channel c and tile rows [r0, r0 + nr): V[xi][c][t] = (B^T d B)[xi] of each tile's alpha x
+// alpha input patch d, zero outside the image. Each input row is split by column phase (column
+// m q + r - pad in phase r, q = 0..tiles_w), so that tile tx reads phases 0..m-1 at q = tx and
+// phases 0..alpha-m-1 at q = tx + 1: B^T runs down whole rows first, then across them.
+EMOTUNE_TRANSFORM_CLONES void input_transform(const Conv2dShape& p, const WinogradPlan& w, const float* x,
+                                              int64_t r0, int nr, int c, float* v, int64_t ld_xi, float* tmp) {
+  const int m = w.m, alpha = w.alpha, tw = w.tiles_w, len = tw + 1;  // a phase holds len columns
+  float* rows = tmp;                          // alpha input rows x m phases x len
+  float* bt = tmp + alpha * m * len;          // alpha rows (B^T d) x m phases x len
   float* vc = v + (int64_t)c * w.block;
   for (int j = 0; j < nr; ++j) {
     const int64_t row = r0 + j;
     const int64_t n = row / w.tiles_h;
     const int ty = (int)(row % w.tiles_h);
     const float* xc = x + (n * p.c + c) * (int64_t)p.h * p.w;
-    for (int i = 0; i < 4; ++i) {
-      float* dst = rows + i * 2 * half;  // [E..., O...]
-      const int iy = 2 * ty - p.pad_h + i;
+    for (int i = 0; i < alpha; ++i) {
+      float* dst = rows + (int64_t)i * m * len;
+      const int iy = m * ty - p.pad_h + i;
       if (iy < 0 || iy >= p.h) {
-        std::fill(dst, dst + 2 * half, 0.0f);
+        std::fill(dst, dst + m * len, 0.0f);
         continue;
       }
       const float* src = xc + (int64_t)iy * p.w;
-      // Columns 2q - pad and 2q + 1 - pad are both inside the row for q in [qa, qb): that part
-      // is a plain even/odd split; the few q around it check the bounds.
-      const int qb = std::min(half, p.w + p.pad_w >= 2 ? (p.w - 2 + p.pad_w) / 2 + 1 : 0);
-      const int qa = std::min((p.pad_w + 1) / 2, qb);
-      auto edge = [&](int q) {
-        const int ix0 = 2 * q - p.pad_w, ix1 = ix0 + 1;
-        dst[q] = ix0 >= 0 && ix0 < p.w ? src[ix0] : 0.0f;
-        dst[half + q] = ix1 >= 0 && ix1 < p.w ? src[ix1] : 0.0f;
-      };
-      for (int q = 0; q < qa; ++q) edge(q);
-      const float* s0 = src + 2 * qa - p.pad_w;
-      for (int q = qa; q < qb; ++q) {
-        dst[q] = s0[2 * (q - qa)];
-        dst[half + q] = s0[2 * (q - qa) + 1];
+      for (int r = 0; r < m; ++r) {
+        float* ph = dst + r * len;
+        // Column m q + r - pad lies inside the row for q in [qa, qb).
+        const int off = r - p.pad_w;
+        const int qa = std::min(len, off >= 0 ? 0 : (-off + m - 1) / m);
+        const int qb = std::max(qa, std::min(len, p.w - off > 0 ? (p.w - off + m - 1) / m : 0));
+        for (int q = 0; q < qa; ++q) ph[q] = 0.0f;
+        for (int q = qa; q < qb; ++q) ph[q] = src[m * q + off];
+        for (int q = qb; q < len; ++q) ph[q] = 0.0f;
       }
-      for (int q = qb; q < half; ++q) edge(q);
     }
-    bt_rows(rows, rows + 2 * half, rows + 4 * half, rows + 6 * half, re, re + 2 * half, re + 4 * half,
-            re + 6 * half, 2 * half);
+    const int64_t rs = (int64_t)m * len;  // one row's phases
+    if (m == 2)
+      bt2(rows, rows + rs, rows + 2 * rs, rows + 3 * rs, bt, bt + rs, bt + 2 * rs, bt + 3 * rs, (int)rs);
+    else
+      bt4(rows, rows + rs, rows + 2 * rs, rows + 3 * rs, rows + 4 * rs, rows + 5 * rs, bt, bt + rs, bt + 2 * rs,
+          bt + 3 * rs, bt + 4 * rs, bt + 5 * rs, (int)rs);
     const int64_t t0 = (int64_t)j * tw;
-    for (int i = 0; i < 4; ++i) {
-      const float* e = re + i * 2 * half;
-      bt_cols(e, e + half, vc + (i * 4 + 0) * ld_xi + t0, vc + (i * 4 + 1) * ld_xi + t0,
-              vc + (i * 4 + 2) * ld_xi + t0, vc + (i * 4 + 3) * ld_xi + t0, tw);
+    for (int i = 0; i < alpha; ++i) {  // (B^T d) B across the row: inputs are columns 0..alpha-1
+      const float* b = bt + i * rs;
+      const float* col[6];
+      for (int q = 0; q < alpha; ++q) col[q] = b + (q % m) * len + q / m;  // column q of tile tx at [tx]
+      float* out = vc + (int64_t)(i * alpha) * ld_xi + t0;
+      if (m == 2)
+        bt2(col[0], col[1], col[2], col[3], out, out + ld_xi, out + 2 * ld_xi, out + 3 * ld_xi, tw);
+      else
+        bt4(col[0], col[1], col[2], col[3], col[4], col[5], out, out + ld_xi, out + 2 * ld_xi, out + 3 * ld_xi,
+            out + 4 * ld_xi, out + 5 * ld_xi, tw);
     }
   }
 }
 
-// For channel k and tile rows [r0, r0 + nr): Y = A^T m A, A^T = [1 1 1 0; 0 1 -1 -1], plus the
-// bias and the epilogue, along each tile row; the 2x2 tiles are pooled, or stored (clipped at
-// the ragged bottom and right edges).
-EMOTUNE_TRANSFORM_CLONES void output_transform(const Conv2dShape& p, const ConvEpilogue& e, const WinogradPlan& w, const float* m,
-                      int64_t ld_xi, const float* b, int64_t r0, int nr, int k, float* y, float* tmp) {
-  const int tw = w.tiles_w, oh = p.out_h(), ow = p.out_w(), ph = e.out_h(p), pw = e.out_w(p);
+// For channel k and tile rows [r0, r0 + nr): Y = A^T M A per tile, then bias and the epilogue; the
+// m x m tile is pooled (2x2) or stored, clipped at the bottom and right edges.
+EMOTUNE_TRANSFORM_CLONES void output_transform(const Conv2dShape& p, const ConvEpilogue& e, const WinogradPlan& w,
+                                               const float* mm, int64_t ld_xi, const float* b, int64_t r0, int nr,
+                                               int k, float* y, float* tmp) {
+  const int m = w.m, alpha = w.alpha, tw = w.tiles_w, oh = p.out_h(), ow = p.out_w(), ph = e.out_h(p),
+            pw = e.out_w(p);
   const float bias = b ? b[k] : 0.0f;
   const bool relu = e.relu, affine = e.scale != nullptr;
   const float sc = affine ? e.scale[k] : 1.0f, sh = affine ? e.shift[k] : 0.0f;
-  float* s = tmp;  // s[i][j] rows of tw: 8 rows
-  float* o = tmp + 8 * tw;  // o00, o01, o10, o11
+  float* s = tmp;                  // A^T M: m rows x alpha columns, each tw long
+  float* o = tmp + m * alpha * tw;  // (A^T M) A: m x m, each tw long
+  float* pr = o + m * m * tw;      // one pooled row pair
   for (int j = 0; j < nr; ++j) {
     const int64_t row = r0 + j;
     const int64_t n = row / w.tiles_h;
     const int ty = (int)(row % w.tiles_h);
-    const float* mk = m + (int64_t)k * w.block + (int64_t)j * tw;
-    for (int c = 0; c < 4; ++c)  // A^T m, column c of the 4x4 tile
-      at_rows(mk + (0 * 4 + c) * ld_xi, mk + (1 * 4 + c) * ld_xi, mk + (2 * 4 + c) * ld_xi, mk + (3 * 4 + c) * ld_xi,
-              s + c * tw, s + (4 + c) * tw, tw);
-    for (int i = 0; i < 2; ++i)
-      at_cols(s + (4 * i + 0) * tw, s + (4 * i + 1) * tw, s + (4 * i + 2) * tw, s + (4 * i + 3) * tw,
-              o + (2 * i) * tw, o + (2 * i + 1) * tw, tw, bias, relu, affine, sc, sh);
+    const float* mk = mm + (int64_t)k * w.block + (int64_t)j * tw;
+    for (int c = 0; c < alpha; ++c) {  // A^T down column c of the tile
+      const float* a[6];
+      for (int i = 0; i < alpha; ++i) a[i] = mk + (int64_t)(i * alpha + c) * ld_xi;
+      if (m == 2)
+        at2(a[0], a[1], a[2], a[3], s + c * tw, s + (alpha + c) * tw, tw);
+      else
+        at4(a[0], a[1], a[2], a[3], a[4], a[5], s + c * tw, s + (alpha + c) * tw, s + (2 * alpha + c) * tw,
+            s + (3 * alpha + c) * tw, tw);
+    }
+    for (int i = 0; i < m; ++i) {  // then across each of its m rows
+      const float* si = s + i * alpha * tw;
+      float* oi = o + i * m * tw;  // o[i][jj] at oi + jj * tw
+      if (m == 2)
+        at2(si, si + tw, si + 2 * tw, si + 3 * tw, oi, oi + tw, tw);
+      else
+        at4(si, si + tw, si + 2 * tw, si + 3 * tw, si + 4 * tw, si + 5 * tw, oi, oi + tw, oi + 2 * tw, oi + 3 * tw, tw);
+      finish(oi, m * tw, bias, relu, affine, sc, sh);
+    }
     if (e.pool2) {
-      pool_max4(o, o + tw, o + 2 * tw, o + 3 * tw, y + ((n * p.k + k) * ph + ty) * (int64_t)pw, tw);
+      const int half = m / 2;
+      for (int pi = 0; pi < half; ++pi) {
+        const int py = ty * half + pi;
+        if (py >= ph) break;
+        // max over output rows 2pi, 2pi+1, then over column pairs
+        max2(o + (2 * pi) * m * tw, o + (2 * pi + 1) * m * tw, pr, m * tw);
+        float* dst = y + ((n * p.k + k) * ph + py) * (int64_t)pw;
+        for (int pj = 0; pj < half; ++pj)
+          for (int tx = 0; tx < tw; ++tx) {
+            const int px = tx * half + pj;
+            if (px < pw) dst[px] = std::max(pr[(2 * pj) * tw + tx], pr[(2 * pj + 1) * tw + tx]);
+          }
+      }
       continue;
     }
     float* yk = y + (n * p.k + k) * (int64_t)oh * ow;
-    for (int i = 0; i < 2 && 2 * ty + i < oh; ++i) {
-      float* dst = yk + (int64_t)(2 * ty + i) * ow;
-      const float* oa = o + (2 * i) * tw;
-      const float* ob = o + (2 * i + 1) * tw;
-      const int full = ow / 2;  // tiles with both columns inside
-      for (int tx = 0; tx < full; ++tx) {
-        dst[2 * tx] = oa[tx];
-        dst[2 * tx + 1] = ob[tx];
-      }
-      if (full < tw) dst[2 * full] = oa[full];
+    for (int i = 0; i < m && m * ty + i < oh; ++i) {
+      float* dst = yk + (int64_t)(m * ty + i) * ow;
+      const float* oi = o + i * m * tw;
+      for (int jj = 0; jj < m; ++jj)
+        for (int tx = 0; tx < tw; ++tx) {
+          const int ox = m * tx + jj;
+          if (ox < ow) dst[ox] = oi[jj * tw + tx];
+        }
     }
   }
 }
@@ -295,23 +371,24 @@ EMOTUNE_TRANSFORM_CLONES void output_transform(const Conv2dShape& p, const ConvE
 }  // namespace
 
 void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float* u, const float* b,
-                               const ConvEpilogue& e, float* y) {
-  const WinogradPlan w = winograd_plan(p, e);
+                               const ConvEpilogue& e, float* y, int tile) {
+  const WinogradPlan w = winograd_plan(p, e, tile);
   if (w.rows == 0 || w.tiles_w == 0) return;
-  // Per block: V and M hold the 16 matrices side by side, xi-major: V[xi] is [C, block].
+  const int xis = w.alpha * w.alpha;
+  // Per block: V and M hold the alpha^2 matrices side by side, xi-major: V[xi] is [C, block].
   const int64_t ldv = (int64_t)p.c * w.block, ldm = (int64_t)p.k * w.block;
-  float* v = scratch(0, 16 * ldv);
-  float* m = scratch(1, 16 * ldm);
+  float* v = scratch(0, xis * ldv);
+  float* m = scratch(1, xis * ldm);
   const int64_t kc = packed_a_size(p.k, p.c);
   parallel_region([&] {
-    std::vector<float> tmp((size_t)16 * (w.tiles_w + 1));  // per worker: the row buffers
+    std::vector<float> tmp((size_t)transform_scratch(w));  // per worker: the row buffers
     for (int64_t r0 = 0; r0 < w.rows; r0 += w.rows_per_block) {
       const int nr = (int)std::min<int64_t>(w.rows_per_block, w.rows - r0);
       const int tb = nr * w.tiles_w;
 #pragma omp for schedule(static)
       for (int c = 0; c < p.c; ++c) input_transform(p, w, x, r0, nr, c, v, ldv, tmp.data());
 #pragma omp for schedule(static)
-      for (int xi = 0; xi < 16; ++xi)
+      for (int xi = 0; xi < xis; ++xi)
         gemm_packed_a(p.k, tb, p.c, u + xi * kc, v + xi * ldv, w.block, m + xi * ldm, w.block);
 #pragma omp for schedule(static)
       for (int k = 0; k < p.k; ++k) output_transform(p, e, w, m, ldm, b, r0, nr, k, y, tmp.data());
