@@ -5,7 +5,8 @@
 // Every function overwrites its outputs; the autograd engine accumulates.
 //   backward_input:  dx = dL/dx given dy                      (overwrites dx)
 //   backward_weight: dw = dL/dw, db = dL/db (db may be null)  (overwrites dw, db)
-// Variants: *_ref_cpu are plain loops, the truth; *_cpu is the im2col + OpenBLAS fast path;
+// Variants: *_ref_cpu are plain loops, the truth; *_cpu is the fast path (im2col + OpenBLAS, and
+// Winograd for 3x3 stride-1 forward and backward-input products);
 // *_cuda are the hand-written implicit-GEMM kernels (pointers on the device).
 #pragma once
 #include <cstdint>
@@ -33,6 +34,10 @@ void conv2d_backward_weight_ref_cpu(const Conv2dShape& p, const float* x, const 
 
 void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y);
 void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx);
+// The im2col + sgemm products alone; conv2d_forward_cpu and conv2d_backward_input_cpu take
+// Winograd F(2x2, 3x3) instead for 3x3 stride-1 layers summing over >= 16 channels (conv2d.cpp).
+void conv2d_forward_im2col_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y);
+void conv2d_backward_input_im2col_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db);
 
 void conv2d_forward_cuda(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y);

@@ -141,10 +141,19 @@ TEST_CASE("conv2d fast path matches the reference on every shape of the table") 
       // Same sums as above, without the bias term.
       EMOTUNE_CHECK_CLOSE(allclose(y_fast, y_ref, parity_atol(p.c * p.r * p.s), kParityRtol));
 
+      // The im2col path on its own (conv2d_forward_cpu takes Winograd on the 3x3 stride-1 layers;
+      // its rounding is at the same level, measured <= 0.15 of atol on every real layer).
+      std::fill(y_fast.begin(), y_fast.end(), NAN);
+      conv2d_forward_im2col_cpu(p, x.data(), w.data(), nullptr, y_fast.data());
+      EMOTUNE_CHECK_CLOSE(allclose(y_fast, y_ref, parity_atol(p.c * p.r * p.s), kParityRtol));
+
       std::vector<float> dx_ref(p.x_size()), dx_fast(p.x_size(), NAN);
       conv2d_backward_input_ref_cpu(p, dy.data(), w.data(), dx_ref.data());
       conv2d_backward_input_cpu(p, dy.data(), w.data(), dx_fast.data());
       // Each dx element sums at most K*R*S products.
+      EMOTUNE_CHECK_CLOSE(allclose(dx_fast, dx_ref, parity_atol(p.k * p.r * p.s), kParityRtol));
+      std::fill(dx_fast.begin(), dx_fast.end(), NAN);
+      conv2d_backward_input_im2col_cpu(p, dy.data(), w.data(), dx_fast.data());
       EMOTUNE_CHECK_CLOSE(allclose(dx_fast, dx_ref, parity_atol(p.k * p.r * p.s), kParityRtol));
 
       std::vector<float> dw_ref(p.w_size()), dw_fast(p.w_size(), NAN), db_ref(p.k), db_fast(p.k, NAN);

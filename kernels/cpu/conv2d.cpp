@@ -15,10 +15,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "kernels/cpu/blas_threads.h"
+#include "kernels/conv2d_infer.h"
 #include "kernels/cpu/conv2d_ref.h"
 
 namespace emotune {
@@ -233,14 +235,71 @@ void backward_weight_group(const Conv2dShape& p, const float* x, const float* dy
 
 }  // namespace
 
-void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
+void conv2d_forward_im2col_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
   const Plan plan = make_plan(p);
   for_each_group(plan, [&](int g) { forward_group(p, x, w, b, y, plan.first(p, g), plan.first(p, g + 1)); });
 }
 
-void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx) {
+void conv2d_backward_input_im2col_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx) {
   const Plan plan = make_plan(p);
   for_each_group(plan, [&](int g) { backward_input_group(p, dy, w, dx, plan.first(p, g), plan.first(p, g + 1)); });
+}
+
+namespace {
+
+// Training's forward and backward-input products go through Winograd F(2x2, 3x3)
+// (kernels/conv2d_infer.h, no epilogue) for 3x3 stride-1 convolutions that sum over at least
+// kWinogradTrainMinChannels channels; F(2x2), not F(4x4), because its rounding stays at the
+// im2col path's level (tests/test_conv2d.cpp holds both to one bound). The filters change every
+// step, so they are transformed on each call (K*C small transforms: ~1% of the products at batch
+// 16). EMOTUNE_TRAIN_CONV=im2col keeps im2col + sgemm everywhere, for comparisons.
+constexpr int kWinogradTrainMinChannels = 16;
+
+bool train_winograd_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("EMOTUNE_TRAIN_CONV");
+    return !(v && std::strcmp(v, "im2col") == 0);
+  }();
+  return on;
+}
+
+float* filter_scratch(int64_t n) {
+  thread_local std::vector<float> buf;
+  if ((int64_t)buf.size() < n) buf.resize((size_t)n);
+  return buf.data();
+}
+
+}  // namespace
+
+void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
+  if (train_winograd_enabled() && winograd_supported(p) && p.c >= kWinogradTrainMinChannels && p.n > 0) {
+    float* u = filter_scratch(winograd_weights_size(p, 2));
+    winograd_weights(p, w, u, 2);
+    conv2d_infer_winograd_cpu(p, x, u, b, ConvEpilogue{}, y, 2);
+    return;
+  }
+  conv2d_forward_im2col_cpu(p, x, w, b, y);
+}
+
+// dx is the "full" correlation of dy with the filters turned 180 degrees and their channel axes
+// swapped: a 3x3 stride-1 conv of dy [N, K, OH, OW] with w' [C, K, 3, 3], w'[c,k,r,s] =
+// w[k,c,2-r,2-s], padding 2 - pad, which gives back [N, C, H, W].
+void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx) {
+  if (train_winograd_enabled() && winograd_supported(p) && p.k >= kWinogradTrainMinChannels && p.n > 0 &&
+      p.pad_h <= 2 && p.pad_w <= 2) {
+    Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, 3, 3, 2 - p.pad_h, 2 - p.pad_w, 1, 1};
+    if (q.out_h() == p.h && q.out_w() == p.w) {
+      float* wt = filter_scratch(p.w_size() + winograd_weights_size(q, 2));
+      float* u = wt + p.w_size();
+      for (int k = 0; k < p.k; ++k)
+        for (int c = 0; c < p.c; ++c)
+          for (int i = 0; i < 9; ++i) wt[((int64_t)c * p.k + k) * 9 + (8 - i)] = w[((int64_t)k * p.c + c) * 9 + i];
+      winograd_weights(q, wt, u, 2);
+      conv2d_infer_winograd_cpu(q, dy, u, nullptr, ConvEpilogue{}, dx, 2);
+      return;
+    }
+  }
+  conv2d_backward_input_im2col_cpu(p, dy, w, dx);
 }
 
 void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db) {

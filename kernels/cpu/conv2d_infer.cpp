@@ -58,7 +58,7 @@ void conv2d_infer_im2col_cpu(const Conv2dShape& p, const float* x, const float* 
   for (int n0 = 0; n0 < p.n; n0 += per_chunk) {
     Conv2dShape q = p;
     q.n = std::min(per_chunk, p.n - n0);
-    conv2d_forward_cpu(q, x + n0 * xs, w, b, full);
+    conv2d_forward_im2col_cpu(q, x + n0 * xs, w, b, full);
     const int64_t planes = (int64_t)q.n * p.k;
 #pragma omp parallel for schedule(static) if (planes * plane > 32768)
     for (int64_t i = 0; i < planes; ++i) {
