@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""emotune vs TensorFlow/Keras training on the CPU, same network, same run (issue 16 point 5).
+
+  bench/vs_tensorflow_train.py [--build build-nocuda] [--archs paper,vgg] [--batches 16,64]
+                               [--threads 1,2] [--rounds 3] [--json out.json]
+
+Per cell, in rounds that alternate the engines: bench_train_cpu (emotune: forward with dropout,
+cross-entropy + L2, backward, Adam) with its default convolutions, the same with
+EMOTUNE_TRAIN_CONV=im2col (the path before Winograd, as the in-run baseline), and
+bench/tf_train_step.py (Keras 3 on TensorFlow-CPU, the network built by tests/oracle). Each entry is
+the median step time of its run; a cell reports the median over rounds, as images/s.
+ratio = emotune img/s / TensorFlow img/s: >= 1 means emotune trains at least as fast.
+
+TensorFlow comes from PyPI into the Keras oracle's venv (tests/oracle/run.sh makes it, same pins;
+ORACLE_VENV overrides the path).
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.exit(f"vs_tensorflow_train: {' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build-nocuda")
+    ap.add_argument("--archs", default="paper,vgg")
+    ap.add_argument("--batches", default="16,64")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=6)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    os.chdir(ROOT)
+    bench = os.path.join(a.build, "bin", "bench_train_cpu")
+    if not os.access(bench, os.X_OK):
+        sys.exit(f"vs_tensorflow_train: {bench} not built (cmake -DEMOTUNE_BUILD_BENCH=ON, target bench_train_cpu)")
+    venv = os.environ.get("ORACLE_VENV", "build/oracle-venv")
+    py = os.path.join(venv, "bin", "python")
+    if not os.access(py, os.X_OK):
+        sys.exit(f"vs_tensorflow_train: no TensorFlow venv at {venv}: run tests/oracle/run.sh (make oracle) once")
+    emotune = os.path.join(a.build, "bin", "emotune")
+    version = subprocess.run([emotune, "--version", "--verbose"], capture_output=True, text=True).stdout
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
+    context = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "commit": commit + ("+uncommitted" if dirty else ""),
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+        "emotune_version_verbose": version,
+        "loadavg_start": open("/proc/loadavg").read().split()[:3],
+        "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+    }
+    im2col_env = dict(os.environ, EMOTUNE_TRAIN_CONV="im2col")
+    rows = []
+    for arch in a.archs.split(","):
+        for batch in map(int, a.batches.split(",")):
+            for threads in map(int, a.threads.split(",")):
+                common = ["--arch", arch, "--batch", str(batch), "--threads", str(threads), "--iters", str(a.iters)]
+                res = {"emotune": [], "im2col": [], "tf": []}
+                for _ in range(a.rounds):
+                    res["emotune"].append(run_json([bench] + common)["img_per_s"])
+                    res["tf"].append(run_json([py, "bench/tf_train_step.py"] + common)["img_per_s"])
+                    res["im2col"].append(run_json([bench] + common, im2col_env)["img_per_s"])
+                row = {"arch": arch, "batch": batch, "threads": threads,
+                       **{k + "_img_s": statistics.median(v) for k, v in res.items()}, "rounds": res}
+                row["ratio"] = row["emotune_img_s"] / row["tf_img_s"]
+                rows.append(row)
+                print(f"{arch:5} batch {batch:3} threads {threads}: emotune {row['emotune_img_s']:7.1f} img/s  "
+                      f"TF {row['tf_img_s']:7.1f}  ratio {row['ratio']:.2f}  (im2col {row['im2col_img_s']:7.1f})",
+                      flush=True)
+    context["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    print()
+    print(f"Context: {context['date']}; commit {context['commit']}; CPU {context['cpu']}; "
+          f"load average {' '.join(context['loadavg_start'])} at the start, {' '.join(context['loadavg_end'])} "
+          f"at the end; `{context['command']}`")
+    path = [l for l in version.splitlines() if l.startswith(("openblas core:", "cpu path in use:", "own micro"))]
+    print("Kernel path: " + "; ".join(path))
+    print()
+    print("| network | batch | threads | emotune img/s | TensorFlow img/s | ratio (emotune / TF) | emotune, im2col only |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['arch']} | {r['batch']} | {r['threads']} | {r['emotune_img_s']:.1f} | {r['tf_img_s']:.1f} | "
+              f"**{r['ratio']:.2f}** | {r['im2col_img_s']:.1f} |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"context": context, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
