@@ -15,13 +15,14 @@ which other jobs on a shared machine disturb less than the wall time (it counts 
 ONNX Runtime comes from PyPI into the venv tests/onnx/run.sh uses (same pins), made here if absent.
 """
 import argparse
-import datetime
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+
+import run_context
+from run_context import run_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQS = "onnx==1.17.0 onnxruntime==1.20.1 numpy==1.26.4"  # as tests/onnx/run.sh
@@ -38,13 +39,6 @@ def venv_python():
         with open(ok, "w") as f:
             f.write(REQS + "\n")
     return os.path.join(venv, "bin", "python")
-
-
-def run_json(cmd, env=None):
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        sys.exit(f"vs_onnxruntime: {' '.join(cmd)} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -64,18 +58,7 @@ def main():
             sys.exit(f"vs_onnxruntime: {b} not built (cmake -DEMOTUNE_BUILD_BENCH=ON, target bench_forward)")
     py = venv_python()
     env = dict(os.environ)
-    version = subprocess.run([emotune, "--version", "--verbose"], capture_output=True, text=True).stdout
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
-    context = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "commit": commit + ("+uncommitted" if dirty else ""),
-        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
-        "emotune_version_verbose": version,
-        "loadavg_start": open("/proc/loadavg").read().split()[:3],
-        "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
-    }
+    context = run_context.start(emotune, ROOT)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in a.models.split(","):
@@ -109,22 +92,12 @@ def main():
                     print(f"{model:5} batch {batch:3} threads {threads}: emotune {row['graph_ms']:8.2f} ms  "
                           f"ORT {row['ort_ms']:8.2f} ms  ratio {row['ratio']:.2f}  "
                           f"(training graph {row['training_ms']:8.2f} ms)", flush=True)
-    context["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
-    print()
-    print(f"Context: {context['date']}; commit {context['commit']}; CPU {context['cpu']}; "
-          f"load average {' '.join(context['loadavg_start'])} at the start, {' '.join(context['loadavg_end'])} "
-          f"at the end; `{context['command']}`")
-    path = [l for l in version.splitlines() if l.startswith(("openblas core:", "cpu path in use:", "own micro"))]
-    print("Kernel path: " + "; ".join(path))
-    print()
+    run_context.finish(context, rows, a.json)
     print("| model | batch | threads | emotune ms | ONNX Runtime ms | ratio (ORT / emotune) | CPU-time ratio | emotune before (training graph) ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['model']} | {r['batch']} | {r['threads']} | {r['graph_ms']:.2f} | {r['ort_ms']:.2f} | "
               f"**{r['ratio']:.2f}** | {r['cpu_ratio']:.2f} | {r['training_ms']:.2f} |")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"context": context, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -15,21 +15,14 @@ TensorFlow comes from PyPI into the Keras oracle's venv (tests/oracle/run.sh mak
 ORACLE_VENV overrides the path).
 """
 import argparse
-import datetime
-import json
 import os
 import statistics
-import subprocess
 import sys
 
+import run_context
+from run_context import run_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_json(cmd, env=None):
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        sys.exit(f"vs_tensorflow_train: {' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -51,18 +44,7 @@ def main():
     if not os.access(py, os.X_OK):
         sys.exit(f"vs_tensorflow_train: no TensorFlow venv at {venv}: run tests/oracle/run.sh (make oracle) once")
     emotune = os.path.join(a.build, "bin", "emotune")
-    version = subprocess.run([emotune, "--version", "--verbose"], capture_output=True, text=True).stdout
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
-    context = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "commit": commit + ("+uncommitted" if dirty else ""),
-        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
-        "emotune_version_verbose": version,
-        "loadavg_start": open("/proc/loadavg").read().split()[:3],
-        "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
-    }
+    context = run_context.start(emotune, ROOT)
     im2col_env = dict(os.environ, EMOTUNE_TRAIN_CONV="im2col")
     rows = []
     for arch in a.archs.split(","):
@@ -81,22 +63,12 @@ def main():
                 print(f"{arch:5} batch {batch:3} threads {threads}: emotune {row['emotune_img_s']:7.1f} img/s  "
                       f"TF {row['tf_img_s']:7.1f}  ratio {row['ratio']:.2f}  (im2col {row['im2col_img_s']:7.1f})",
                       flush=True)
-    context["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
-    print()
-    print(f"Context: {context['date']}; commit {context['commit']}; CPU {context['cpu']}; "
-          f"load average {' '.join(context['loadavg_start'])} at the start, {' '.join(context['loadavg_end'])} "
-          f"at the end; `{context['command']}`")
-    path = [l for l in version.splitlines() if l.startswith(("openblas core:", "cpu path in use:", "own micro"))]
-    print("Kernel path: " + "; ".join(path))
-    print()
+    run_context.finish(context, rows, a.json)
     print("| network | batch | threads | emotune img/s | TensorFlow img/s | ratio (emotune / TF) | emotune, im2col only |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['arch']} | {r['batch']} | {r['threads']} | {r['emotune_img_s']:.1f} | {r['tf_img_s']:.1f} | "
               f"**{r['ratio']:.2f}** | {r['im2col_img_s']:.1f} |")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"context": context, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

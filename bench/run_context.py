@@ -1,0 +1,48 @@
+"""What the bench/vs_*.py drivers share: running one timing program for its JSON line, and the
+provenance every figure in docs/benchmarks.md carries (date, commit, CPU, load, command, kernel
+path from `emotune --version --verbose`)."""
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+
+def run_json(cmd, env=None):
+    """Runs cmd; its last stdout line is a JSON object. Exits naming the command on failure."""
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.exit(f"{os.path.basename(sys.argv[0])}: {' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def start(emotune, root):
+    """The provenance at the start of a run (call from the repository root)."""
+    version = subprocess.run([emotune, "--version", "--verbose"], capture_output=True, text=True).stdout
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "commit": commit + ("+uncommitted" if dirty else ""),
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+        "emotune_version_verbose": version,
+        "loadavg_start": open("/proc/loadavg").read().split()[:3],
+        "command": " ".join([os.path.relpath(sys.argv[0], root)] + sys.argv[1:]),
+    }
+
+
+def finish(context, rows, json_path):
+    """Prints the context lines above a table and writes the JSON (when asked)."""
+    context["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    print()
+    print(f"Context: {context['date']}; commit {context['commit']}; CPU {context['cpu']}; "
+          f"load average {' '.join(context['loadavg_start'])} at the start, {' '.join(context['loadavg_end'])} "
+          f"at the end; `{context['command']}`")
+    path = [l for l in context["emotune_version_verbose"].splitlines()
+            if l.startswith(("openblas core:", "cpu path in use:", "own micro"))]
+    print("Kernel path: " + "; ".join(path))
+    print()
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"context": context, "rows": rows}, f, indent=1)
