@@ -385,12 +385,15 @@ void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float
     for (int64_t r0 = 0; r0 < w.rows; r0 += w.rows_per_block) {
       const int nr = (int)std::min<int64_t>(w.rows_per_block, w.rows - r0);
       const int tb = nr * w.tiles_w;
-#pragma omp for schedule(static)
+      // Dynamic schedules: a worker that the OS preempts (another process on the core) holds up
+      // only the item it is on, not half of the work. Each item is computed whole by one
+      // thread, so the results do not depend on the schedule.
+#pragma omp for schedule(dynamic, 4)
       for (int c = 0; c < p.c; ++c) input_transform(p, w, x, r0, nr, c, v, ldv, tmp.data());
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
       for (int xi = 0; xi < xis; ++xi)
         gemm_packed_a(p.k, tb, p.c, u + xi * kc, v + xi * ldv, w.block, m + xi * ldm, w.block);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 4)
       for (int k = 0; k < p.k; ++k) output_transform(p, e, w, m, ldm, b, r0, nr, k, y, tmp.data());
     }
   });

@@ -44,10 +44,11 @@ void linear_forward_cpu(const LinearShape& p, const float* x, const float* w, co
 void linear_infer_cpu(const LinearShape& p, const float* x, const float* w, const float* b, bool relu, float* y) {
   if (p.n == 0 || p.out == 0) return;
   BlasSingleThread guard;
-  // Slices of whole cache lines of outputs (16 floats), as many as threads; small layers stay on one.
+  // Slices of whole cache lines of outputs (16 floats), four per thread and handed out
+  // dynamically (a preempted worker holds up one slice); small layers stay on one thread.
   const int threads = p.flops() >= 2e5 ? omp_get_max_threads() : 1;
-  const int slices = std::max(1, std::min(threads, (p.out + 15) / 16));
-#pragma omp parallel for schedule(static) num_threads(slices) if (slices > 1)
+  const int slices = std::max(1, std::min(4 * threads, (p.out + 15) / 16));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && slices > 1)
   for (int t = 0; t < slices; ++t) {
     const int o0 = (int)((int64_t)p.out * t / slices / 16 * 16), o1 = t + 1 == slices ? p.out : (int)((int64_t)p.out * (t + 1) / slices / 16 * 16);
     const int no = o1 - o0;
