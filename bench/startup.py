@@ -3,6 +3,7 @@
 against Python + ONNX Runtime doing the job of `predict --no-detect` (bench/startup_ort.py).
 
   bench/startup.py [--cpu-build build-nocuda] [--cuda-build build] [--runs 40]
+                   [--before-cpu-build DIR] [--before-cuda-build DIR] [--before-label TEXT]
                    [--json FILE] [--markdown FILE] [--no-ort]
 
 Every command is a fresh process, timed from fork to exit (time.perf_counter around
@@ -11,7 +12,8 @@ a change of machine load falls on all of them alike; two warm-up rounds (page ca
 counted. Reported: the median and the 10th-90th percentiles over --runs rounds, the number of
 shared libraries the process maps (LD_DEBUG=files, one extra run), and the ratios measured in the
 same run: CUDA build / CPU-only build for each command, Python + ONNX Runtime / emotune for
-predict on one 48x48 face. Provenance (date, commit, CPU, load average, `emotune --version
+predict on one 48x48 face, and with --before-*-build (builds of an older commit, e.g. before a
+change to what emotune links) before / now for each command. Provenance (date, commit, CPU, load average, `emotune --version
 --verbose`) goes with the table.
 
 The ONNX side exports models/paper.safetensors with `emotune export` and runs in a venv with
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -77,14 +80,21 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--markdown")
     ap.add_argument("--no-ort", action="store_true")
+    ap.add_argument("--before-cpu-build", help="a CPU-only build of an older commit, timed alongside")
+    ap.add_argument("--before-cuda-build", help="a CUDA build of an older commit, timed alongside")
+    ap.add_argument("--before-label", default="before", help="what the --before-*-build builds are")
     a = ap.parse_args()
 
     builds = {}
-    for name, d in (("CPU-only", a.cpu_build), ("CUDA", a.cuda_build)):
+    for name, d in (("CPU-only", a.cpu_build), ("CUDA", a.cuda_build),
+                    (f"CPU-only, {a.before_label}", a.before_cpu_build),
+                    (f"CUDA, {a.before_label}", a.before_cuda_build)):
+        if d is None:
+            continue
         exe = os.path.join(ROOT, d, "bin", "emotune")
         if os.access(exe, os.X_OK):
             builds[name] = exe
-        elif name == "CPU-only":
+        elif name != "CUDA":
             sys.exit(f"startup: no {exe}")
     work = tempfile.mkdtemp(prefix="emotune-startup-")
     commands = []  # (label, build, argv)
@@ -128,9 +138,16 @@ def main():
         for label, b, _ in commands:
             if b == "CUDA":
                 ratios.append((f"{label}: CUDA build / CPU-only build", med[(label, "CUDA")] / med[(label, "CPU-only")]))
+    for label, b, _ in commands:
+        if b.endswith(", " + a.before_label):
+            now = b[:-len(", " + a.before_label)]
+            if (label, now) in med:
+                ratios.append((f"{label}: {now} build, {a.before_label} / now", med[(label, b)] / med[(label, now)]))
     if not a.no_ort:
         ort_ms = med[("python + onnxruntime (48x48 face)", "Python")]
-        for b in builds:
+        for b in ("CPU-only", "CUDA"):
+            if b not in builds:
+                continue
             ratios.append((f"python + onnxruntime / emotune predict --no-detect ({b} build)",
                            ort_ms / med[("emotune predict --no-detect (48x48 face)", b)]))
 
@@ -144,7 +161,7 @@ def main():
         "host": platform.node(),
         "cpu": f"{cpu}, {os.cpu_count()} logical cores",
         "load_average_1min": [round(load_before[0], 2), round(load_after[0], 2)],
-        "command": "bench/startup.py " + " ".join(sys.argv[1:]),
+        "command": shlex.join(["bench/startup.py"] + sys.argv[1:]),
         "version_verbose": {b: sh([exe, "--version", "--verbose"]).stdout.strip() for b, exe in builds.items()},
         "onnxruntime": ort_version,
         "python": platform.python_version(),
@@ -155,6 +172,8 @@ def main():
           f"{prov['load_average_1min'][0]} before and {prov['load_average_1min'][1]} after; "
           f"`{prov['command']}`; {a.runs} timed rounds.", ""]
     for b, v in prov["version_verbose"].items():
+        if b not in ("CPU-only", "CUDA"):
+            continue  # the older builds: in the JSON
         md.append(f"`emotune --version --verbose` ({b} build): " + "; ".join(v.splitlines()))
         md.append("")
     if ort_version:
