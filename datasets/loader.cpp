@@ -57,7 +57,8 @@ BatchLoader::BatchLoader(const Dataset& data, const LoaderOptions& options)
   const size_t idx_bytes = align64(bs * sizeof(int32_t));
   try {
     for (Slot& s : slots_) {
-      s.memory = alloc_host_pinned(img_bytes + tgt_bytes + 2 * idx_bytes);
+      const size_t bytes = img_bytes + tgt_bytes + 2 * idx_bytes;
+      s.memory = opt_.pinned ? alloc_host_pinned(bytes) : alloc_cpu(bytes);
       if (!s.memory) throw Error("loader: out of host memory for batch buffers");
       char* p = (char*)s.memory;
       s.batch.images = (float*)p;
@@ -87,7 +88,8 @@ void BatchLoader::shutdown() {
     if (t.joinable()) t.join();
   workers_.clear();
   for (Slot& s : slots_) {
-    free_host_pinned(s.memory);
+    if (opt_.pinned) free_host_pinned(s.memory);
+    else free_cpu(s.memory);
     s.memory = nullptr;
   }
 }

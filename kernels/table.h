@@ -2,6 +2,8 @@
 // register_cpu_kernels() and (in CUDA builds) register_cuda_kernels(); a null entry is a gap,
 // and engine/dispatch turns a call to a gap into an error naming the op and the device.
 #pragma once
+#include <cstddef>
+
 #include "kernels/batch_norm.h"
 #include "kernels/conv2d.h"
 #include "kernels/cross_entropy.h"
@@ -55,4 +57,17 @@ void register_cpu_kernels(KernelTable& t);
 // Fill the CUDA table (defined only in CUDA builds, in kernels/cuda/register.cu).
 void register_cuda_kernels(KernelTable& t);
 
+// The CUDA backend as the engine sees it. kernels/cuda is built as a plugin,
+// libemotune_kernels_cuda.so, that engine/dispatch.cpp loads the first time a CUDA device is
+// asked for, and then reaches through the one C entry point below (base/plugin.h).
+struct CudaBackend {
+  KernelTable kernels;
+  void* (*alloc_pinned)(size_t bytes) = nullptr;  // page-locked host memory for batch buffers
+  void (*free_pinned)(void* p) = nullptr;
+};
+
 }  // namespace emotune
+
+// Fills *b when bytes == sizeof(CudaBackend) and returns true; false from a plugin built with
+// another table (the engine then refuses it with a message instead of calling past the end).
+extern "C" bool emotune_cuda_backend(emotune::CudaBackend* b, size_t bytes);

@@ -31,9 +31,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Modules, bottom to top: (folder, library target, one line on what it holds). A source file
 # belongs to the longest folder that is a prefix of its path.
 MODULES = [
-    ("base", "emotune_base", "errors, image decode/resize/crop, input preprocessing; no OpenCV"),
+    ("base", "emotune_base", "errors, image decode/resize/crop, input preprocessing, plugin loader; no OpenCV"),
     ("kernels", "emotune_kernels_cpu", "the math: op contracts, CPU reference + fast paths"),
-    ("kernels/cuda", "emotune_kernels_cuda", "hand-written CUDA kernels, cuBLAS"),
+    ("kernels/cuda", "emotune_kernels_cuda", "hand-written CUDA kernels, cuBLAS; a plugin, loaded on first CUDA use"),
     ("engine", "emotune_engine", "tensor, autograd, dispatch, ops, optimizers, checkpoints"),
     ("layers", "emotune_layers", "Module API, the paper and vgg networks, model loading"),
     ("datasets", "emotune_datasets", "FER-2013 CSV/packed/folders, FER+, sampler, augment, loader"),
@@ -43,6 +43,7 @@ MODULES = [
     ("apps/report", "emotune_report", "the documents the commands print: JSON, CSV, text"),
     ("apps/export", "emotune_export", "ONNX export: a small protobuf writer, no libprotobuf"),
     ("apps/video", "emotune_video", "emotune watch: tracker, smoothing, video I/O, timeline"),
+    ("apps/video/plugin", "emotune_videoio", "the video codec plugin (OpenCV videoio, FFmpeg), loaded by watch only"),
     ("apps/train", "emotune_train", "the training loop in named steps, metrics, plots"),
     ("apps", "emotune_commands", "the emotune commands: parse flags, format output"),
 ]
@@ -52,7 +53,8 @@ ALLOWED = {
     "base": [],
     "kernels": ["base"],
     "kernels/cuda": ["kernels", "base"],
-    "engine": ["kernels", "kernels/cuda", "base"],
+    # Not kernels/cuda: the engine loads it as a plugin through the C entry in kernels/table.h.
+    "engine": ["kernels", "base"],
     "layers": ["engine", "kernels", "base"],
     "datasets": ["engine", "kernels", "base"],
     "apps/vision": ["base"],
@@ -60,6 +62,7 @@ ALLOWED = {
     "apps/pipeline": ["apps/vision", "apps/music", "layers", "engine", "base"],
     "apps/report": ["apps/pipeline", "apps/music", "apps/vision", "layers", "engine", "base"],
     "apps/video": ["apps/pipeline", "apps/vision", "apps/music", "base"],
+    "apps/video/plugin": ["apps/video", "base"],  # implements apps/video/videoio_plugin.h
     "apps/train": ["datasets", "layers", "engine", "kernels", "base"],
     "apps/export": ["layers", "engine", "base"],
     "apps": ["apps/train", "apps/export", "apps/report", "apps/video", "apps/pipeline", "apps/vision", "apps/music", "datasets", "layers",
@@ -72,18 +75,25 @@ EXTERNALS = {
     "dlib": (r"dlib/", r"dlib"),
     "OpenBLAS": (r"cblas\.h$", r"openblas"),
     "CUDA": (r"(cuda_runtime|cublas|cudnn|cuda)[_a-z0-9]*\.h$", r"CUDA::|cudnn"),
+    "videoio": (r"opencv2/videoio", r"opencv_videoio"),
 }
 EXTERNAL_ALLOWED = {  # may include its headers / link it directly
-    "OpenCV": ["apps/vision", "apps/video", "apps/train", "apps"],
+    "OpenCV": ["apps/vision", "apps/video", "apps/video/plugin", "apps/train", "apps"],
     "dlib": ["apps/vision"],
     "OpenBLAS": ["kernels"],
     "CUDA": ["kernels/cuda"],
+    "videoio": ["apps/video/plugin"],
 }
 # Libraries that must not be reached even through another target's links: the network and data
 # libraries stay usable without OpenCV (a trainer or a server without face detection).
 NEVER_REACH = {
     "OpenCV": ["base", "kernels", "kernels/cuda", "engine", "layers", "datasets", "apps/music"],
     "dlib": ["base", "kernels", "kernels/cuda", "engine", "layers", "datasets", "apps/music"],
+    # The plugins (base/plugin.h): cuBLAS and FFmpeg are loaded at run time by the command that
+    # uses them, so no library the emotune executable links may reach them (each costs ~0.2 s of
+    # every process start; docs/benchmarks.md).
+    "CUDA": [m[0] for m in MODULES if m[0] != "kernels/cuda"],
+    "videoio": [m[0] for m in MODULES if m[0] != "apps/video/plugin"],
 }
 
 # Modules drawn side by side in the picture (no edge between them).
@@ -218,6 +228,9 @@ def selftest(build):
         ("kernels includes engine", [("kernels", "engine", "kernels/cuda/check.h", 1, "engine/tensor.h")], None),
         ("datasets links emotune_vision (and so OpenCV)", (), {"emotune_datasets": {"emotune_vision"}}),
         ("layers links OpenCV directly", (), {"emotune_layers": {"opencv_core"}}),
+        ("the commands link the video plugin (FFmpeg at every start)", (), {"emotune_commands": {"emotune_videoio"}}),
+        ("the engine links cuBLAS (its constructors at every start)", (), {"emotune_engine": {"CUDA::cublas"}}),
+        ("apps/video links videoio itself", (), {"emotune_video": {"opencv_videoio"}}),
     ]
     failed = 0
     baseline = set(check(build, quiet=True))  # an injected edge must add a problem of its own

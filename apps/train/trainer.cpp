@@ -74,6 +74,7 @@ void make_loader(Training& t) {
   lopt.sampler = balance == Balance::sampler ? SamplerKind::weighted : SamplerKind::none;
   lopt.num_classes = c.classes;
   lopt.preprocess = t.pre;
+  lopt.pinned = t.dev == Device::cuda;
   t.loader = std::make_unique<BatchLoader>(t.train, lopt);
   if (balance == Balance::loss_weights) {
     std::vector<int64_t> counts = t.train.class_counts();

@@ -9,11 +9,44 @@
 #include <cstring>
 #include <filesystem>
 
+#include "apps/video/videoio_plugin.h"
 #include "base/error.h"
+#include "base/plugin.h"
 
 namespace emotune {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// libemotune_videoio.so, loaded on the first video opened and kept to the end of the process.
+struct VideoioPlugin {
+  VideoCaptureBackend* (*new_capture)() = nullptr;
+  VideoWriterBackend* (*new_writer)() = nullptr;
+};
+
+const VideoioPlugin& videoio_plugin() {
+  static const VideoioPlugin plugin = [] {
+    const std::string file = EMOTUNE_VIDEOIO_PLUGIN;
+    void* lib = plugin_open(file, "video input/output (OpenCV videoio)");
+    auto abi = reinterpret_cast<int (*)()>(plugin_symbol(lib, "emotune_videoio_abi", file));
+    if (abi() != kVideoioPluginAbi)
+      throw Error(plugin_path(file) + ": plugin interface version " + std::to_string(abi()) +
+                  ", this emotune needs " + std::to_string(kVideoioPluginAbi) +
+                  " (a plugin from another build; rebuild or reinstall emotune)");
+    VideoioPlugin p;
+    p.new_capture = reinterpret_cast<decltype(p.new_capture)>(
+        plugin_symbol(lib, "emotune_videoio_new_capture", file));
+    p.new_writer = reinterpret_cast<decltype(p.new_writer)>(
+        plugin_symbol(lib, "emotune_videoio_new_writer", file));
+    return p;
+  }();
+  return plugin;
+}
+
+}  // namespace
+
+VideoSource::~VideoSource() = default;
 
 std::unique_ptr<VideoSource> VideoSource::open_file(const std::string& path) {
   std::error_code ec;
@@ -25,8 +58,8 @@ std::unique_ptr<VideoSource> VideoSource::open_file(const std::string& path) {
     throw Error(path + ": cannot read: " + std::strerror(errno));
   std::unique_ptr<VideoSource> s(new VideoSource);
   s->info_.name = path;
-  // CAP_FFMPEG only: the other backends (GStreamer, images) guess at non-video files.
-  if (!s->cap_.open(path, cv::CAP_FFMPEG) || !s->cap_.isOpened())
+  s->cap_.reset(videoio_plugin().new_capture());
+  if (!s->cap_->open_file(path))
     throw Error(path + ": not a video that OpenCV's FFmpeg backend can open (unknown format, or "
                        "the header is damaged)");
   s->open_first_frame();
@@ -45,7 +78,8 @@ std::unique_ptr<VideoSource> VideoSource::open_camera(int index) {
   if (fd < 0)
     throw Error(s->info_.name + ": cannot open: " + std::strerror(errno));
   ::close(fd);
-  if (!s->cap_.open(index, cv::CAP_V4L2) || !s->cap_.isOpened())
+  s->cap_.reset(videoio_plugin().new_capture());
+  if (!s->cap_->open_camera(index))
     throw Error(s->info_.name + ": cannot open (busy with another program, or not a capture "
                                 "device)");
   s->open_first_frame();
@@ -53,14 +87,14 @@ std::unique_ptr<VideoSource> VideoSource::open_camera(int index) {
 }
 
 void VideoSource::open_first_frame() {
-  info_.width = (int)cap_.get(cv::CAP_PROP_FRAME_WIDTH);
-  info_.height = (int)cap_.get(cv::CAP_PROP_FRAME_HEIGHT);
-  double fps = cap_.get(cv::CAP_PROP_FPS);
+  info_.width = (int)cap_->width();
+  info_.height = (int)cap_->height();
+  double fps = cap_->fps();
   // Containers without a rate (and many cameras) report 0 or nonsense; 30 is the common rate.
   info_.fps = std::isfinite(fps) && fps >= 1 && fps <= 1000 ? fps : 30.0;
-  double n = info_.camera ? -1 : cap_.get(cv::CAP_PROP_FRAME_COUNT);
+  double n = info_.camera ? -1 : cap_->frame_count();
   info_.frame_count = std::isfinite(n) && n > 0 ? (long long)std::llround(n) : -1;
-  if (!cap_.read(first_) || first_.empty())
+  if (!cap_->read(first_) || first_.empty())
     throw Error(info_.name + ": no frame could be decoded (empty, header only, or damaged before "
                              "the first frame)");
   if (first_.type() != CV_8UC3)
@@ -79,13 +113,7 @@ bool VideoSource::read(cv::Mat& bgr) {
     ++frames_read_;
     return true;
   }
-  // OpenCV throws cv::Exception on some broken streams instead of returning false.
-  bool ok = false;
-  try {
-    ok = cap_.read(bgr);
-  } catch (const cv::Exception&) {
-    ok = false;
-  }
+  const bool ok = cap_->read(bgr);  // false also where OpenCV throws on a broken stream
   // A frame of another size or type mid-stream is a broken stream, not something to draw on.
   if (!ok || bgr.empty() || bgr.cols != info_.width || bgr.rows != info_.height ||
       bgr.type() != CV_8UC3)
@@ -102,13 +130,15 @@ bool VideoSource::broke() const {
 VideoSink::VideoSink(const std::string& path, int width, int height, double fps) : path_(path) {
   std::string ext = fs::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  // cv::VideoWriter::fourcc, which lives in the plugin's library.
+  auto fourcc_of = [](const char (&c)[5]) { return c[0] | c[1] << 8 | c[2] << 16 | c[3] << 24; };
   int fourcc;
   if (ext == ".mp4" || ext == ".m4v" || ext == ".mkv")
-    fourcc = cv::VideoWriter::fourcc('m', 'p', '4', 'v');
+    fourcc = fourcc_of("mp4v");
   else if (ext == ".avi")
-    fourcc = cv::VideoWriter::fourcc('M', 'J', 'P', 'G');
+    fourcc = fourcc_of("MJPG");
   else if (ext == ".webm")
-    fourcc = cv::VideoWriter::fourcc('V', 'P', '8', '0');
+    fourcc = fourcc_of("VP80");
   else
     throw Error(path + ": unknown video extension '" + ext + "' for --out (use .mp4, .avi, .mkv "
                        "or .webm)");
@@ -124,8 +154,8 @@ VideoSink::VideoSink(const std::string& path, int width, int height, double fps)
     std::fclose(f);
     if (!existed) fs::remove(path, ec);
   }
-  if (!writer_.open(path, cv::CAP_FFMPEG, fourcc, fps, cv::Size(width, height), true) ||
-      !writer_.isOpened())
+  writer_.reset(videoio_plugin().new_writer());
+  if (!writer_->open(path, fourcc, fps, width, height))
     throw Error(path + ": cannot create the video (codec for '" + ext +
                 "' not available in this OpenCV build?)");
 }
@@ -133,12 +163,12 @@ VideoSink::VideoSink(const std::string& path, int width, int height, double fps)
 VideoSink::~VideoSink() { release(); }
 
 void VideoSink::write(const cv::Mat& bgr) {
-  writer_.write(bgr);
+  writer_->write(bgr);
   ++frames_;
 }
 
 void VideoSink::release() {
-  if (writer_.isOpened()) writer_.release();
+  if (writer_) writer_->release();
 }
 
 }  // namespace emotune

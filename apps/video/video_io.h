@@ -1,13 +1,17 @@
 // Video in and out through OpenCV's videoio (Debian's build: the FFmpeg backend for files, V4L2
-// for cameras). Every failure is an emotune::Error naming the file or the device; the command
-// maps them to its exit codes (apps/cmd_watch.cpp).
+// for cameras), which is loaded at run time from the plugin libemotune_videoio.so the first time a
+// video is opened (apps/video/videoio_plugin.h says why). Every failure, a missing plugin too, is
+// an emotune::Error naming the file or the device; the command maps them to its exit codes
+// (apps/cmd_watch.cpp).
 #pragma once
 #include <memory>
 #include <opencv2/core.hpp>
-#include <opencv2/videoio.hpp>
 #include <string>
 
 namespace emotune {
+
+class VideoCaptureBackend;  // apps/video/videoio_plugin.h
+class VideoWriterBackend;
 
 struct VideoInfo {
   std::string name;          // the path, or "camera N (/dev/videoN)"
@@ -25,6 +29,7 @@ class VideoSource {
   // A V4L2 camera. Throws when /dev/videoN does not exist, cannot be opened (busy, no
   // permission) or delivers no first frame.
   static std::unique_ptr<VideoSource> open_camera(int index);
+  ~VideoSource();
 
   // The next frame (BGR, 8-bit); false at the end of the stream or when it breaks. The first
   // frame was already decoded by open_*, read() hands it out first.
@@ -38,7 +43,7 @@ class VideoSource {
  private:
   VideoSource() = default;
   void open_first_frame();
-  cv::VideoCapture cap_;
+  std::unique_ptr<VideoCaptureBackend> cap_;
   cv::Mat first_;
   bool first_pending_ = false;
   long long frames_read_ = 0;
@@ -60,7 +65,7 @@ class VideoSink {
 
  private:
   std::string path_;
-  cv::VideoWriter writer_;
+  std::unique_ptr<VideoWriterBackend> writer_;
   long long frames_ = 0;
 };
 

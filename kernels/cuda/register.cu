@@ -1,4 +1,5 @@
-// The CUDA row of the dispatch table: every entry of kernels/table.h, filled explicitly.
+// The CUDA row of the dispatch table: every entry of kernels/table.h, filled explicitly, and
+// the plugin's entry point that hands it to the engine (kernels/table.h, CudaBackend).
 #include "kernels/table.h"
 
 namespace emotune {
@@ -39,3 +40,11 @@ void register_cuda_kernels(KernelTable& t) {
 }
 
 }  // namespace emotune
+
+extern "C" bool emotune_cuda_backend(emotune::CudaBackend* b, size_t bytes) {
+  if (bytes != sizeof(emotune::CudaBackend)) return false;
+  emotune::register_cuda_kernels(b->kernels);
+  b->alloc_pinned = emotune::alloc_pinned_cuda;
+  b->free_pinned = emotune::free_pinned_cuda;
+  return true;
+}
