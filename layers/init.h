@@ -17,4 +17,18 @@ void init_he_uniform(Tensor& w, int64_t fan_in, Rng& rng);
 // "glorot_uniform" | "he_uniform"; throws on anything else.
 void init_weights(Tensor& w, const std::string& kind, int64_t fan_in, int64_t fan_out, Rng& rng);
 
+// While one lives (on this thread), init_uniform leaves the weights unset (as allocated): for a
+// network built only to receive a checkpoint (load_model), whose ~4.4 M random draws were a fifth
+// of `emotune predict`'s time (docs/benchmarks.md, "Start-up"). Like NoGradGuard.
+class SkipInitGuard {
+ public:
+  SkipInitGuard();
+  ~SkipInitGuard();
+  SkipInitGuard(const SkipInitGuard&) = delete;
+  SkipInitGuard& operator=(const SkipInitGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace emotune

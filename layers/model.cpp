@@ -8,6 +8,7 @@
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
 #include "layers/inference.h"
+#include "layers/init.h"
 #include "layers/nets/nets.h"
 
 namespace emotune {
@@ -28,7 +29,11 @@ LoadedModel load_model(const std::string& path, Device device) {
   } catch (const Error& e) {
     throw Error(path + ": metadata 'preprocess': " + e.what());
   }
-  auto net = make_network(m.info.arch, (int)m.info.classes.size(), 0);
+  std::shared_ptr<Sequential> net;
+  {
+    SkipInitGuard no_init;  // every weight comes from the checkpoint just below
+    net = make_network(m.info.arch, (int)m.info.classes.size(), 0);
+  }
   try {
     net->load_state_dict(ck);
   } catch (const Error& e) {

@@ -18,6 +18,7 @@
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
 #include "engine/ops.h"
+#include "layers/init.h"
 #include "layers/layers.h"
 #include "layers/inference.h"
 #include "layers/model.h"
@@ -180,6 +181,37 @@ TEST_CASE("init: the same seed gives bit-identical weights, another seed other w
     }
     CHECK(kernels > 0);
     CHECK(differing == kernels);  // every kernel changes with the seed
+  }
+}
+
+TEST_CASE("init: SkipInitGuard stops the draws while it lives, nested, and load_model gives the saved weights") {
+  Tensor w = Tensor::from_vector({4}, {1, 2, 3, 4});
+  Rng rng(9);
+  {
+    SkipInitGuard outer;
+    {
+      SkipInitGuard inner;
+    }
+    init_uniform(w, 1.0f, rng);  // still skipped: the inner guard restored the outer's state
+    CHECK(w.to_vector() == std::vector<float>{1, 2, 3, 4});
+    CHECK(rng.counter() == 0);
+  }
+  init_uniform(w, 1.0f, rng);  // drawn again once every guard is gone
+  CHECK(w.to_vector() != std::vector<float>{1, 2, 3, 4});
+  CHECK(rng.counter() == 4);
+
+  // load_model builds its network under the guard: every weight must still be the file's.
+  auto net = make_network("paper", 7, 42);
+  const std::string path = testing::temp_dir("skip_init") + "/paper.safetensors";
+  save_safetensors(path, net->state_dict(),
+                   {{"arch", "paper"}, {"classes", R"(["a","b","c","d","e","f","g"])"},
+                    {"preprocess", Preprocess{}.to_json()}});
+  LoadedModel m = load_model(path, Device::cpu);
+  auto want = net->state_dict(), got = m.net->state_dict();
+  REQUIRE(want.size() == got.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO(want[i].name);
+    CHECK(testing::bit_equal(got[i].tensor.to_vector(), want[i].tensor.to_vector()));
   }
 }
 
