@@ -255,6 +255,13 @@ namespace {
 // 16). EMOTUNE_TRAIN_CONV=im2col keeps im2col + sgemm everywhere, for comparisons.
 constexpr int kWinogradTrainMinChannels = 16;
 
+// Transforming the filters costs about 40 operations per 3x3 filter against 32 multiply-adds per
+// filter and 2x2 output tile in the products: below 64 tiles in the batch (a late layer at batch
+// 1, when the autograd graph runs inference) im2col is cheaper.
+bool enough_tiles(const Conv2dShape& p) {
+  return (int64_t)p.n * ((p.out_h() + 1) / 2) * ((p.out_w() + 1) / 2) >= 64;
+}
+
 bool train_winograd_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("EMOTUNE_TRAIN_CONV");
@@ -272,7 +279,7 @@ float* filter_scratch(int64_t n) {
 }  // namespace
 
 void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
-  if (train_winograd_enabled() && winograd_supported(p) && p.c >= kWinogradTrainMinChannels && p.n > 0) {
+  if (train_winograd_enabled() && winograd_supported(p) && p.c >= kWinogradTrainMinChannels && enough_tiles(p)) {
     float* u = filter_scratch(winograd_weights_size(p, 2));
     winograd_weights(p, w, u, 2);
     conv2d_infer_winograd_cpu(p, x, u, b, ConvEpilogue{}, y, 2);
@@ -285,7 +292,7 @@ void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, co
 // swapped: a 3x3 stride-1 conv of dy [N, K, OH, OW] with w' [C, K, 3, 3], w'[c,k,r,s] =
 // w[k,c,2-r,2-s], padding 2 - pad, which gives back [N, C, H, W].
 void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx) {
-  if (train_winograd_enabled() && winograd_supported(p) && p.k >= kWinogradTrainMinChannels && p.n > 0 &&
+  if (train_winograd_enabled() && winograd_supported(p) && p.k >= kWinogradTrainMinChannels && enough_tiles(p) &&
       p.pad_h <= 2 && p.pad_w <= 2) {
     Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, 3, 3, 2 - p.pad_h, 2 - p.pad_w, 1, 1};
     if (q.out_h() == p.h && q.out_w() == p.w) {
