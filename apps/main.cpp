@@ -16,7 +16,8 @@
 // set OMP_NUM_THREADS they run OpenMP regions on one thread and leave the cores to OpenBLAS.
 static void single_thread_openmp_for_inference(int argc, char** argv) {
   if (argc < 2 || std::getenv("OMP_NUM_THREADS")) return;
-  if (std::strcmp(argv[1], "predict") == 0 || std::strcmp(argv[1], "recommend") == 0) omp_set_num_threads(1);
+  if (std::strcmp(argv[1], "predict") == 0 || std::strcmp(argv[1], "recommend") == 0 ||
+      std::strcmp(argv[1], "serve") == 0) omp_set_num_threads(1);
 }
 
 int main(int argc, char** argv) {
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   emotune::add_dataset_command(app);
   emotune::add_export_command(app);
   emotune::add_watch_command(app);
+  emotune::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

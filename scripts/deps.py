@@ -44,6 +44,7 @@ MODULES = [
     ("apps/export", "emotune_export", "ONNX export: a small protobuf writer, no libprotobuf"),
     ("apps/video", "emotune_video", "emotune watch: tracker, smoothing, video I/O, timeline"),
     ("apps/train", "emotune_train", "the training loop in named steps, metrics, plots"),
+    ("apps/serve", "emotune_serve", "emotune serve: HTTP API, worker pool, limits, the embedded page"),
     ("apps", "emotune_commands", "the emotune commands: parse flags, format output"),
 ]
 
@@ -62,7 +63,8 @@ ALLOWED = {
     "apps/video": ["apps/pipeline", "apps/vision", "apps/music", "base"],
     "apps/train": ["datasets", "layers", "engine", "kernels", "base"],
     "apps/export": ["layers", "engine", "base"],
-    "apps": ["apps/train", "apps/export", "apps/report", "apps/video", "apps/pipeline", "apps/vision", "apps/music", "datasets", "layers",
+    "apps/serve": ["apps/report", "apps/pipeline", "apps/music", "apps/vision", "layers", "base"],
+    "apps": ["apps/serve", "apps/train", "apps/export", "apps/report", "apps/video", "apps/pipeline", "apps/vision", "apps/music", "datasets", "layers",
              "engine", "kernels", "base"],
 }
 
@@ -72,12 +74,16 @@ EXTERNALS = {
     "dlib": (r"dlib/", r"dlib"),
     "OpenBLAS": (r"cblas\.h$", r"openblas"),
     "CUDA": (r"(cuda_runtime|cublas|cudnn|cuda)[_a-z0-9]*\.h$", r"CUDA::|cudnn"),
+    "cpp-httplib": (r"^httplib\.h$", r"HTTPLIB|cpp-httplib"),
+    "OpenSSL": (r"^openssl/", r"OpenSSL::"),
 }
 EXTERNAL_ALLOWED = {  # may include its headers / link it directly
     "OpenCV": ["apps/vision", "apps/video", "apps/train", "apps"],
     "dlib": ["apps/vision"],
     "OpenBLAS": ["kernels"],
     "CUDA": ["kernels/cuda"],
+    "cpp-httplib": ["apps/serve"],
+    "OpenSSL": ["apps/serve"],
 }
 # Libraries that must not be reached even through another target's links: the network and data
 # libraries stay usable without OpenCV (a trainer or a server without face detection).
