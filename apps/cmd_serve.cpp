@@ -4,9 +4,10 @@
 //  [--max-top N] [--detector hog|haar|lbp] [--align landmarks|none] [--margin F] [--quiet]`
 // The page and the JSON API (apps/serve/server.h, docs/serve.md) until SIGINT or SIGTERM; exit 0
 // then. Exit 1 when the model or mood table does not load or the port cannot be bound.
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include "apps/pipeline/paths.h"
 #include "apps/pipeline/pipeline.h"
 #include "apps/serve/server.h"
+#include "base/error.h"
 
 namespace emotune {
 
@@ -74,27 +76,35 @@ void add_serve_command(CLI::App& app) {
     ServeOptions o = opt->serve;
     o.model = resolve_option_path(opt->model, kDefaultModel);
     o.tracks = resolve_option_path(opt->tracks, kDefaultTracks);
-    // SIGINT/SIGTERM are taken by one thread with sigwait, so no handler runs inside httplib or
-    // the network; every thread started from here on inherits the blocked mask.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // SIGINT/SIGTERM: the handler only writes a byte to a pipe (async-signal-safe); a thread
+    // reading the pipe stops the server. Blocking the signals instead would not do: threads
+    // started before this callback (OpenBLAS's pool) would still take them and die.
+    static int stop_pipe[2] = {-1, -1};
+    if (pipe(stop_pipe) != 0) throw Error("serve: cannot create a pipe for signals");
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {
+      char c = 1;
+      [[maybe_unused]] ssize_t n = write(stop_pipe[1], &c, 1);
+    };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
     WebServer server(o);
     std::fprintf(stderr, "emotune serve: http://%s:%d/ (%s, %d workers, queue %d); Ctrl-C stops\n",
                  o.host.c_str(), server.port(), o.model.c_str(),
                  o.workers ? o.workers : (int)std::max(1u, std::thread::hardware_concurrency()),
                  o.queue);
     std::thread waiter([&] {
-      int sig = 0;
-      sigwait(&stop_signals, &sig);
-      std::fprintf(stderr, "emotune serve: signal %d, stopping\n", sig);
+      char c = 0;
+      while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR) {
+      }
+      if (c == 1) std::fprintf(stderr, "emotune serve: stopping (requests in flight finish)\n");
       server.stop();
     });
     server.run();
-    // run() also returns when the listening socket fails; wake the waiter either way.
-    pthread_kill(waiter.native_handle(), SIGTERM);
+    // run() also returns when the listening socket fails: wake the waiter either way.
+    char c = 2;
+    [[maybe_unused]] ssize_t n = write(stop_pipe[1], &c, 1);
     waiter.join();
   });
 }

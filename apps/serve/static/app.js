@@ -216,34 +216,60 @@ function el(name, attrs, text) {
   return e;
 }
 
-// Valence (x, 0..1) and energy (y, 0..1) plane: the tracks, the mood and the target.
+// Valence (x) and energy (y) planes: the whole [0, 1] square, and a close-up around the target
+// (the nearest tracks usually sit within a few hundredths of it, on top of each other above).
 function renderPlane(r) {
-  const svg = $("plane");
+  const m = r.target;
+  let half = 0.03;
+  for (const t of r.tracks) half = Math.max(half, Math.abs(t.valence - m.valence), Math.abs(t.energy - m.energy));
+  half = Math.min(0.5, half * 1.35);
+  const clamp = (c) => Math.min(Math.max(c, half), 1 - half);
+  const zoom = { v0: clamp(m.valence) - half, e0: clamp(m.energy) - half, size: 2 * half };
+  drawPlane($("plane"), r, { v0: 0, e0: 0, size: 1 }, zoom);
+  drawPlane($("plane-zoom"), r, zoom, null);
+  $("zoom-caption").textContent = "Close-up: valence " + zoom.v0.toFixed(2) + "–" + (zoom.v0 + zoom.size).toFixed(2) +
+    ", energy " + zoom.e0.toFixed(2) + "–" + (zoom.e0 + zoom.size).toFixed(2);
+}
+
+function drawPlane(svg, r, view, windowBox) {
   svg.textContent = "";
   const L = 30, T = 10, S = 300;
-  const X = (v) => L + v * S, Y = (e) => T + (1 - e) * S;
+  const X = (v) => L + (v - view.v0) / view.size * S, Y = (e) => T + (1 - (e - view.e0) / view.size) * S;
+  const inside = (v, e) => v >= view.v0 - 1e-9 && v <= view.v0 + view.size + 1e-9 &&
+                           e >= view.e0 - 1e-9 && e <= view.e0 + view.size + 1e-9;
   for (let g = 0; g <= 4; g++) {
-    svg.appendChild(el("line", { class: "grid", x1: X(g / 4), y1: Y(0), x2: X(g / 4), y2: Y(1) }));
-    svg.appendChild(el("line", { class: "grid", x1: X(0), y1: Y(g / 4), x2: X(1), y2: Y(g / 4) }));
+    const v = view.v0 + g * view.size / 4, e = view.e0 + g * view.size / 4;
+    svg.appendChild(el("line", { class: "grid", x1: X(v), y1: Y(view.e0), x2: X(v), y2: Y(view.e0 + view.size) }));
+    svg.appendChild(el("line", { class: "grid", x1: X(view.v0), y1: Y(e), x2: X(view.v0 + view.size), y2: Y(e) }));
   }
-  svg.appendChild(el("line", { class: "axis", x1: X(0), y1: Y(0), x2: X(1), y2: Y(0) }));
-  svg.appendChild(el("line", { class: "axis", x1: X(0), y1: Y(0), x2: X(0), y2: Y(1) }));
-  svg.appendChild(el("text", { x: X(1), y: Y(0) + 22, "text-anchor": "end" }, "valence →"));
-  svg.appendChild(el("text", { x: 12, y: Y(1), transform: "rotate(-90 12 " + Y(1) + ")", "text-anchor": "end" }, "energy →"));
-  const quads = [["tense", 0.02, 0.97], ["excited", 0.98, 0.97], ["sad", 0.02, 0.03], ["calm", 0.98, 0.03]];
-  for (const [t, v, e] of quads)
-    svg.appendChild(el("text", { class: "quad", x: X(v), y: Y(e) + (e > 0.5 ? 10 : -4), "text-anchor": v < 0.5 ? "start" : "end" }, t));
-  r.tracks.forEach((t) => {
-    const g = el("g", { class: "track-dot" });
-    g.appendChild(el("circle", { class: "track", cx: X(t.valence), cy: Y(t.energy), r: 7 }));
-    g.appendChild(el("text", { class: "track-num", x: X(t.valence), y: Y(t.energy) + 3, "text-anchor": "middle" }, String(t.rank)));
-    g.appendChild(el("title", {}, t.rank + ". " + t.artist + " – " + t.title));
-    svg.appendChild(g);
-  });
+  svg.appendChild(el("line", { class: "axis", x1: L, y1: T + S, x2: L + S, y2: T + S }));
+  svg.appendChild(el("line", { class: "axis", x1: L, y1: T, x2: L, y2: T + S }));
+  svg.appendChild(el("text", { x: L + S, y: T + S + 22, "text-anchor": "end" }, "valence →"));
+  svg.appendChild(el("text", { x: 14, y: T, transform: "rotate(-90 14 " + T + ")", "text-anchor": "end" }, "energy →"));
+  if (view.size === 1) {
+    const quads = [["tense", 0.02, 0.97], ["excited", 0.98, 0.97], ["sad", 0.02, 0.03], ["calm", 0.98, 0.03]];
+    for (const [t, v, e] of quads)
+      svg.appendChild(el("text", { class: "quad", x: X(v), y: Y(e) + (e > 0.5 ? 10 : -4), "text-anchor": v < 0.5 ? "start" : "end" }, t));
+  } else {
+    svg.appendChild(el("text", { class: "quad", x: L + 4, y: T + S - 4 }, view.v0.toFixed(2) + ", " + view.e0.toFixed(2)));
+  }
+  if (windowBox)
+    svg.appendChild(el("rect", { class: "window", x: X(windowBox.v0), y: Y(windowBox.e0 + windowBox.size),
+                                 width: windowBox.size * S, height: windowBox.size * S }));
   const m = r.target;
   if (Math.abs(m.valence - m.mood_valence) > 1e-3 || Math.abs(m.energy - m.mood_energy) > 1e-3)
     svg.appendChild(el("line", { class: "shift", x1: X(m.mood_valence), y1: Y(m.mood_energy), x2: X(m.valence), y2: Y(m.energy) }));
-  svg.appendChild(el("circle", { class: "mood", cx: X(m.mood_valence), cy: Y(m.mood_energy), r: 11 }));
+  if (inside(m.mood_valence, m.mood_energy))
+    svg.appendChild(el("circle", { class: "mood", cx: X(m.mood_valence), cy: Y(m.mood_energy), r: 12 }));
+  // Tracks from the last rank to the first, so rank 1 is drawn on top.
+  for (const t of r.tracks.slice().reverse()) {
+    if (!inside(t.valence, t.energy)) continue;
+    const g = el("g", { class: "track-dot" });
+    g.appendChild(el("circle", { class: "track", cx: X(t.valence), cy: Y(t.energy), r: 8 }));
+    g.appendChild(el("text", { class: "track-num", x: X(t.valence), y: Y(t.energy) + 3.5, "text-anchor": "middle" }, String(t.rank)));
+    g.appendChild(el("title", {}, t.rank + ". " + t.artist + " – " + t.title));
+    svg.appendChild(g);
+  }
   const tgt = el("circle", { class: "target", cx: X(m.valence), cy: Y(m.energy), r: 5 });
   tgt.appendChild(el("title", {}, "target: valence " + m.valence.toFixed(2) + ", energy " + m.energy.toFixed(2) + " (" + m.policy + ")"));
   svg.appendChild(tgt);
