@@ -652,18 +652,10 @@ WebServer::WebServer(const ServeOptions& o) : impl_(std::make_unique<Impl>()) {
         "--request-timeout, --client-timeout and --idle-timeout must be positive");
   check(opt.max_top >= 1, "--max-top must be at least 1");
 
+  // Cheap and likely failures first: the mood table, then the port, then the models.
   m.table = read_mood_table(opt.tracks);
   const DetectorKind detector = parse_detector(opt.detector);
   const AlignKind align = parse_align(opt.align);
-  m.pool = std::make_unique<InferencePool>(opt.workers, opt.queue, [&] {
-    return std::make_unique<EmotionPipeline>(opt.model, Device::cpu, /*detect=*/true, opt.margin,
-                                             /*listener=*/false, detector, align);
-  });
-  const EmotionPipeline& first = m.pool->pipeline(0);
-  for (const auto& c : first.model().info.classes) emotion_target(c);  // every class has a target
-  m.model_json =
-      model_info_json(first, sha256_file_hex(opt.model), opt.detector, opt.align).dump();
-
   m.routes();
   m.http.set_keep_alive_max_count(kKeepAliveMax);
   m.http.set_keep_alive_timeout((time_t)std::max(1.0, opt.idle_timeout));
@@ -688,6 +680,14 @@ WebServer::WebServer(const ServeOptions& o) : impl_(std::make_unique<Impl>()) {
     m.port = opt.port;
   }
   m.http.raise_listen_backlog(std::min(4096, opt.connections + opt.backlog + 64));
+  m.pool = std::make_unique<InferencePool>(opt.workers, opt.queue, [&] {
+    return std::make_unique<EmotionPipeline>(opt.model, Device::cpu, /*detect=*/true, opt.margin,
+                                             /*listener=*/false, detector, align);
+  });
+  const EmotionPipeline& first = m.pool->pipeline(0);
+  for (const auto& c : first.model().info.classes) emotion_target(c);  // every class has a target
+  m.model_json =
+      model_info_json(first, sha256_file_hex(opt.model), opt.detector, opt.align).dump();
 }
 
 WebServer::~WebServer() {
