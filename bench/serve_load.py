@@ -12,8 +12,9 @@ requests per run; http.client from the standard library), against a server it st
              copies minus a run on 1 copy, divided by 49 = the pipeline's own cost per image;
   load       --requests requests at each concurrency: requests/s, p50/p99 latency, errors
              (any answer but 200; none are expected while concurrency <= workers + queue);
-  soak       --soak requests at concurrency 4, the server's resident memory (VmRSS) sampled
-             every 500 requests: it must stay flat (no growth per request);
+  soak       --soak requests at concurrency 4, the server's resident memory (VmRSS) and the
+             bytes malloc has in use (/healthz heap_in_use) sampled every 500 requests: a leak
+             grows both, allocator fragmentation only the first;
   flood      4 x (workers + queue) clients at once for a few seconds: the surplus gets 503 +
              Retry-After, and the server answers a normal request right after.
 Prints a markdown table (pasted into docs/benchmarks.md) and writes the raw figures as JSON.
@@ -165,13 +166,16 @@ def main():
             out["load"].append(r)
             print("load c=%-2d %s" % (c, json.dumps(r)), flush=True)
 
-        samples = []
+        samples, heap = [], []
         def sample(n):
             if n % 500 == 0:
                 samples.append((n, rss_kib(proc.pid)))
-        samples.append((0, rss_kib(proc.pid)))
+                with urllib_get(host, port, "/healthz") as h:
+                    heap.append((n, json.loads(h)["heap_in_use"] // 1024))
+        sample(0)
         soak = run_load(host, port, path, body, a.soak, 4, sample)
-        soak["rss_kib"] = samples
+        soak["rss_kib"] = sorted(samples)
+        soak["heap_in_use_kib"] = sorted(heap)
         out["soak"] = soak
         print("soak %s" % json.dumps(soak), flush=True)
 
@@ -224,6 +228,9 @@ def print_table(o):
     print()
     print("CLI baseline %.1f ms per image. Soak RSS (MiB) every 500 requests: %s" % (
         o["cli_ms_per_image"], ", ".join("%.1f" % (k / 1024) for k in rss)))
+    if "heap_in_use_kib" in s:
+        print("Soak heap in use (MiB, malloc's own count) at the same points: %s" % (
+            ", ".join("%.1f" % (k / 1024) for _, k in s["heap_in_use_kib"])))
 
 
 if __name__ == "__main__":
