@@ -9,7 +9,7 @@ CMAKE_FLAGS ?=
 DEMO_IMAGE ?= examples/face.jpg
 DEMO_MODEL ?= models/vgg.safetensors
 
-.PHONY: all deps build build-nocuda demo test test-all test-cuda test-sanitize oracle onnx-check fuzz bench clean
+.PHONY: all deps build build-nocuda demo test test-all test-cuda test-sanitize oracle onnx-check browser-check serve-bench fuzz bench clean
 
 all: build
 
@@ -65,6 +65,17 @@ oracle: build-nocuda
 onnx-check: build-nocuda
 	scripts/install-deps.sh --onnx
 	tests/onnx/run.sh $(BUILD_NOCUDA)
+
+# The page of `emotune serve` in headless Chromium (Debian's chromium + chromedriver, Selenium
+# from PyPI in a venv under the build folder): upload, result, policy switch, an error, phone
+# width; screenshots in $(BUILD_NOCUDA)/browser/ (tests/browser/run.sh).
+browser-check: build-nocuda
+	scripts/install-deps.sh --browser
+	tests/browser/run.sh $(BUILD_NOCUDA)
+
+# Load and soak of `emotune serve` on loopback (a benchmark, not in CI; docs/benchmarks.md).
+serve-bench: build-nocuda
+	python3 bench/serve_load.py --binary $(BUILD_NOCUDA)/bin/emotune
 
 # libFuzzer campaigns (clang): FUZZ_SECONDS per target; see scripts/fuzz.sh and docs/reliability.md.
 FUZZ_SECONDS ?= 600

@@ -15,6 +15,7 @@ void add_recommend_command(CLI::App& app);
 void add_dataset_command(CLI::App& app);
 void add_watch_command(CLI::App& app);
 void add_export_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 // cmd_version.cpp: "emotune 0.1 (commit abc1234)"; the commit is the one CMake configured at.
 inline constexpr const char* kEmotuneVersion = "0.1";

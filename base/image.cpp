@@ -84,7 +84,7 @@ struct StbFree {
 void check_image_size(const std::string& name, int64_t w, int64_t h, int64_t max_pixels) {
   if (w <= 0 || h <= 0) throw Error(name + ": image has no pixels");
   if (w * h > max_pixels)
-    throw Error(name + ": image is " + std::to_string(w) + "x" + std::to_string(h) +
+    throw ImageTooLargeError(name + ": image is " + std::to_string(w) + "x" + std::to_string(h) +
                 ", more than the limit of " + std::to_string(max_pixels) + " pixels");
 }
 
@@ -241,6 +241,10 @@ GrayImage decode_png(const uint8_t* bytes, size_t size, const std::string& name,
 }
 
 }  // namespace
+
+bool has_image_signature(const uint8_t* bytes, size_t size) {
+  return sniff_format(bytes, size) != Format::unknown;
+}
 
 GrayImage decode_gray_image(const uint8_t* bytes, size_t size, const std::string& name,
                             int64_t max_pixels) {

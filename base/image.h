@@ -9,7 +9,19 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
+
 namespace emotune {
+
+// Thrown (instead of a plain Error) when an image's header declares more pixels than max_pixels:
+// the web server answers it with 413, every other decode failure with 400 (docs/serve.md).
+struct ImageTooLargeError : Error {
+  using Error::Error;
+};
+
+// The image formats the decoders below accept, by signature: PNG, JPEG, BMP, GIF. The server uses
+// it to refuse a non-image upload with 415 before decoding (docs/serve.md).
+bool has_image_signature(const uint8_t* bytes, size_t size);
 
 struct GrayImage {
   int width = 0, height = 0;

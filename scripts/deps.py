@@ -45,6 +45,7 @@ MODULES = [
     ("apps/video", "emotune_video", "emotune watch: tracker, smoothing, video I/O, timeline"),
     ("apps/video/plugin", "emotune_videoio", "the video codec plugin (OpenCV videoio, FFmpeg), loaded by watch only"),
     ("apps/train", "emotune_train", "the training loop in named steps, metrics, plots"),
+    ("apps/serve", "emotune_serve", "emotune serve: HTTP API, worker pool, limits, the embedded page"),
     ("apps", "emotune_commands", "the emotune commands: parse flags, format output"),
 ]
 
@@ -65,7 +66,8 @@ ALLOWED = {
     "apps/video/plugin": ["apps/video", "base"],  # implements apps/video/videoio_plugin.h
     "apps/train": ["datasets", "layers", "engine", "kernels", "base"],
     "apps/export": ["layers", "engine", "base"],
-    "apps": ["apps/train", "apps/export", "apps/report", "apps/video", "apps/pipeline", "apps/vision", "apps/music", "datasets", "layers",
+    "apps/serve": ["apps/report", "apps/pipeline", "apps/music", "apps/vision", "layers", "base"],
+    "apps": ["apps/serve", "apps/train", "apps/export", "apps/report", "apps/video", "apps/pipeline", "apps/vision", "apps/music", "datasets", "layers",
              "engine", "kernels", "base"],
 }
 
@@ -76,6 +78,8 @@ EXTERNALS = {
     "OpenBLAS": (r"cblas\.h$", r"openblas"),
     "CUDA": (r"(cuda_runtime|cublas|cudnn|cuda)[_a-z0-9]*\.h$", r"CUDA::|cudnn"),
     "videoio": (r"opencv2/videoio", r"opencv_videoio"),
+    "cpp-httplib": (r"^httplib\.h$", r"HTTPLIB|cpp-httplib"),
+    "OpenSSL": (r"^openssl/", r"OpenSSL::"),
 }
 EXTERNAL_ALLOWED = {  # may include its headers / link it directly
     "OpenCV": ["apps/vision", "apps/video", "apps/video/plugin", "apps/train", "apps"],
@@ -83,6 +87,8 @@ EXTERNAL_ALLOWED = {  # may include its headers / link it directly
     "OpenBLAS": ["kernels"],
     "CUDA": ["kernels/cuda"],
     "videoio": ["apps/video/plugin"],
+    "cpp-httplib": ["apps/serve"],
+    "OpenSSL": ["apps/serve"],
 }
 # Libraries that must not be reached even through another target's links: the network and data
 # libraries stay usable without OpenCV (a trainer or a server without face detection).

@@ -7,11 +7,13 @@
 set -euo pipefail
 packages=(cmake g++ make pkg-config doctest-dev libstb-dev libbenchmark-dev libopenblas-dev
           libcli11-dev nlohmann-json3-dev libopencv-dev opencv-data liblzma-dev zlib1g-dev
-          libjpeg-dev libpng-dev python3 python3-venv libdlib-dev libdlib-data)
+          libjpeg-dev libpng-dev python3 python3-venv libdlib-dev libdlib-data libcpp-httplib-dev)
 # `install-deps.sh --fuzz`: also clang with libFuzzer and clang's OpenMP runtime (make fuzz).
 if [ "${1:-}" = "--fuzz" ]; then packages+=(clang libomp-dev); fi
 # `install-deps.sh --onnx`: a Python that can make the venv of tests/onnx/run.sh (make onnx-check).
 if [ "${1:-}" = "--onnx" ]; then packages+=(python3 python3-venv); fi
+# `install-deps.sh --browser`: headless Chromium and its WebDriver for tests/browser (make browser-check).
+if [ "${1:-}" = "--browser" ]; then packages+=(chromium chromium-driver python3 python3-venv); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
