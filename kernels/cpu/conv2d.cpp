@@ -19,9 +19,10 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/cpu/blas_threads.h"
+#include "kernels/runtime.h"
 #include "kernels/conv2d_infer.h"
 #include "kernels/cpu/conv2d_ref.h"
+#include "kernels/cpu/scratch.h"
 
 namespace emotune {
 
@@ -104,14 +105,6 @@ void col2im(const Conv2dShape& p, const float* col, int64_t ld, float* dx) {
       }
 }
 
-// Per-thread scratch that survives between calls (two independent slots): a training step would
-// otherwise map and fault in fresh multi-megabyte buffers for every layer.
-float* scratch(int slot, int64_t n) {
-  thread_local std::vector<float> buf[2];
-  if ((int64_t)buf[slot].size() < n) buf[slot].resize((size_t)n);
-  return buf[slot].data();
-}
-
 // Images go through sgemm in groups [n0, n1) whose column matrices sit side by side,
 // [CRS, G*OH*OW]. The big early layers (OH*OW >= 512) take one image per group; the small late
 // ones (11x11, 5x5) take several, because sgemm on one image's 121 or 25 columns spends most of
@@ -144,7 +137,7 @@ Plan make_plan(const Conv2dShape& p) {
 template <typename F>
 void for_each_group(const Plan& plan, F body) {
   if (plan.parallel) {
-    BlasSingleThread guard;
+    BlasSerialScope guard;
 #pragma omp parallel for schedule(static)
     for (int g = 0; g < plan.groups; ++g) body(g);
   } else {
@@ -164,7 +157,7 @@ void gather_dy(const Conv2dShape& p, const float* dy, int n0, int n1, float* dyg
 const float* group_columns(const Conv2dShape& p, const float* x, int n0, int n1) {
   const int64_t hw = p.out_h() * p.out_w(), cols = (n1 - n0) * hw, xs = (int64_t)p.c * p.h * p.w;
   if (n1 - n0 == 1 && is_pointwise(p)) return x + n0 * xs;
-  float* col = scratch(0, (int64_t)p.c * p.r * p.s * cols);
+  float* col = thread_scratch(Scratch::columns, (int64_t)p.c * p.r * p.s * cols);
   for (int j = 0; j < n1 - n0; ++j) im2col(p, x + (n0 + j) * xs, col + j * hw, cols);
   return col;
 }
@@ -177,7 +170,7 @@ void forward_group(const Conv2dShape& p, const float* x, const float* w, const f
   // One image writes straight into y (the bias preloaded, sgemm adding to it); a group needs a
   // staging matrix, as its columns interleave images.
   const bool direct = n1 - n0 == 1;
-  float* out = direct ? y + (int64_t)n0 * p.k * hw : scratch(1, p.k * cols);
+  float* out = direct ? y + (int64_t)n0 * p.k * hw : thread_scratch(Scratch::staging, p.k * cols);
   float beta = 0.0f;
   if (direct && b) {
     for (int k = 0; k < p.k; ++k)
@@ -202,7 +195,7 @@ void backward_input_group(const Conv2dShape& p, const float* dy, const float* w,
   const int crs = p.c * p.r * p.s;
   const float* dyg = dy + (int64_t)n0 * p.k * hw;
   if (n1 - n0 > 1) {
-    float* buf = scratch(1, p.k * cols);
+    float* buf = thread_scratch(Scratch::staging, p.k * cols);
     gather_dy(p, dy, n0, n1, buf);
     dyg = buf;
   }
@@ -211,7 +204,7 @@ void backward_input_group(const Conv2dShape& p, const float* dy, const float* w,
                 dx + n0 * xs, (int)cols);
     return;
   }
-  float* col = scratch(0, crs * cols);
+  float* col = thread_scratch(Scratch::columns, crs * cols);
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, crs, (int)cols, p.k, 1.0f, w, crs, dyg, (int)cols, 0.0f, col,
               (int)cols);
   for (int j = 0; j < n1 - n0; ++j) col2im(p, col + j * hw, cols, dx + (n0 + j) * xs);
@@ -225,7 +218,7 @@ void backward_weight_group(const Conv2dShape& p, const float* x, const float* dy
   const float* col = group_columns(p, x, n0, n1);
   const float* dyg = dy + (int64_t)n0 * p.k * hw;
   if (n1 - n0 > 1) {
-    float* buf = scratch(1, p.k * cols);
+    float* buf = thread_scratch(Scratch::staging, p.k * cols);
     gather_dy(p, dy, n0, n1, buf);
     dyg = buf;
   }
@@ -270,17 +263,11 @@ bool train_winograd_enabled() {
   return on;
 }
 
-float* filter_scratch(int64_t n) {
-  thread_local std::vector<float> buf;
-  if ((int64_t)buf.size() < n) buf.resize((size_t)n);
-  return buf.data();
-}
-
 }  // namespace
 
 void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
   if (train_winograd_enabled() && winograd_supported(p) && p.c >= kWinogradTrainMinChannels && enough_tiles(p)) {
-    float* u = filter_scratch(winograd_weights_size(p, 2));
+    float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(p, 2));
     winograd_weights(p, w, u, 2);
     conv2d_infer_winograd_cpu(p, x, u, b, ConvEpilogue{}, y, 2);
     return;
@@ -296,7 +283,7 @@ void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const floa
       p.pad_h <= 2 && p.pad_w <= 2) {
     Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, 3, 3, 2 - p.pad_h, 2 - p.pad_w, 1, 1};
     if (q.out_h() == p.h && q.out_w() == p.w) {
-      float* wt = filter_scratch(p.w_size() + winograd_weights_size(q, 2));
+      float* wt = thread_scratch(Scratch::train_filters, p.w_size() + winograd_weights_size(q, 2));
       float* u = wt + p.w_size();
       for (int k = 0; k < p.k; ++k)
         for (int c = 0; c < p.c; ++c)

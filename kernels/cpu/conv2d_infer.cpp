@@ -3,31 +3,27 @@
 // its output transform.
 #include "kernels/conv2d_infer.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <vector>
 
-#include "kernels/cpu/blas_threads.h"
+#include "kernels/runtime.h"
 #include "kernels/cpu/gemm_packed.h"
+#include "kernels/cpu/scratch.h"
 
 namespace emotune {
 
 namespace {
 
-inline float epilogue(const ConvEpilogue& e, int k, float v) {
-  if (e.relu) v = v > 0.0f ? v : 0.0f;
-  if (e.scale) v = v * e.scale[k] + e.shift[k];
-  return v;
-}
-
-// Scratch owned by the calling thread (the OpenMP workers only index into it); kept between
-// calls so that a forward pass does not fault in fresh pages for every layer.
-float* scratch(int slot, int64_t n) {
-  thread_local std::vector<float> buf[2];
-  if ((int64_t)buf[slot].size() < n) buf[slot].resize((size_t)n);
-  return buf[slot].data();
+// The epilogue on n values of one output channel, in place: bias, ReLU, affine (both paths).
+inline void finish(float* __restrict v, int n, float bias, bool relu, bool affine, float sc, float sh) {
+  for (int q = 0; q < n; ++q) {
+    float x = v[q] + bias;
+    if (relu) x = x > 0.0f ? x : 0.0f;
+    if (affine) x = x * sc + sh;
+    v[q] = x;
+  }
 }
 
 // Runs body() in an OpenMP region with OpenBLAS single-threaded inside it (each worker's sgemm
@@ -35,7 +31,7 @@ float* scratch(int slot, int64_t n) {
 template <typename F>
 void parallel_region(F body) {
   if (omp_get_max_threads() > 1) {
-    BlasSingleThread guard;
+    BlasSerialScope guard;
 #pragma omp parallel
     body();
   } else {
@@ -54,7 +50,7 @@ void conv2d_infer_im2col_cpu(const Conv2dShape& p, const float* x, const float* 
   // for the epilogue pass.
   const int threads = omp_get_max_threads();
   const int per_chunk = std::max<int>(threads, (int)std::min<int64_t>(p.n, (1 << 18) / std::max<int64_t>(1, p.k * plane)));
-  float* full = scratch(0, (int64_t)std::min(per_chunk, p.n) * p.k * plane);
+  float* full = thread_scratch(Scratch::infer_output, (int64_t)std::min(per_chunk, p.n) * p.k * plane);
   for (int n0 = 0; n0 < p.n; n0 += per_chunk) {
     Conv2dShape q = p;
     q.n = std::min(per_chunk, p.n - n0);
@@ -63,18 +59,18 @@ void conv2d_infer_im2col_cpu(const Conv2dShape& p, const float* x, const float* 
 #pragma omp parallel for schedule(static) if (planes * plane > 32768)
     for (int64_t i = 0; i < planes; ++i) {
       const int k = (int)(i % p.k);
-      const float* src = full + i * plane;
+      float* src = full + i * plane;  // the bias is in already (conv2d_forward_im2col_cpu)
+      finish(src, (int)plane, 0.0f, e.relu, e.scale != nullptr, e.scale ? e.scale[k] : 1.0f,
+             e.scale ? e.shift[k] : 0.0f);
       float* dst = y + n0 * ys + i * ph * pw;
       if (!e.pool2) {
-        for (int64_t j = 0; j < plane; ++j) dst[j] = epilogue(e, k, src[j]);
+        std::copy(src, src + plane, dst);
         continue;
       }
       for (int py = 0; py < ph; ++py)
         for (int px = 0; px < pw; ++px) {
           const float* s = src + (2 * py) * ow + 2 * px;
-          const float a = epilogue(e, k, s[0]), c = epilogue(e, k, s[1]);
-          const float d = epilogue(e, k, s[ow]), f = epilogue(e, k, s[ow + 1]);
-          dst[py * pw + px] = std::max(std::max(a, c), std::max(d, f));
+          dst[py * pw + px] = std::max(std::max(s[0], s[1]), std::max(s[ow], s[ow + 1]));
         }
     }
   }
@@ -224,14 +220,6 @@ inline void at4(const float* __restrict a0, const float* __restrict a1, const fl
   }
 }
 
-inline void finish(float* __restrict v, int n, float bias, bool relu, bool affine, float sc, float sh) {
-  for (int q = 0; q < n; ++q) {
-    float x = v[q] + bias;
-    if (relu) x = x > 0.0f ? x : 0.0f;
-    if (affine) x = x * sc + sh;
-    v[q] = x;
-  }
-}
 
 inline void max2(const float* __restrict a, const float* __restrict b, float* __restrict out, int n) {
   for (int q = 0; q < n; ++q) out[q] = std::max(a[q], b[q]);
@@ -377,8 +365,8 @@ void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float
   const int xis = w.alpha * w.alpha;
   // Per block: V and M hold the alpha^2 matrices side by side, xi-major: V[xi] is [C, block].
   const int64_t ldv = (int64_t)p.c * w.block, ldm = (int64_t)p.k * w.block;
-  float* v = scratch(0, xis * ldv);
-  float* m = scratch(1, xis * ldm);
+  float* v = thread_scratch(Scratch::winograd_v, xis * ldv);
+  float* m = thread_scratch(Scratch::winograd_m, xis * ldm);
   const int64_t kc = packed_a_size(p.k, p.c);
   parallel_region([&] {
     std::vector<float> tmp((size_t)transform_scratch(w));  // per worker: the row buffers

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/cpu/blas_threads.h"
+#include "kernels/runtime.h"
 #include "kernels/cpu/linear_ref.h"
 
 namespace emotune {
@@ -43,7 +43,7 @@ void linear_forward_cpu(const LinearShape& p, const float* x, const float* w, co
 
 void linear_infer_cpu(const LinearShape& p, const float* x, const float* w, const float* b, bool relu, float* y) {
   if (p.n == 0 || p.out == 0) return;
-  BlasSingleThread guard;
+  BlasSerialScope guard;
   // Slices of whole cache lines of outputs (16 floats), four per thread and handed out
   // dynamically (a preempted worker holds up one slice); small layers stay on one thread.
   const int threads = p.flops() >= 2e5 ? omp_get_max_threads() : 1;
