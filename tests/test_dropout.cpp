@@ -63,3 +63,26 @@ TEST_CASE("dropout: seeded mask, binomial keep rate, inverted scaling, backward 
   // The CPU and CUDA kernels share this rule; pin the first elements so a change to it is seen.
   for (int64_t i = 0; i < 64; ++i) CHECK((y[i] != 0.0f) == (philox_uniform(1234, (uint64_t)i) >= p));
 }
+
+TEST_CASE("dropout: the blocked Philox mask equals the scalar rule everywhere") {
+  // The CPU kernel draws 16 counters at a time; every element must still be
+  // philox_uniform(seed, offset + i) >= p, for lengths that are not multiples of 16, offsets that
+  // are not either, and counters that cross 2^32 (the high word of the counter in use).
+  const float p = 0.4f;
+  const float scale = 1.0f / (1.0f - p);
+  for (uint64_t offset : {uint64_t{0}, uint64_t{5}, (uint64_t{1} << 32) - 21}) {
+    for (int64_t n : {int64_t{1}, int64_t{15}, int64_t{17}, int64_t{70001}}) {
+      CAPTURE(offset);
+      CAPTURE(n);
+      auto x = random_vector(n, 73, 0.5f, 1.5f);
+      std::vector<float> y(n, NAN);
+      dropout_forward_cpu(n, x.data(), p, 0xABCDEF0123ull, offset, y.data());
+      int64_t wrong = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const float want = philox_uniform(0xABCDEF0123ull, offset + (uint64_t)i) >= p ? x[i] * scale : 0.0f;
+        wrong += y[i] != want;
+      }
+      CHECK(wrong == 0);
+    }
+  }
+}
