@@ -48,10 +48,20 @@ void conv2d_infer_im2col_cpu(const Conv2dShape& p, const float* x, const float* 
 
 // Winograd applies to 3x3 filters at stride 1 (any padding); tile is m, 2 or 4.
 bool winograd_supported(const Conv2dShape& p);
+// Estimated time of F(m x m) on this call (pool2: the epilogue pools, tiles cover the pooled
+// output), in multiply-adds of one core: for choosing m (kernels/cpu/conv2d_infer.cpp says how).
+int64_t winograd_cost(const Conv2dShape& p, bool pool2, int m);
 // U [(m+2)^2, K, C] (packed, kernels/cpu/gemm_packed.h) from w [K, C, 3, 3].
 int64_t winograd_weights_size(const Conv2dShape& p, int tile = 2);
-void winograd_weights(const Conv2dShape& p, const float* w, float* u, int tile = 2);
+// turned: U of the filters turned 180 degrees with their channel axes swapped, [(m+2)^2, C, K], the
+// filters of backward-input as a convolution of dy (kernels/cpu/conv2d.cpp).
+void winograd_weights(const Conv2dShape& p, const float* w, float* u, int tile = 2, bool turned = false);
 void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float* u, const float* b,
                                const ConvEpilogue& e, float* y, int tile = 2);
+
+// Training's backward-weight through the same tiles: dw [K, C, 3, 3] (overwritten) from x and
+// dy [N, K, OH, OW] (kernels/conv2d.h's conv2d_backward_weight without db), tile m = 2 or 4.
+void conv2d_backward_weight_winograd_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw,
+                                         int tile = 2);
 
 }  // namespace emotune

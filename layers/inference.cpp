@@ -65,25 +65,7 @@ void fold(std::vector<float>* w, std::vector<float>* b, int outputs, const Batch
   }
 }
 
-// The Winograd tile for this call: F(4x4) when its estimated time is lower. Per tile size m, in
-// units of one multiply-add: the products, (m+2)^2 * columns * K * C, the columns being the
-// batch's tiles rounded up as the GEMM kernel pads them (exact up to 8, else to 16); reading the
-// transformed filters, (m+2)^2 * K * C floats at ~13 multiply-adds' time each (~15 GB/s against
-// ~100 GFLOP/s on one core: at batch 1 the late layers are bound by it); and the transforms, about
-// (m+2)^2 * tiles * (K + C) * 8. F(4x4) needs a quarter of the tiles but 36 matrices instead of
-// 16: it wins on the large early layers, on the small late ones only at large batches. Measured
-// per layer at batch 1 (docs/benchmarks.md), the rule picks the faster tile on every layer but one
-// near-tie (paper conv4).
-int64_t padded(int64_t t) { return t <= 8 ? t : (t + 15) / 16 * 16; }
-
-int64_t winograd_cost(const Conv2dShape& p, bool pool2, int m) {
-  const int oh = pool2 ? p.out_h() / 2 : p.out_h(), ow = pool2 ? p.out_w() / 2 : p.out_w();
-  const int per = pool2 ? m / 2 : m;
-  const int64_t tiles = (int64_t)p.n * ((oh + per - 1) / per) * ((ow + per - 1) / per);
-  const int64_t a2 = (int64_t)(m + 2) * (m + 2);
-  return a2 * (padded(tiles) + 13) * p.k * p.c + a2 * tiles * (p.k + p.c) * 8;
-}
-
+// The Winograd tile for this call: F(4x4) when winograd_cost (kernels/conv2d_infer.h) says so.
 int winograd_tile(const InferenceGraph::Step& s, const Conv2dShape& p, const std::string& algo) {
   if (algo == "winograd4") return 4;
   if (!s.winograd4) return 2;

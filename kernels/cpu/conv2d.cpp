@@ -19,8 +19,9 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/runtime.h"
+#include "base/error.h"
 #include "kernels/conv2d_infer.h"
+#include "kernels/runtime.h"
 #include "kernels/cpu/conv2d_ref.h"
 #include "kernels/cpu/scratch.h"
 
@@ -226,6 +227,20 @@ void backward_weight_group(const Conv2dShape& p, const float* x, const float* dy
               beta, dw, crs);
 }
 
+// db[k] = the sum of dy over the batch and the plane (nothing when db is null).
+void backward_bias(const Conv2dShape& p, const float* dy, float* db) {
+  if (!db) return;
+  const int64_t hw = p.out_h() * p.out_w();
+  for (int k = 0; k < p.k; ++k) {
+    double sum = 0;  // a long sum (N*OH*OW terms): double keeps it close to the exact value
+    for (int n = 0; n < p.n; ++n) {
+      const float* dyk = dy + ((int64_t)n * p.k + k) * hw;
+      for (int64_t i = 0; i < hw; ++i) sum += dyk[i];
+    }
+    db[k] = (float)sum;
+  }
+}
+
 }  // namespace
 
 void conv2d_forward_im2col_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
@@ -240,12 +255,12 @@ void conv2d_backward_input_im2col_cpu(const Conv2dShape& p, const float* dy, con
 
 namespace {
 
-// Training's forward and backward-input products go through Winograd F(2x2, 3x3)
-// (kernels/conv2d_infer.h, no epilogue) for 3x3 stride-1 convolutions that sum over at least
-// kWinogradTrainMinChannels channels; F(2x2), not F(4x4), because its rounding stays at the
-// im2col path's level (tests/test_conv2d.cpp holds both to one bound). The filters change every
-// step, so they are transformed on each call (K*C small transforms: ~1% of the products at batch
-// 16). EMOTUNE_TRAIN_CONV=im2col keeps im2col + sgemm everywhere, for comparisons.
+// Training's three products go through Winograd (kernels/conv2d_infer.h, no epilogue) for 3x3
+// stride-1 convolutions with at least kWinogradTrainMinChannels channels in and out: forward,
+// backward-input (as the conv of dy with the turned, channel-swapped filters) and backward-weight
+// (conv2d_backward_weight_winograd_cpu). The filters change every step, so they are transformed
+// on each call (about 1% of the products at batch 16). EMOTUNE_TRAIN_CONV=im2col keeps im2col +
+// sgemm everywhere, for comparisons.
 constexpr int kWinogradTrainMinChannels = 16;
 
 // Transforming the filters costs about 40 operations per 3x3 filter against 32 multiply-adds per
@@ -255,21 +270,41 @@ bool enough_tiles(const Conv2dShape& p) {
   return (int64_t)p.n * ((p.out_h() + 1) / 2) * ((p.out_w() + 1) / 2) >= 64;
 }
 
-bool train_winograd_enabled() {
-  static const bool on = [] {
+enum class TrainConv { auto_, im2col, winograd2, winograd4 };
+
+TrainConv train_conv_mode() {
+  static const TrainConv mode = [] {
     const char* v = std::getenv("EMOTUNE_TRAIN_CONV");
-    return !(v && std::strcmp(v, "im2col") == 0);
+    if (!v || !*v || !std::strcmp(v, "auto")) return TrainConv::auto_;
+    if (!std::strcmp(v, "im2col")) return TrainConv::im2col;
+    if (!std::strcmp(v, "winograd")) return TrainConv::winograd2;
+    if (!std::strcmp(v, "winograd4")) return TrainConv::winograd4;
+    throw Error(std::string("EMOTUNE_TRAIN_CONV: unknown value '") + v + "' (auto, im2col, winograd, winograd4)");
   }();
-  return on;
+  return mode;
+}
+
+// The Winograd tile for a training product, 0 for im2col (fewer than 16 channels on either side:
+// the first layer, whose one input channel would leave the GEMMs one row or one term): F(4x4)
+// where the cost estimate of the inference graph prefers it (the large early layers), F(2x2) on
+// the small late ones, where F(4x4)'s tiles would overhang the 5x5 or 6x6 output by half.
+int train_tile(const Conv2dShape& p) {
+  const TrainConv mode = train_conv_mode();
+  if (mode == TrainConv::im2col || !winograd_supported(p) || std::min(p.c, p.k) < kWinogradTrainMinChannels ||
+      !enough_tiles(p))
+    return 0;
+  if (mode == TrainConv::winograd2) return 2;
+  if (mode == TrainConv::winograd4) return 4;
+  return winograd_cost(p, false, 4) < winograd_cost(p, false, 2) ? 4 : 2;
 }
 
 }  // namespace
 
 void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
-  if (train_winograd_enabled() && winograd_supported(p) && p.c >= kWinogradTrainMinChannels && enough_tiles(p)) {
-    float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(p, 2));
-    winograd_weights(p, w, u, 2);
-    conv2d_infer_winograd_cpu(p, x, u, b, ConvEpilogue{}, y, 2);
+  if (const int tile = train_tile(p)) {
+    float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(p, tile));
+    winograd_weights(p, w, u, tile);
+    conv2d_infer_winograd_cpu(p, x, u, b, ConvEpilogue{}, y, tile);
     return;
   }
   conv2d_forward_im2col_cpu(p, x, w, b, y);
@@ -279,17 +314,12 @@ void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, co
 // swapped: a 3x3 stride-1 conv of dy [N, K, OH, OW] with w' [C, K, 3, 3], w'[c,k,r,s] =
 // w[k,c,2-r,2-s], padding 2 - pad, which gives back [N, C, H, W].
 void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx) {
-  if (train_winograd_enabled() && winograd_supported(p) && p.k >= kWinogradTrainMinChannels && enough_tiles(p) &&
-      p.pad_h <= 2 && p.pad_w <= 2) {
-    Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, 3, 3, 2 - p.pad_h, 2 - p.pad_w, 1, 1};
+  if (const int tile = p.pad_h <= 2 && p.pad_w <= 2 ? train_tile(p) : 0) {
+    const Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, 3, 3, 2 - p.pad_h, 2 - p.pad_w, 1, 1};
     if (q.out_h() == p.h && q.out_w() == p.w) {
-      float* wt = thread_scratch(Scratch::train_filters, p.w_size() + winograd_weights_size(q, 2));
-      float* u = wt + p.w_size();
-      for (int k = 0; k < p.k; ++k)
-        for (int c = 0; c < p.c; ++c)
-          for (int i = 0; i < 9; ++i) wt[((int64_t)c * p.k + k) * 9 + (8 - i)] = w[((int64_t)k * p.c + c) * 9 + i];
-      winograd_weights(q, wt, u, 2);
-      conv2d_infer_winograd_cpu(q, dy, u, nullptr, ConvEpilogue{}, dx, 2);
+      float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(q, tile));
+      winograd_weights(p, w, u, tile, /*turned=*/true);
+      conv2d_infer_winograd_cpu(q, dy, u, nullptr, ConvEpilogue{}, dx, tile);
       return;
     }
   }
@@ -297,6 +327,11 @@ void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const floa
 }
 
 void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db) {
+  if (const int tile = train_tile(p)) {
+    conv2d_backward_weight_winograd_cpu(p, x, dy, dw, tile);
+    backward_bias(p, dy, db);
+    return;
+  }
   const int64_t wsz = p.w_size();
   const Plan plan = make_plan(p);
   // Each worker sums its own contiguous run of groups into a private dw (worker 0 straight into
@@ -317,17 +352,7 @@ void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const floa
     for (int64_t i = 0; i < wsz; ++i) dw[i] += src[i];
   }
   if (plan.groups == 0) std::memset(dw, 0, sizeof(float) * wsz);
-  if (db) {
-    const int64_t hw = p.out_h() * p.out_w();
-    for (int k = 0; k < p.k; ++k) {
-      double sum = 0;  // a long sum (N*OH*OW terms): double keeps it close to the exact value
-      for (int n = 0; n < p.n; ++n) {
-        const float* dyk = dy + ((int64_t)n * p.k + k) * hw;
-        for (int64_t i = 0; i < hw; ++i) sum += dyk[i];
-      }
-      db[k] = (float)sum;
-    }
-  }
+  backward_bias(p, dy, db);
 }
 
 }  // namespace emotune

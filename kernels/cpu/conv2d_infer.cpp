@@ -3,6 +3,7 @@
 // its output transform.
 #include "kernels/conv2d_infer.h"
 
+#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -13,6 +14,14 @@
 #include "kernels/cpu/scratch.h"
 
 namespace emotune {
+
+// Clones for AVX-512, AVX2 and baseline x86-64 (the loader picks one): the transforms are plain
+// loops along tile rows (and across filters) that the compiler vectorises.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define EMOTUNE_TRANSFORM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=haswell", "default")))
+#else
+#define EMOTUNE_TRANSFORM_CLONES
+#endif
 
 namespace {
 
@@ -81,6 +90,26 @@ bool winograd_supported(const Conv2dShape& p) {
   return p.r == 3 && p.s == 3 && p.stride_h == 1 && p.stride_w == 1 && p.out_h() >= 1 && p.out_w() >= 1;
 }
 
+// The estimated time of a Winograd call, per tile size m, in units of one multiply-add: the
+// products, (m+2)^2 * columns * K * C, the columns being the batch's tiles rounded up as the GEMM kernel pads them (exact up to 8, else to 16); reading the
+// transformed filters, (m+2)^2 * K * C floats at ~13 multiply-adds' time each (~15 GB/s against
+// ~100 GFLOP/s on one core: at batch 1 the late layers are bound by it); and the transforms, about
+// (m+2)^2 * tiles * (K + C) * 8. F(4x4) needs a quarter of the tiles but 36 matrices instead of
+// 16: it wins on the large early layers, on the small late ones only at large batches. Measured
+// per layer at batch 1 (docs/benchmarks.md), the rule picks the faster tile on every layer but one
+// near-tie (paper conv4); training (kernels/cpu/conv2d.cpp) uses the same rule.
+namespace {
+int64_t padded(int64_t t) { return t <= 8 ? t : (t + 15) / 16 * 16; }
+}  // namespace
+
+int64_t winograd_cost(const Conv2dShape& p, bool pool2, int m) {
+  const int oh = pool2 ? p.out_h() / 2 : p.out_h(), ow = pool2 ? p.out_w() / 2 : p.out_w();
+  const int per = pool2 ? m / 2 : m;
+  const int64_t tiles = (int64_t)p.n * ((oh + per - 1) / per) * ((ow + per - 1) / per);
+  const int64_t a2 = (int64_t)(m + 2) * (m + 2);
+  return a2 * (padded(tiles) + 13) * p.k * p.c + a2 * tiles * (p.k + p.c) * 8;
+}
+
 int64_t winograd_weights_size(const Conv2dShape& p, int tile) {
   const int alpha = tile + 2;
   return (int64_t)alpha * alpha * packed_a_size(p.k, p.c);
@@ -98,48 +127,92 @@ namespace {
 // F(4x4) needs 36 products per 4x4 outputs and channel pair where F(2x2) needs 64; its constants
 // are larger (B^T up to 5, A^T up to 8, G's sixths inexact in binary), so its rounding error is
 // larger too: tests/test_conv2d_infer.cpp bounds both with the transforms' absolute values.
-void g_transform(int m, const double* g, double* out /* alpha x 3 rows of a column */) {
-  if (m == 2) {
-    out[0] = g[0];
-    out[1] = 0.5 * (g[0] + g[1] + g[2]);
-    out[2] = 0.5 * (g[0] - g[1] + g[2]);
-    out[3] = g[2];
-  } else {
-    out[0] = g[0] / 4;
-    out[1] = -(g[0] + g[1] + g[2]) / 6;
-    out[2] = -(g[0] - g[1] + g[2]) / 6;
-    out[3] = g[0] / 24 + g[1] / 12 + g[2] / 6;
-    out[4] = g[0] / 24 - g[1] / 12 + g[2] / 6;
-    out[5] = g[2];
+
+// G applied to columns of 3 values, 8 filters at once (the lanes), in double.
+constexpr int kFilterLanes = 8;
+inline void g_lanes(int m, const double* g0, const double* g1, const double* g2, double (*out)[kFilterLanes]) {
+  for (int l = 0; l < kFilterLanes; ++l) {
+    const double a = g0[l], b = g1[l], c = g2[l];
+    if (m == 2) {
+      out[0][l] = a;
+      out[1][l] = 0.5 * (a + b + c);
+      out[2][l] = 0.5 * (a - b + c);
+      out[3][l] = c;
+    } else {
+      out[0][l] = a / 4;
+      out[1][l] = -(a + b + c) / 6;
+      out[2][l] = -(a - b + c) / 6;
+      out[3][l] = a / 24 + b / 12 + c / 6;
+      out[4][l] = a / 24 - b / 12 + c / 6;
+      out[5][l] = c;
+    }
+  }
+}
+
+// U of filters (k, c0 .. c0 + 8) (lanes past p.c zero), u[xi][lane].
+EMOTUNE_TRANSFORM_CLONES void transform_filters(const Conv2dShape& p, const float* w, int k, int c0, bool turned,
+                                             int m, double (*u)[kFilterLanes]) {
+  const int alpha = m + 2;
+  double g[9][kFilterLanes];
+  for (int l = 0; l < kFilterLanes; ++l) {
+    const int c = c0 + l;
+    const float* src = c < p.c ? w + ((int64_t)k * p.c + c) * 9 : nullptr;
+    for (int i = 0; i < 9; ++i) g[i][l] = src ? (double)src[turned ? 8 - i : i] : 0.0;
+  }
+  double t[3][6][kFilterLanes];  // t[j] = G (column j of g)
+  for (int j = 0; j < 3; ++j) g_lanes(m, g[j], g[3 + j], g[6 + j], t[j]);
+  double out[6][kFilterLanes];
+  for (int i = 0; i < alpha; ++i) {  // (G g) G^T: row i of G g through G
+    g_lanes(m, t[0][i], t[1][i], t[2][i], out);
+    for (int j = 0; j < alpha; ++j)
+      for (int l = 0; l < kFilterLanes; ++l) u[i * alpha + j][l] = out[j][l];
   }
 }
 
 }  // namespace
 
-// U = G g G^T per filter, computed in double and rounded once; U_xi [K, C] then packed for
-// gemm_packed_a, xi = i * alpha + j.
-void winograd_weights(const Conv2dShape& p, const float* w, float* packed, int tile) {
-  const int alpha = tile + 2;
-  const int64_t kc = (int64_t)p.k * p.c;
-  std::vector<float> plain((size_t)(alpha * alpha * kc));
-  for (int k = 0; k < p.k; ++k)
-    for (int c = 0; c < p.c; ++c) {
-      const float* g = w + ((int64_t)k * p.c + c) * 9;
-      double t[6][3];  // G g: column j of g -> column j of t
-      for (int j = 0; j < 3; ++j) {
-        const double col[3] = {g[j], g[3 + j], g[6 + j]};
-        double out[6];
-        g_transform(tile, col, out);
-        for (int i = 0; i < alpha; ++i) t[i][j] = out[i];
-      }
-      for (int i = 0; i < alpha; ++i) {  // (G g) G^T: row i of t through G
-        double out[6];
-        g_transform(tile, t[i], out);
-        for (int j = 0; j < alpha; ++j) plain[(size_t)((i * alpha + j) * kc + (int64_t)k * p.c + c)] = (float)out[j];
+// U = G g G^T per filter, computed in double and rounded once, 8 filters at a time along c; each
+// U_xi [K, C] (turned: [C, K] of the turned filters) written straight into gemm_packed_a's panels:
+// element (row i, column j) of a [rows, cols] matrix at ((i / 8) * cols + j) * 8 + i % 8. The
+// loops follow the panels (a panel's 8 rows, then its columns), so that the stores into the
+// alpha^2 matrices fill whole cache lines in turn: stored filter by filter across panels, 16 or
+// 36 scattered stores per filter cost 5% of a training step.
+void winograd_weights(const Conv2dShape& p, const float* w, float* packed, int tile, bool turned) {
+  const int alpha = tile + 2, xis = alpha * alpha;
+  const int rows = turned ? p.c : p.k, cols = turned ? p.k : p.c;
+  const int64_t plane = packed_a_size(rows, cols);
+  if (rows % kPackRows)  // the zero rows that pad the last panel
+    for (int xi = 0; xi < xis; ++xi)
+      std::fill(packed + xi * plane + (int64_t)(rows / kPackRows) * kPackRows * cols, packed + (xi + 1) * plane, 0.0f);
+  const int chunks = (p.c + kFilterLanes - 1) / kFilterLanes;
+  if (turned) {  // a panel is 8 channels c (one chunk, the lanes); its columns are the k
+#pragma omp parallel for schedule(static) if ((int64_t)p.k * p.c >= 4096 && !omp_in_parallel())
+    for (int ch = 0; ch < chunks; ++ch) {
+      const int c0 = ch * kFilterLanes, lanes = std::min(kFilterLanes, p.c - c0);
+      double u[36][kFilterLanes];
+      for (int k = 0; k < p.k; ++k) {
+        transform_filters(p, w, k, c0, true, tile, u);
+        float* at = packed + ((int64_t)ch * cols + k) * kPackRows;
+        for (int xi = 0; xi < xis; ++xi)
+          for (int l = 0; l < lanes; ++l) at[xi * plane + l] = (float)u[xi][l];
       }
     }
-  for (int xi = 0; xi < alpha * alpha; ++xi)
-    pack_a(p.k, p.c, plain.data() + xi * kc, p.c, packed + xi * packed_a_size(p.k, p.c));
+    return;
+  }
+  const int panels = (p.k + kPackRows - 1) / kPackRows;  // a panel is 8 filters k; its columns are the c
+#pragma omp parallel for schedule(static) if ((int64_t)p.k * p.c >= 4096 && !omp_in_parallel())
+  for (int pn = 0; pn < panels; ++pn) {
+    double u[kPackRows][36][kFilterLanes];
+    const int k0 = pn * kPackRows, ks = std::min(kPackRows, p.k - k0);
+    for (int ch = 0; ch < chunks; ++ch) {
+      const int c0 = ch * kFilterLanes, lanes = std::min(kFilterLanes, p.c - c0);
+      for (int r = 0; r < ks; ++r) transform_filters(p, w, k0 + r, c0, false, tile, u[r]);
+      float* at = packed + ((int64_t)pn * cols + c0) * kPackRows;
+      for (int xi = 0; xi < xis; ++xi)
+        for (int l = 0; l < lanes; ++l)
+          for (int r = 0; r < ks; ++r) at[xi * plane + l * kPackRows + r] = (float)u[r][xi][l];
+    }
+  }
 }
 
 namespace {
@@ -225,70 +298,88 @@ inline void max2(const float* __restrict a, const float* __restrict b, float* __
   for (int q = 0; q < n; ++q) out[q] = std::max(a[q], b[q]);
 }
 
-// Clones for AVX-512, AVX2 and baseline x86-64 (the loader picks one): the transforms are plain
-// loops along tile rows that the compiler vectorises.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define EMOTUNE_TRANSFORM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=haswell", "default")))
-#else
-#define EMOTUNE_TRANSFORM_CLONES
-#endif
 
 // Scratch of one worker: enough rows for either transform.
 int64_t transform_scratch(const WinogradPlan& w) { return (int64_t)(4 * w.alpha * w.alpha + 8) * (w.tiles_w + 2); }
 
+// phases[r * len + q] = row[M q + r] for q < len: a row split by column phase. M is a constant, so
+// the compiler turns the loop into whole-vector loads and permutes.
+template <int M>
+[[gnu::always_inline]] inline void split_phases(const float* __restrict row, float* __restrict phases, int len) {
+  for (int q = 0; q < len; ++q)
+    for (int r = 0; r < M; ++r) phases[r * len + q] = row[M * q + r];
+}
+
 // For channel c and tile rows [r0, r0 + nr): V[xi][c][t] = (B^T d B)[xi] of each tile's alpha x
-// alpha input patch d, zero outside the image. Each input row is split by column phase (column
-// m q + r - pad in phase r, q = 0..tiles_w), so that tile tx reads phases 0..m-1 at q = tx and
-// phases 0..alpha-m-1 at q = tx + 1: B^T runs down whole rows first, then across them.
-EMOTUNE_TRANSFORM_CLONES void input_transform(const Conv2dShape& p, const WinogradPlan& w, const float* x,
-                                              int64_t r0, int nr, int c, float* v, int64_t ld_xi, float* tmp) {
-  const int m = w.m, alpha = w.alpha, tw = w.tiles_w, len = tw + 1;  // a phase holds len columns
-  float* rows = tmp;                          // alpha input rows x m phases x len
-  float* bt = tmp + alpha * m * len;          // alpha rows (B^T d) x m phases x len
+// alpha input patch d, zero outside the image. Per tile row: the alpha input rows are copied into
+// zero-padded rows of M * (tiles_w + 1) columns (column u is image column u - pad), B^T runs down
+// them, and each result row is split by column phase (column M q + r in phase r), so that tile tx
+// reads phases 0..M-1 at q = tx and phases 0..alpha-M-1 at q = tx + 1: then B across the row.
+template <int M>
+[[gnu::always_inline]] inline void input_transform_m(const Conv2dShape& p, const WinogradPlan& w, const float* x,
+                                                     int64_t r0, int nr, int c, float* v, int64_t ld_xi,
+                                                     float* tmp) {
+  constexpr int alpha = M + 2;
+  const int tw = w.tiles_w, len = tw + 1, wp = M * len;
+  float* rows = tmp;                   // alpha padded input rows of wp
+  float* bt = rows + alpha * wp;       // alpha rows of B^T d
+  float* ph = bt + alpha * wp;         // one row of B^T d split into M phases of len
+  // Columns [lo, hi) of a padded row lie inside the image.
+  const int lo = std::min(wp, p.pad_w), hi = std::max(lo, std::min(wp, p.pad_w + p.w));
   float* vc = v + (int64_t)c * w.block;
+  int64_t n = r0 / w.tiles_h;
+  int ty = (int)(r0 % w.tiles_h);
   for (int j = 0; j < nr; ++j) {
-    const int64_t row = r0 + j;
-    const int64_t n = row / w.tiles_h;
-    const int ty = (int)(row % w.tiles_h);
     const float* xc = x + (n * p.c + c) * (int64_t)p.h * p.w;
     for (int i = 0; i < alpha; ++i) {
-      float* dst = rows + (int64_t)i * m * len;
-      const int iy = m * ty - p.pad_h + i;
+      float* dst = rows + i * wp;
+      const int iy = M * ty - p.pad_h + i;
       if (iy < 0 || iy >= p.h) {
-        std::fill(dst, dst + m * len, 0.0f);
+        std::fill(dst, dst + wp, 0.0f);
         continue;
       }
-      const float* src = xc + (int64_t)iy * p.w;
-      for (int r = 0; r < m; ++r) {
-        float* ph = dst + r * len;
-        // Column m q + r - pad lies inside the row for q in [qa, qb).
-        const int off = r - p.pad_w;
-        const int qa = std::min(len, off >= 0 ? 0 : (-off + m - 1) / m);
-        const int qb = std::max(qa, std::min(len, p.w - off > 0 ? (p.w - off + m - 1) / m : 0));
-        for (int q = 0; q < qa; ++q) ph[q] = 0.0f;
-        for (int q = qa; q < qb; ++q) ph[q] = src[m * q + off];
-        for (int q = qb; q < len; ++q) ph[q] = 0.0f;
-      }
+      std::fill(dst, dst + lo, 0.0f);
+      std::copy(xc + (int64_t)iy * p.w + (lo - p.pad_w), xc + (int64_t)iy * p.w + (hi - p.pad_w), dst + lo);
+      std::fill(dst + hi, dst + wp, 0.0f);
     }
-    const int64_t rs = (int64_t)m * len;  // one row's phases
-    if (m == 2)
-      bt2(rows, rows + rs, rows + 2 * rs, rows + 3 * rs, bt, bt + rs, bt + 2 * rs, bt + 3 * rs, (int)rs);
+    if constexpr (M == 2)
+      bt2(rows, rows + wp, rows + 2 * wp, rows + 3 * wp, bt, bt + wp, bt + 2 * wp, bt + 3 * wp, wp);
     else
-      bt4(rows, rows + rs, rows + 2 * rs, rows + 3 * rs, rows + 4 * rs, rows + 5 * rs, bt, bt + rs, bt + 2 * rs,
-          bt + 3 * rs, bt + 4 * rs, bt + 5 * rs, (int)rs);
+      bt4(rows, rows + wp, rows + 2 * wp, rows + 3 * wp, rows + 4 * wp, rows + 5 * wp, bt, bt + wp, bt + 2 * wp,
+          bt + 3 * wp, bt + 4 * wp, bt + 5 * wp, wp);
     const int64_t t0 = (int64_t)j * tw;
     for (int i = 0; i < alpha; ++i) {  // (B^T d) B across the row: inputs are columns 0..alpha-1
-      const float* b = bt + i * rs;
-      const float* col[6];
-      for (int q = 0; q < alpha; ++q) col[q] = b + (q % m) * len + q / m;  // column q of tile tx at [tx]
+      split_phases<M>(bt + i * wp, ph, len);
+      const float* col[alpha];
+      for (int q = 0; q < alpha; ++q) col[q] = ph + (q % M) * len + q / M;  // column q of tile tx at [tx]
       float* out = vc + (int64_t)(i * alpha) * ld_xi + t0;
-      if (m == 2)
+      if constexpr (M == 2)
         bt2(col[0], col[1], col[2], col[3], out, out + ld_xi, out + 2 * ld_xi, out + 3 * ld_xi, tw);
       else
         bt4(col[0], col[1], col[2], col[3], col[4], col[5], out, out + ld_xi, out + 2 * ld_xi, out + 3 * ld_xi,
             out + 4 * ld_xi, out + 5 * ld_xi, tw);
     }
+    if (++ty == w.tiles_h) {
+      ty = 0;
+      ++n;
+    }
   }
+}
+
+EMOTUNE_TRANSFORM_CLONES void input_transform2(const Conv2dShape& p, const WinogradPlan& w, const float* x,
+                                               int64_t r0, int nr, int c, float* v, int64_t ld_xi, float* tmp) {
+  input_transform_m<2>(p, w, x, r0, nr, c, v, ld_xi, tmp);
+}
+EMOTUNE_TRANSFORM_CLONES void input_transform4(const Conv2dShape& p, const WinogradPlan& w, const float* x,
+                                               int64_t r0, int nr, int c, float* v, int64_t ld_xi, float* tmp) {
+  input_transform_m<4>(p, w, x, r0, nr, c, v, ld_xi, tmp);
+}
+inline void input_transform(const Conv2dShape& p, const WinogradPlan& w, const float* x, int64_t r0, int nr, int c,
+                            float* v, int64_t ld_xi, float* tmp) {
+  if (w.m == 2)
+    input_transform2(p, w, x, r0, nr, c, v, ld_xi, tmp);
+  else
+    input_transform4(p, w, x, r0, nr, c, v, ld_xi, tmp);
 }
 
 // For channel k and tile rows [r0, r0 + nr): Y = A^T M A per tile, then bias and the epilogue; the
@@ -356,6 +447,133 @@ EMOTUNE_TRANSFORM_CLONES void output_transform(const Conv2dShape& p, const ConvE
   }
 }
 
+// A (the transpose of A^T) on a column of m rows, for backward-weight's A dY A^T:
+//   m = 2: A [4x2] = [1 0; 1 1; 1 -1; 0 -1]
+//   m = 4: A [6x4] = [1 0 0 0; 1 1 1 1; 1 -1 1 -1; 1 2 4 8; 1 -2 4 -8; 0 0 0 1]
+inline void a2(const float* __restrict s0, const float* __restrict s1, float* __restrict r0, float* __restrict r1,
+               float* __restrict r2, float* __restrict r3, int n) {
+  for (int q = 0; q < n; ++q) {
+    r0[q] = s0[q];
+    r1[q] = s0[q] + s1[q];
+    r2[q] = s0[q] - s1[q];
+    r3[q] = -s1[q];
+  }
+}
+
+inline void a4(const float* __restrict s0, const float* __restrict s1, const float* __restrict s2,
+               const float* __restrict s3, float* __restrict r0, float* __restrict r1, float* __restrict r2,
+               float* __restrict r3, float* __restrict r4, float* __restrict r5, int n) {
+  for (int q = 0; q < n; ++q) {
+    const float e = s0[q] + s2[q], o = s1[q] + s3[q], e4 = s0[q] + 4.0f * s2[q], o4 = 2.0f * s1[q] + 8.0f * s3[q];
+    r0[q] = s0[q];
+    r1[q] = e + o;
+    r2[q] = e - o;
+    r3[q] = e4 + o4;
+    r4[q] = e4 - o4;
+    r5[q] = s3[q];
+  }
+}
+
+// For output channel k and tile rows [r0, r0 + nr): D[xi][k][t] = (A dY A^T)[xi] of each tile's
+// m x m block of dy, zero past the bottom and right edges (those outputs do not exist: their
+// gradient is 0). dy's rows are split by column phase first (column m tx + jj in phase jj), so
+// that A runs across whole rows of tiles, then down them.
+EMOTUNE_TRANSFORM_CLONES void dy_transform(const Conv2dShape& p, const WinogradPlan& w, const float* dy, int64_t r0,
+                                           int nr, int k, float* d, int64_t ld_xi, float* tmp) {
+  const int m = w.m, alpha = w.alpha, tw = w.tiles_w, oh = p.out_h(), ow = p.out_w();
+  float* s = tmp;                   // m rows x m phases x tw
+  float* t = tmp + m * m * tw;      // m rows x alpha columns x tw: A across each row
+  for (int j = 0; j < nr; ++j) {
+    const int64_t row = r0 + j;
+    const int64_t n = row / w.tiles_h;
+    const int ty = (int)(row % w.tiles_h);
+    const float* dyk = dy + (n * p.k + k) * (int64_t)oh * ow;
+    for (int i = 0; i < m; ++i) {
+      const int oy = m * ty + i;
+      for (int jj = 0; jj < m; ++jj) {
+        float* ph = s + (i * m + jj) * tw;
+        if (oy >= oh) {
+          std::fill(ph, ph + tw, 0.0f);
+          continue;
+        }
+        const float* src = dyk + (int64_t)oy * ow;
+        for (int tx = 0; tx < tw; ++tx) {
+          const int ox = m * tx + jj;
+          ph[tx] = ox < ow ? src[ox] : 0.0f;
+        }
+      }
+      const float* si = s + i * m * tw;
+      float* ti = t + i * alpha * tw;
+      if (m == 2)
+        a2(si, si + tw, ti, ti + tw, ti + 2 * tw, ti + 3 * tw, tw);
+      else
+        a4(si, si + tw, si + 2 * tw, si + 3 * tw, ti, ti + tw, ti + 2 * tw, ti + 3 * tw, ti + 4 * tw, ti + 5 * tw, tw);
+    }
+    float* dk = d + (int64_t)k * w.block + (int64_t)j * tw;
+    for (int b = 0; b < alpha; ++b) {  // then down column b of the tile: D[a][b] = sum_i A[a][i] t[i][b]
+      float* o = dk + (int64_t)b * ld_xi;
+      const int64_t step = (int64_t)alpha * ld_xi;  // from D[a][b] to D[a+1][b]
+      if (m == 2)
+        a2(t + b * tw, t + (alpha + b) * tw, o, o + step, o + 2 * step, o + 3 * step, tw);
+      else
+        a4(t + b * tw, t + (alpha + b) * tw, t + (2 * alpha + b) * tw, t + (3 * alpha + b) * tw, o, o + step,
+           o + 2 * step, o + 3 * step, o + 4 * step, o + 5 * step, tw);
+    }
+  }
+}
+
+// G^T on a column of alpha rows (each n long) -> 3 rows: the adjoint of g_lanes' G.
+inline void gt_rows(int m, const float* const* in, int64_t n, float* __restrict o0, float* __restrict o1,
+                    float* __restrict o2) {
+  if (m == 2) {
+    const float* __restrict i0 = in[0];
+    const float* __restrict i1 = in[1];
+    const float* __restrict i2 = in[2];
+    const float* __restrict i3 = in[3];
+    for (int64_t q = 0; q < n; ++q) {
+      const float h = 0.5f * (i1[q] + i2[q]);
+      o0[q] = i0[q] + h;
+      o1[q] = 0.5f * (i1[q] - i2[q]);
+      o2[q] = h + i3[q];
+    }
+  } else {
+    const float* __restrict i0 = in[0];
+    const float* __restrict i1 = in[1];
+    const float* __restrict i2 = in[2];
+    const float* __restrict i3 = in[3];
+    const float* __restrict i4 = in[4];
+    const float* __restrict i5 = in[5];
+    for (int64_t q = 0; q < n; ++q) {
+      const float s12 = i1[q] + i2[q], d12 = i2[q] - i1[q], s34 = i3[q] + i4[q], d34 = i3[q] - i4[q];
+      o0[q] = 0.25f * i0[q] - s12 * (1.0f / 6) + s34 * (1.0f / 24);
+      o1[q] = d12 * (1.0f / 6) + d34 * (1.0f / 12);
+      o2[q] = (s34 - s12) * (1.0f / 6) + i5[q];
+    }
+  }
+}
+
+// dw[k] (all c) = G^T dU[:, k, :] G, with dU [alpha^2, K, C].
+EMOTUNE_TRANSFORM_CLONES void filter_gradients(const Conv2dShape& p, int m, const float* du, int k, float* dw,
+                                               float* tmp) {
+  const int alpha = m + 2;
+  const int64_t kc = (int64_t)p.k * p.c;
+  float* t = tmp;  // t[r][b][c] = sum_a G[a][r] dU[a][b][k][c]: 3 x alpha rows of C
+  for (int b = 0; b < alpha; ++b) {
+    const float* in[6];
+    for (int a = 0; a < alpha; ++a) in[a] = du + (int64_t)(a * alpha + b) * kc + (int64_t)k * p.c;
+    gt_rows(m, in, p.c, t + (0 * alpha + b) * p.c, t + (1 * alpha + b) * p.c, t + (2 * alpha + b) * p.c);
+  }
+  float* o = tmp + 3 * alpha * p.c;  // o[r][s][c] = sum_b t[r][b][c] G[b][s]
+  for (int r = 0; r < 3; ++r) {
+    const float* in[6];
+    for (int b = 0; b < alpha; ++b) in[b] = t + (r * alpha + b) * p.c;
+    gt_rows(m, in, p.c, o + (r * 3 + 0) * p.c, o + (r * 3 + 1) * p.c, o + (r * 3 + 2) * p.c);
+  }
+  float* dwk = dw + (int64_t)k * p.c * 9;
+  for (int c = 0; c < p.c; ++c)
+    for (int i = 0; i < 9; ++i) dwk[c * 9 + i] = o[i * p.c + c];
+}
+
 }  // namespace
 
 void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float* u, const float* b,
@@ -384,6 +602,44 @@ void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float
 #pragma omp for schedule(dynamic, 4)
       for (int k = 0; k < p.k; ++k) output_transform(p, e, w, m, ldm, b, r0, nr, k, y, tmp.data());
     }
+  });
+}
+
+// dW through the same tiles (Lavin & Gray 2016, section 4): Y = A^T [U . V] A per tile makes
+//   dL/dU_xi [K, C] = sum over tiles of D_xi [K, T] V_xi [C, T]^T,  D = A dY A^T per tile,
+//   dw = G^T dU G per filter,
+// (alpha^2) products of K x C over the tiles instead of im2col's one of K x 9C over the pixels: 16
+// against 36 multiply-adds per 2x2 outputs and channel pair for m = 2. The products run through
+// OpenBLAS (their reduction axis, the tiles, is long; packing is a small part), one matrix xi per
+// worker, each summed over the blocks in block order: the result does not depend on the threads.
+void conv2d_backward_weight_winograd_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw, int tile) {
+  const WinogradPlan w = winograd_plan(p, ConvEpilogue{}, tile);
+  const int xis = w.alpha * w.alpha;
+  const int64_t kc = (int64_t)p.k * p.c;
+  float* du = thread_scratch(Scratch::winograd_du, xis * kc);
+  if (w.rows == 0 || w.tiles_w == 0) {
+    std::fill(dw, dw + p.w_size(), 0.0f);
+    return;
+  }
+  const int64_t ldv = (int64_t)p.c * w.block, ldd = (int64_t)p.k * w.block;
+  float* v = thread_scratch(Scratch::winograd_v, xis * ldv);
+  float* d = thread_scratch(Scratch::winograd_m, xis * ldd);
+  parallel_region([&] {
+    std::vector<float> tmp((size_t)std::max<int64_t>(transform_scratch(w), 3 * (w.alpha + 3) * (int64_t)p.c));
+    for (int64_t r0 = 0; r0 < w.rows; r0 += w.rows_per_block) {
+      const int nr = (int)std::min<int64_t>(w.rows_per_block, w.rows - r0);
+      const int tb = nr * w.tiles_w;
+#pragma omp for schedule(dynamic, 4)
+      for (int c = 0; c < p.c; ++c) input_transform(p, w, x, r0, nr, c, v, ldv, tmp.data());
+#pragma omp for schedule(dynamic, 4)
+      for (int k = 0; k < p.k; ++k) dy_transform(p, w, dy, r0, nr, k, d, ldd, tmp.data());
+#pragma omp for schedule(dynamic, 1)
+      for (int xi = 0; xi < xis; ++xi)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p.k, p.c, tb, 1.0f, d + xi * ldd, w.block,
+                    v + xi * ldv, w.block, r0 == 0 ? 0.0f : 1.0f, du + xi * kc, p.c);
+    }
+#pragma omp for schedule(static)
+    for (int k = 0; k < p.k; ++k) filter_gradients(p, w.m, du, k, dw, tmp.data());
   });
 }
 

@@ -8,7 +8,7 @@
 
 namespace emotune {
 
-enum class Scratch { columns, staging, train_filters, infer_output, winograd_v, winograd_m, count };
+enum class Scratch { columns, staging, train_filters, infer_output, winograd_v, winograd_m, winograd_du, count };
 
 // At least n floats, owned by the calling thread (valid until its next call with the same slot).
 inline float* thread_scratch(Scratch slot, int64_t n) {
