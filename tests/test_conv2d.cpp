@@ -6,11 +6,13 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_infer.h"
 #include "kernels/cpu/conv2d_ref.h"
 #include "tests/shapes.h"
 #include "tests/testing.h"
@@ -234,4 +236,79 @@ TEST_CASE("conv2d reference backward matches finite differences in double") {
     msg = testing::close_double(testing::every(db, sb), ndb, 1e-6, 1e-6, &ok);  // same bound
     CHECK_MESSAGE(ok, "db: " << msg);
   }
+}
+
+// Training's Winograd products, called directly at both tile sizes (conv2d_*_cpu picks one per
+// layer): forward (winograd_weights + the Winograd conv), backward-input (the turned filters
+// applied to dy, padding 2 - pad) and backward-weight (G^T [sum D . V] G), on every real layer of
+// both networks. Tolerance as tests/test_conv2d_infer.cpp derives it: |got - ref| <= f eps * bound,
+// bound = the same reference run on absolute values (the sum of |terms| of each output), f = 16
+// for F(2x2), 1024 for F(4x4). Backward-weight runs the same three matrices with two of them
+// transposed (A for A^T, G^T for G, B unchanged), so the same triple products of absolute
+// entries, and the same f, bound it. A wrong tile offset, phase or sign is off by O(|term|).
+namespace {
+
+std::vector<float> absolute(const std::vector<float>& v) {
+  std::vector<float> a(v.size());
+  for (size_t i = 0; i < v.size(); ++i) a[i] = std::fabs(v[i]);
+  return a;
+}
+
+// The worst |got - want| / (f eps bound); CHECKs that it is <= 1.
+double check_bound(const char* what, int tile, const std::vector<float>& got, const std::vector<float>& want,
+                   const std::vector<float>& bound) {
+  const double f = tile == 4 ? 1024 : 16;
+  double worst = 0;
+  size_t at = 0, bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double tol = f * std::numeric_limits<float>::epsilon() * std::max((double)bound[i], 1e-30);
+    const double r = std::fabs((double)got[i] - want[i]) / tol;
+    if (!(r <= 1)) ++bad;
+    if (!(r <= worst)) worst = r, at = i;
+  }
+  INFO(what, " F(", tile, "x", tile, "): worst at [", at, "] got ", got[at], " want ", want[at], " (", worst,
+       " of the tolerance)");
+  CHECK(bad == 0);
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d training Winograd products at both tile sizes match the reference on every real layer") {
+  double worst[3][5] = {};
+  for (const auto& cs : testing::conv_cases()) {
+    Conv2dShape p = cs.shape;
+    if (!cs.real || !winograd_supported(p) || p.c < 16) continue;
+    p.n = 2;
+    CAPTURE(describe(cs.name, p));
+    auto x = random_vector(p.x_size(), 31), w = random_vector(p.w_size(), 32), dy = random_vector(p.y_size(), 33);
+    const auto ax = absolute(x), aw = absolute(w), ady = absolute(dy);
+    std::vector<float> y_ref(p.y_size()), y_bound(p.y_size()), dx_ref(p.x_size()), dx_bound(p.x_size());
+    std::vector<float> dw_ref(p.w_size()), dw_bound(p.w_size()), db(p.k);
+    conv2d_forward_ref_cpu(p, x.data(), w.data(), nullptr, y_ref.data());
+    conv2d_forward_ref_cpu(p, ax.data(), aw.data(), nullptr, y_bound.data());
+    conv2d_backward_input_ref_cpu(p, dy.data(), w.data(), dx_ref.data());
+    conv2d_backward_input_ref_cpu(p, ady.data(), aw.data(), dx_bound.data());
+    conv2d_backward_weight_ref_cpu(p, x.data(), dy.data(), dw_ref.data(), db.data());
+    conv2d_backward_weight_ref_cpu(p, ax.data(), ady.data(), dw_bound.data(), db.data());
+    for (int tile : {2, 4}) {
+      std::vector<float> u((size_t)winograd_weights_size(p, tile)), y(p.y_size(), NAN);
+      winograd_weights(p, w.data(), u.data(), tile);
+      conv2d_infer_winograd_cpu(p, x.data(), u.data(), nullptr, ConvEpilogue{}, y.data(), tile);
+      worst[0][tile] = std::max(worst[0][tile], check_bound("forward", tile, y, y_ref, y_bound));
+
+      const Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, 3, 3, 2 - p.pad_h, 2 - p.pad_w, 1, 1};
+      REQUIRE(q.out_h() == p.h);
+      std::vector<float> ut((size_t)winograd_weights_size(q, tile)), dx(p.x_size(), NAN);
+      winograd_weights(p, w.data(), ut.data(), tile, /*turned=*/true);
+      conv2d_infer_winograd_cpu(q, dy.data(), ut.data(), nullptr, ConvEpilogue{}, dx.data(), tile);
+      worst[1][tile] = std::max(worst[1][tile], check_bound("backward-input", tile, dx, dx_ref, dx_bound));
+
+      std::vector<float> dw(p.w_size(), NAN);
+      conv2d_backward_weight_winograd_cpu(p, x.data(), dy.data(), dw.data(), tile);
+      worst[2][tile] = std::max(worst[2][tile], check_bound("backward-weight", tile, dw, dw_ref, dw_bound));
+    }
+  }
+  MESSAGE("worst error / tolerance, forward F2 ", worst[0][2], " F4 ", worst[0][4], "; backward-input F2 ",
+          worst[1][2], " F4 ", worst[1][4], "; backward-weight F2 ", worst[2][2], " F4 ", worst[2][4]);
 }
