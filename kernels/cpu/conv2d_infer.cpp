@@ -382,69 +382,94 @@ inline void input_transform(const Conv2dShape& p, const WinogradPlan& w, const f
     input_transform4(p, w, x, r0, nr, c, v, ld_xi, tmp);
 }
 
+// row[M q + r] = phases[r * len + q] for q < len: the inverse of split_phases.
+template <int M>
+[[gnu::always_inline]] inline void merge_phases(const float* __restrict phases, float* __restrict row, int len) {
+  for (int q = 0; q < len; ++q)
+    for (int r = 0; r < M; ++r) row[M * q + r] = phases[r * len + q];
+}
+
 // For channel k and tile rows [r0, r0 + nr): Y = A^T M A per tile, then bias and the epilogue; the
-// m x m tile is pooled (2x2) or stored, clipped at the bottom and right edges.
-EMOTUNE_TRANSFORM_CLONES void output_transform(const Conv2dShape& p, const ConvEpilogue& e, const WinogradPlan& w,
-                                               const float* mm, int64_t ld_xi, const float* b, int64_t r0, int nr,
-                                               int k, float* y, float* tmp) {
-  const int m = w.m, alpha = w.alpha, tw = w.tiles_w, oh = p.out_h(), ow = p.out_w(), ph = e.out_h(p),
-            pw = e.out_w(p);
+// M x M tile is pooled (2x2) or stored, clipped at the bottom and right edges. A tile row's output
+// rows come out split by column phase (o[i][jj][tx] is column M tx + jj) and are merged into whole
+// rows before they are stored.
+template <int M>
+[[gnu::always_inline]] inline void output_transform_m(const Conv2dShape& p, const ConvEpilogue& e,
+                                                      const WinogradPlan& w, const float* mm, int64_t ld_xi,
+                                                      const float* b, int64_t r0, int nr, int k, float* y,
+                                                      float* tmp) {
+  constexpr int alpha = M + 2, half = M / 2;
+  const int tw = w.tiles_w, oh = p.out_h(), ow = p.out_w(), ph = e.out_h(p), pw = e.out_w(p);
   const float bias = b ? b[k] : 0.0f;
   const bool relu = e.relu, affine = e.scale != nullptr;
   const float sc = affine ? e.scale[k] : 1.0f, sh = affine ? e.shift[k] : 0.0f;
-  float* s = tmp;                  // A^T M: m rows x alpha columns, each tw long
-  float* o = tmp + m * alpha * tw;  // (A^T M) A: m x m, each tw long
-  float* pr = o + m * m * tw;      // one pooled row pair
+  float* s = tmp;                   // A^T M: M rows x alpha columns, each tw long
+  float* o = s + M * alpha * tw;    // (A^T M) A: M x M, each tw long
+  float* pr = o + M * M * tw;       // one pooled row pair: M phases of tw
+  float* line = pr + M * tw;        // one merged output row: M * tw
+  float* pooled = line + M * tw;    // one pooled row: half phases of tw
+  int64_t n = r0 / w.tiles_h;
+  int ty = (int)(r0 % w.tiles_h);
   for (int j = 0; j < nr; ++j) {
-    const int64_t row = r0 + j;
-    const int64_t n = row / w.tiles_h;
-    const int ty = (int)(row % w.tiles_h);
     const float* mk = mm + (int64_t)k * w.block + (int64_t)j * tw;
     for (int c = 0; c < alpha; ++c) {  // A^T down column c of the tile
-      const float* a[6];
+      const float* a[alpha];
       for (int i = 0; i < alpha; ++i) a[i] = mk + (int64_t)(i * alpha + c) * ld_xi;
-      if (m == 2)
+      if constexpr (M == 2)
         at2(a[0], a[1], a[2], a[3], s + c * tw, s + (alpha + c) * tw, tw);
       else
         at4(a[0], a[1], a[2], a[3], a[4], a[5], s + c * tw, s + (alpha + c) * tw, s + (2 * alpha + c) * tw,
             s + (3 * alpha + c) * tw, tw);
     }
-    for (int i = 0; i < m; ++i) {  // then across each of its m rows
+    for (int i = 0; i < M; ++i) {  // then across each of its M rows
       const float* si = s + i * alpha * tw;
-      float* oi = o + i * m * tw;  // o[i][jj] at oi + jj * tw
-      if (m == 2)
+      float* oi = o + i * M * tw;  // o[i][jj] at oi + jj * tw
+      if constexpr (M == 2)
         at2(si, si + tw, si + 2 * tw, si + 3 * tw, oi, oi + tw, tw);
       else
         at4(si, si + tw, si + 2 * tw, si + 3 * tw, si + 4 * tw, si + 5 * tw, oi, oi + tw, oi + 2 * tw, oi + 3 * tw, tw);
-      finish(oi, m * tw, bias, relu, affine, sc, sh);
+      finish(oi, M * tw, bias, relu, affine, sc, sh);
     }
     if (e.pool2) {
-      const int half = m / 2;
       for (int pi = 0; pi < half; ++pi) {
         const int py = ty * half + pi;
         if (py >= ph) break;
-        // max over output rows 2pi, 2pi+1, then over column pairs
-        max2(o + (2 * pi) * m * tw, o + (2 * pi + 1) * m * tw, pr, m * tw);
-        float* dst = y + ((n * p.k + k) * ph + py) * (int64_t)pw;
-        for (int pj = 0; pj < half; ++pj)
-          for (int tx = 0; tx < tw; ++tx) {
-            const int px = tx * half + pj;
-            if (px < pw) dst[px] = std::max(pr[(2 * pj) * tw + tx], pr[(2 * pj + 1) * tw + tx]);
-          }
+        // max over output rows 2pi, 2pi+1, then over column pairs: pooled column tx * half + pj
+        max2(o + (2 * pi) * M * tw, o + (2 * pi + 1) * M * tw, pr, M * tw);
+        for (int pj = 0; pj < half; ++pj) max2(pr + (2 * pj) * tw, pr + (2 * pj + 1) * tw, pooled + pj * tw, tw);
+        merge_phases<half>(pooled, line, tw);
+        std::copy(line, line + pw, y + ((n * p.k + k) * ph + py) * (int64_t)pw);
       }
-      continue;
+    } else {
+      float* yk = y + (n * p.k + k) * (int64_t)oh * ow;
+      for (int i = 0; i < M && M * ty + i < oh; ++i) {
+        merge_phases<M>(o + i * M * tw, line, tw);
+        std::copy(line, line + ow, yk + (int64_t)(M * ty + i) * ow);
+      }
     }
-    float* yk = y + (n * p.k + k) * (int64_t)oh * ow;
-    for (int i = 0; i < m && m * ty + i < oh; ++i) {
-      float* dst = yk + (int64_t)(m * ty + i) * ow;
-      const float* oi = o + i * m * tw;
-      for (int jj = 0; jj < m; ++jj)
-        for (int tx = 0; tx < tw; ++tx) {
-          const int ox = m * tx + jj;
-          if (ox < ow) dst[ox] = oi[jj * tw + tx];
-        }
+    if (++ty == w.tiles_h) {
+      ty = 0;
+      ++n;
     }
   }
+}
+
+EMOTUNE_TRANSFORM_CLONES void output_transform2(const Conv2dShape& p, const ConvEpilogue& e, const WinogradPlan& w,
+                                                const float* mm, int64_t ld_xi, const float* b, int64_t r0, int nr,
+                                                int k, float* y, float* tmp) {
+  output_transform_m<2>(p, e, w, mm, ld_xi, b, r0, nr, k, y, tmp);
+}
+EMOTUNE_TRANSFORM_CLONES void output_transform4(const Conv2dShape& p, const ConvEpilogue& e, const WinogradPlan& w,
+                                                const float* mm, int64_t ld_xi, const float* b, int64_t r0, int nr,
+                                                int k, float* y, float* tmp) {
+  output_transform_m<4>(p, e, w, mm, ld_xi, b, r0, nr, k, y, tmp);
+}
+inline void output_transform(const Conv2dShape& p, const ConvEpilogue& e, const WinogradPlan& w, const float* mm,
+                             int64_t ld_xi, const float* b, int64_t r0, int nr, int k, float* y, float* tmp) {
+  if (w.m == 2)
+    output_transform2(p, e, w, mm, ld_xi, b, r0, nr, k, y, tmp);
+  else
+    output_transform4(p, e, w, mm, ld_xi, b, r0, nr, k, y, tmp);
 }
 
 // A (the transpose of A^T) on a column of m rows, for backward-weight's A dY A^T:
@@ -475,51 +500,68 @@ inline void a4(const float* __restrict s0, const float* __restrict s1, const flo
 }
 
 // For output channel k and tile rows [r0, r0 + nr): D[xi][k][t] = (A dY A^T)[xi] of each tile's
-// m x m block of dy, zero past the bottom and right edges (those outputs do not exist: their
-// gradient is 0). dy's rows are split by column phase first (column m tx + jj in phase jj), so
-// that A runs across whole rows of tiles, then down them.
-EMOTUNE_TRANSFORM_CLONES void dy_transform(const Conv2dShape& p, const WinogradPlan& w, const float* dy, int64_t r0,
-                                           int nr, int k, float* d, int64_t ld_xi, float* tmp) {
-  const int m = w.m, alpha = w.alpha, tw = w.tiles_w, oh = p.out_h(), ow = p.out_w();
-  float* s = tmp;                   // m rows x m phases x tw
-  float* t = tmp + m * m * tw;      // m rows x alpha columns x tw: A across each row
+// M x M block of dy, zero past the bottom and right edges (those outputs do not exist: their
+// gradient is 0). Each dy row is copied into a zero-padded row of M * tiles_w and split by column
+// phase (column M tx + jj in phase jj), so that A runs across whole rows of tiles, then down them.
+template <int M>
+[[gnu::always_inline]] inline void dy_transform_m(const Conv2dShape& p, const WinogradPlan& w, const float* dy,
+                                                  int64_t r0, int nr, int k, float* d, int64_t ld_xi, float* tmp) {
+  constexpr int alpha = M + 2;
+  const int tw = w.tiles_w, oh = p.out_h(), ow = p.out_w(), wp = M * tw;
+  float* s = tmp;                   // M rows x M phases x tw
+  float* t = s + M * M * tw;        // M rows x alpha columns x tw: A across each row
+  float* line = t + M * alpha * tw;  // one zero-padded dy row of wp
+  std::fill(line + ow, line + wp, 0.0f);
+  int64_t n = r0 / w.tiles_h;
+  int ty = (int)(r0 % w.tiles_h);
   for (int j = 0; j < nr; ++j) {
-    const int64_t row = r0 + j;
-    const int64_t n = row / w.tiles_h;
-    const int ty = (int)(row % w.tiles_h);
     const float* dyk = dy + (n * p.k + k) * (int64_t)oh * ow;
-    for (int i = 0; i < m; ++i) {
-      const int oy = m * ty + i;
-      for (int jj = 0; jj < m; ++jj) {
-        float* ph = s + (i * m + jj) * tw;
-        if (oy >= oh) {
-          std::fill(ph, ph + tw, 0.0f);
-          continue;
-        }
-        const float* src = dyk + (int64_t)oy * ow;
-        for (int tx = 0; tx < tw; ++tx) {
-          const int ox = m * tx + jj;
-          ph[tx] = ox < ow ? src[ox] : 0.0f;
-        }
+    for (int i = 0; i < M; ++i) {
+      const int oy = M * ty + i;
+      float* si = s + i * M * tw;
+      if (oy >= oh) {
+        std::fill(si, si + M * tw, 0.0f);
+      } else {
+        std::copy(dyk + (int64_t)oy * ow, dyk + (int64_t)oy * ow + ow, line);
+        split_phases<M>(line, si, tw);
       }
-      const float* si = s + i * m * tw;
       float* ti = t + i * alpha * tw;
-      if (m == 2)
+      if constexpr (M == 2)
         a2(si, si + tw, ti, ti + tw, ti + 2 * tw, ti + 3 * tw, tw);
       else
         a4(si, si + tw, si + 2 * tw, si + 3 * tw, ti, ti + tw, ti + 2 * tw, ti + 3 * tw, ti + 4 * tw, ti + 5 * tw, tw);
     }
     float* dk = d + (int64_t)k * w.block + (int64_t)j * tw;
+    const int64_t step = (int64_t)alpha * ld_xi;  // from D[a][b] to D[a+1][b]
     for (int b = 0; b < alpha; ++b) {  // then down column b of the tile: D[a][b] = sum_i A[a][i] t[i][b]
       float* o = dk + (int64_t)b * ld_xi;
-      const int64_t step = (int64_t)alpha * ld_xi;  // from D[a][b] to D[a+1][b]
-      if (m == 2)
+      if constexpr (M == 2)
         a2(t + b * tw, t + (alpha + b) * tw, o, o + step, o + 2 * step, o + 3 * step, tw);
       else
         a4(t + b * tw, t + (alpha + b) * tw, t + (2 * alpha + b) * tw, t + (3 * alpha + b) * tw, o, o + step,
            o + 2 * step, o + 3 * step, o + 4 * step, o + 5 * step, tw);
     }
+    if (++ty == w.tiles_h) {
+      ty = 0;
+      ++n;
+    }
   }
+}
+
+EMOTUNE_TRANSFORM_CLONES void dy_transform2(const Conv2dShape& p, const WinogradPlan& w, const float* dy, int64_t r0,
+                                            int nr, int k, float* d, int64_t ld_xi, float* tmp) {
+  dy_transform_m<2>(p, w, dy, r0, nr, k, d, ld_xi, tmp);
+}
+EMOTUNE_TRANSFORM_CLONES void dy_transform4(const Conv2dShape& p, const WinogradPlan& w, const float* dy, int64_t r0,
+                                            int nr, int k, float* d, int64_t ld_xi, float* tmp) {
+  dy_transform_m<4>(p, w, dy, r0, nr, k, d, ld_xi, tmp);
+}
+inline void dy_transform(const Conv2dShape& p, const WinogradPlan& w, const float* dy, int64_t r0, int nr, int k,
+                         float* d, int64_t ld_xi, float* tmp) {
+  if (w.m == 2)
+    dy_transform2(p, w, dy, r0, nr, k, d, ld_xi, tmp);
+  else
+    dy_transform4(p, w, dy, r0, nr, k, d, ld_xi, tmp);
 }
 
 // G^T on a column of alpha rows (each n long) -> 3 rows: the adjoint of g_lanes' G.
