@@ -22,6 +22,7 @@ static void single_thread_kernels_for_serve(int argc, char** argv) {
 int main(int argc, char** argv) {
   emotune::cpu_path_init(argc, argv);  // may re-exec once with OPENBLAS_CORETYPE set; first
   if (emotune::print_version_if_asked(argc, argv)) return 0;
+  emotune::cpu_threads_init();
   single_thread_kernels_for_serve(argc, argv);
   CLI::App app{"emotune: facial emotion recognition on FER-2013, and music for the mood"};
   app.require_subcommand(1);

@@ -15,8 +15,13 @@ void free_cpu(void* p);
 void copy_cpu(void* dst, const void* src, size_t bytes);
 int device_count_cpu();
 void synchronize_cpu();
-// Threads of the CPU kernels: OpenMP's team size and OpenBLAS's pool, both set to n (>= 1).
+// Threads of the CPU kernels: OpenMP's team size n (>= 1), and OpenBLAS single-threaded. Every
+// threaded CPU kernel splits its work over OpenMP threads and calls sgemm inside them; OpenBLAS's
+// own pool, spinning between calls, took the second core from the OpenMP team (a two-thread
+// training step ran ~20% slower with it: docs/benchmarks.md).
 void set_cpu_threads(int n);
+// set_cpu_threads with OpenMP's default team (OMP_NUM_THREADS, else the cores): emotune's main.
+void cpu_threads_init();
 
 // For its lifetime OpenBLAS runs single-threaded and OpenMP does all the threading (the CPU
 // inference graph): OpenBLAS's spinning pool would otherwise fight the OpenMP team for the same

@@ -6,8 +6,8 @@
 //   backward_weight: dW += dY_g * col_g^T summed over the groups; db = sums of dY
 // Threading: with at least as many images as threads, OpenMP splits the groups and each thread
 // calls a single-threaded sgemm on its own group (OpenBLAS' own threads would fight OpenMP for
-// the same cores); with fewer images (inference, batch 1) the groups run in turn and OpenBLAS
-// threads each sgemm. Static scheduling and fixed reduction orders keep the results bit-identical
+// the same cores); with fewer images (batch 1) the groups run in turn, each sgemm threaded only
+// if OpenBLAS was given threads (set_cpu_threads leaves it one: kernels/runtime.h). Static scheduling and fixed reduction orders keep the results bit-identical
 // for a given thread count.
 #include "kernels/conv2d.h"
 
@@ -126,7 +126,7 @@ Plan make_plan(const Conv2dShape& p) {
   const int threads = omp_get_max_threads();
   plan.groups = (p.n + per_group - 1) / per_group;
   // With at least as many images as threads, give every thread the same number of groups; with
-  // fewer (batch 1 at inference), run the groups in turn and let OpenBLAS thread each sgemm.
+  // fewer (batch 1 at inference), run the groups in turn and each sgemm on as many threads as OpenBLAS has.
   // Below ~2 MFLOP (~10 us of one core) waking the other threads costs more than it saves.
   plan.parallel = threads >= 2 && p.n >= threads && p.flops() >= 2e6;
   if (plan.parallel) plan.groups = std::min(p.n, (plan.groups + threads - 1) / threads * threads);

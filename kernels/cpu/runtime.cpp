@@ -108,7 +108,9 @@ BlasSerialScope::~BlasSerialScope() {
 void set_cpu_threads(int n) {
   if (n < 1) n = 1;
   omp_set_num_threads(n);
-  openblas_set_num_threads(n);
+  openblas_set_num_threads(1);
 }
+
+void cpu_threads_init() { set_cpu_threads(omp_get_max_threads()); }
 
 }  // namespace emotune
