@@ -130,3 +130,36 @@ TEST_CASE("max_pool2d backward matches finite differences in double") {
     CHECK_MESSAGE(ok, msg);
   }
 }
+
+TEST_CASE("max_pool2d 2x2 stride 2 fast path: ties, NaNs and odd sizes as the reference, bit for bit") {
+  // Inputs from {-2, -1, 0, 1, 2} (windows with tied maxima everywhere) with 2% NaNs, on even and
+  // odd planes: the kernel's 2x2 loops must pick the same element as the reference's argmax (the
+  // first maximum in row-major order, the first NaN), and leave 0 in the odd last row and column.
+  for (auto [h, w] : {std::pair{6, 8}, std::pair{7, 5}, std::pair{23, 23}, std::pair{2, 3}}) {
+    Pool2dShape p;
+    p.n = 2;
+    p.c = 3;
+    p.h = h;
+    p.w = w;
+    CAPTURE(h);
+    CAPTURE(w);
+    auto u = random_vector(p.x_size(), 91, 0.0f, 1.0f);
+    std::vector<float> x(p.x_size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = u[i] < 0.02f ? NAN : std::floor(u[i] * 5.0f) - 2.0f;
+    auto dy = random_vector(p.y_size(), 92);
+    std::vector<float> y(p.y_size()), y_ref(p.y_size()), dx(p.x_size(), 7.0f), dx_ref(p.x_size());
+    max_pool2d_forward_cpu(p, x.data(), y.data());
+    max_pool2d_forward_ref<float>(p, x.data(), y_ref.data());
+    max_pool2d_backward_cpu(p, x.data(), dy.data(), dx.data());
+    max_pool2d_backward_ref<float>(p, x.data(), dy.data(), dx_ref.data());
+    int64_t y_diff = 0, dx_diff = 0, nans = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      nans += std::isnan(y_ref[i]);
+      y_diff += !(std::isnan(y[i]) && std::isnan(y_ref[i])) && y[i] != y_ref[i];
+    }
+    for (size_t i = 0; i < dx.size(); ++i) dx_diff += dx[i] != dx_ref[i];
+    CHECK(y_diff == 0);
+    CHECK(dx_diff == 0);
+    if (h > 6) CHECK(nans > 0);  // the case does exercise NaN windows
+  }
+}

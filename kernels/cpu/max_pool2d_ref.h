@@ -1,6 +1,6 @@
 // Max pooling, templated on the scalar type (float for the kernel, double for gradient checks).
-// One plain implementation serves as both the reference and the CPU kernel: it is memory-bound,
-// so there is no faster formulation worth a second copy.
+// The reference, and the CPU kernel for shapes other than 2x2 stride 2 (kernels/cpu/max_pool2d.cpp
+// has those windows written out).
 #pragma once
 #include <cstdint>
 
