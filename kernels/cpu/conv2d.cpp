@@ -231,10 +231,12 @@ void backward_weight_group(const Conv2dShape& p, const float* x, const float* dy
 void backward_bias(const Conv2dShape& p, const float* dy, float* db) {
   if (!db) return;
   const int64_t hw = p.out_h() * p.out_w();
+#pragma omp parallel for schedule(static) if ((int64_t)p.n * p.k * hw > 65536)
   for (int k = 0; k < p.k; ++k) {
     double sum = 0;  // a long sum (N*OH*OW terms): double keeps it close to the exact value
     for (int n = 0; n < p.n; ++n) {
       const float* dyk = dy + ((int64_t)n * p.k + k) * hw;
+#pragma omp simd reduction(+ : sum)
       for (int64_t i = 0; i < hw; ++i) sum += dyk[i];
     }
     db[k] = (float)sum;
