@@ -299,34 +299,40 @@ inline void max2(const float* __restrict a, const float* __restrict b, float* __
 }
 
 
-// Scratch of one worker: enough rows for either transform.
-int64_t transform_scratch(const WinogradPlan& w) { return (int64_t)(4 * w.alpha * w.alpha + 8) * (w.tiles_w + 2); }
+// Scratch of one worker: enough for any of the transforms: row buffers, plus matrices over the
+// block's tiles (alpha^2 columns for the input transform, m * alpha + m^2 for the output).
+int64_t transform_scratch(const WinogradPlan& w) {
+  return (int64_t)(4 * w.alpha * w.alpha + 8) * (w.tiles_w + 2) + (int64_t)2 * w.alpha * w.alpha * (w.block + 1);
+}
 
-// phases[r * len + q] = row[M q + r] for q < len: a row split by column phase. M is a constant, so
-// the compiler turns the loop into whole-vector loads and permutes.
+// phases[r * stride + q] = row[M q + r] for q < len: a row split by column phase. M is a
+// constant, so the compiler turns the loop into whole-vector loads and permutes.
 template <int M>
-[[gnu::always_inline]] inline void split_phases(const float* __restrict row, float* __restrict phases, int len) {
+[[gnu::always_inline]] inline void split_phases(const float* __restrict row, float* __restrict phases, int64_t stride,
+                                                int len) {
   for (int q = 0; q < len; ++q)
-    for (int r = 0; r < M; ++r) phases[r * len + q] = row[M * q + r];
+    for (int r = 0; r < M; ++r) phases[r * stride + q] = row[M * q + r];
 }
 
 // For channel c and tile rows [r0, r0 + nr): V[xi][c][t] = (B^T d B)[xi] of each tile's alpha x
 // alpha input patch d, zero outside the image. Per tile row: the alpha input rows are copied into
-// zero-padded rows of M * (tiles_w + 1) columns (column u is image column u - pad), B^T runs down
-// them, and each result row is split by column phase (column M q + r in phase r), so that tile tx
-// reads phases 0..M-1 at q = tx and phases 0..alpha-M-1 at q = tx + 1: then B across the row.
+// zero-padded rows of M * (tiles_w + 1) columns (column u is image column u - pad) and B^T runs
+// down them; each result row i is split by column phase (column M q + r in phase r), which gives
+// column r of every tile at q = tx, and column M + r at q = tx + 1: cols[i][q] holds column q of
+// row i of B^T d for all the block's tiles side by side. Then B runs across, over the whole block
+// at once (a tile row alone is as short as 3 tiles on the 11x11 layers).
 template <int M>
 [[gnu::always_inline]] inline void input_transform_m(const Conv2dShape& p, const WinogradPlan& w, const float* x,
                                                      int64_t r0, int nr, int c, float* v, int64_t ld_xi,
                                                      float* tmp) {
   constexpr int alpha = M + 2;
   const int tw = w.tiles_w, len = tw + 1, wp = M * len;
+  const int64_t tb = (int64_t)nr * tw, cs = tb + 1;  // a column of the block (+1: split_phases writes len)
   float* rows = tmp;                   // alpha padded input rows of wp
   float* bt = rows + alpha * wp;       // alpha rows of B^T d
-  float* ph = bt + alpha * wp;         // one row of B^T d split into M phases of len
+  float* cols = bt + alpha * wp;       // alpha x alpha columns of cs
   // Columns [lo, hi) of a padded row lie inside the image.
   const int lo = std::min(wp, p.pad_w), hi = std::max(lo, std::min(wp, p.pad_w + p.w));
-  float* vc = v + (int64_t)c * w.block;
   int64_t n = r0 / w.tiles_h;
   int ty = (int)(r0 % w.tiles_h);
   for (int j = 0; j < nr; ++j) {
@@ -347,22 +353,26 @@ template <int M>
     else
       bt4(rows, rows + wp, rows + 2 * wp, rows + 3 * wp, rows + 4 * wp, rows + 5 * wp, bt, bt + wp, bt + 2 * wp,
           bt + 3 * wp, bt + 4 * wp, bt + 5 * wp, wp);
-    const int64_t t0 = (int64_t)j * tw;
-    for (int i = 0; i < alpha; ++i) {  // (B^T d) B across the row: inputs are columns 0..alpha-1
-      split_phases<M>(bt + i * wp, ph, len);
-      const float* col[alpha];
-      for (int q = 0; q < alpha; ++q) col[q] = ph + (q % M) * len + q / M;  // column q of tile tx at [tx]
-      float* out = vc + (int64_t)(i * alpha) * ld_xi + t0;
-      if constexpr (M == 2)
-        bt2(col[0], col[1], col[2], col[3], out, out + ld_xi, out + 2 * ld_xi, out + 3 * ld_xi, tw);
-      else
-        bt4(col[0], col[1], col[2], col[3], col[4], col[5], out, out + ld_xi, out + 2 * ld_xi, out + 3 * ld_xi,
-            out + 4 * ld_xi, out + 5 * ld_xi, tw);
+    for (int i = 0; i < alpha; ++i) {
+      float* ci = cols + (int64_t)i * alpha * cs + (int64_t)j * tw;
+      split_phases<M>(bt + i * wp, ci, cs, len);  // columns 0..M-1 (and one past this row's tiles)
+      for (int r = 0; r < alpha - M; ++r)         // columns M..alpha-1: phase r one tile later
+        std::copy(ci + r * cs + 1, ci + r * cs + 1 + tw, ci + (M + r) * cs);
     }
     if (++ty == w.tiles_h) {
       ty = 0;
       ++n;
     }
+  }
+  float* vc = v + (int64_t)c * w.block;
+  for (int i = 0; i < alpha; ++i) {  // (B^T d) B across the tiles' rows
+    const float* ci = cols + (int64_t)i * alpha * cs;
+    float* out = vc + (int64_t)(i * alpha) * ld_xi;
+    if constexpr (M == 2)
+      bt2(ci, ci + cs, ci + 2 * cs, ci + 3 * cs, out, out + ld_xi, out + 2 * ld_xi, out + 3 * ld_xi, (int)tb);
+    else
+      bt4(ci, ci + cs, ci + 2 * cs, ci + 3 * cs, ci + 4 * cs, ci + 5 * cs, out, out + ld_xi, out + 2 * ld_xi,
+          out + 3 * ld_xi, out + 4 * ld_xi, out + 5 * ld_xi, (int)tb);
   }
 }
 
@@ -382,17 +392,18 @@ inline void input_transform(const Conv2dShape& p, const WinogradPlan& w, const f
     input_transform4(p, w, x, r0, nr, c, v, ld_xi, tmp);
 }
 
-// row[M q + r] = phases[r * len + q] for q < len: the inverse of split_phases.
+// row[M q + r] = phases[r * stride + q] for q < len: the inverse of split_phases.
 template <int M>
-[[gnu::always_inline]] inline void merge_phases(const float* __restrict phases, float* __restrict row, int len) {
+[[gnu::always_inline]] inline void merge_phases(const float* __restrict phases, int64_t stride, float* __restrict row,
+                                                int len) {
   for (int q = 0; q < len; ++q)
-    for (int r = 0; r < M; ++r) row[M * q + r] = phases[r * len + q];
+    for (int r = 0; r < M; ++r) row[M * q + r] = phases[r * stride + q];
 }
 
 // For channel k and tile rows [r0, r0 + nr): Y = A^T M A per tile, then bias and the epilogue; the
-// M x M tile is pooled (2x2) or stored, clipped at the bottom and right edges. A tile row's output
-// rows come out split by column phase (o[i][jj][tx] is column M tx + jj) and are merged into whole
-// rows before they are stored.
+// M x M tile is pooled (2x2) or stored, clipped at the bottom and right edges. A^T runs over the
+// whole block's tiles at once; o[i][jj] holds output row i, column jj of every tile, and each tile
+// row's output rows are merged from those column phases before they are stored.
 template <int M>
 [[gnu::always_inline]] inline void output_transform_m(const Conv2dShape& p, const ConvEpilogue& e,
                                                       const WinogradPlan& w, const float* mm, int64_t ld_xi,
@@ -400,50 +411,54 @@ template <int M>
                                                       float* tmp) {
   constexpr int alpha = M + 2, half = M / 2;
   const int tw = w.tiles_w, oh = p.out_h(), ow = p.out_w(), ph = e.out_h(p), pw = e.out_w(p);
+  const int64_t tb = (int64_t)nr * tw;
   const float bias = b ? b[k] : 0.0f;
   const bool relu = e.relu, affine = e.scale != nullptr;
   const float sc = affine ? e.scale[k] : 1.0f, sh = affine ? e.shift[k] : 0.0f;
-  float* s = tmp;                   // A^T M: M rows x alpha columns, each tw long
-  float* o = s + M * alpha * tw;    // (A^T M) A: M x M, each tw long
-  float* pr = o + M * M * tw;       // one pooled row pair: M phases of tw
+  float* s = tmp;                   // A^T M: M rows x alpha columns of tb
+  float* o = s + M * alpha * tb;    // (A^T M) A: M x M of tb
+  float* pr = o + M * M * tb;       // one pooled row pair: M phases of tw
   float* line = pr + M * tw;        // one merged output row: M * tw
   float* pooled = line + M * tw;    // one pooled row: half phases of tw
+  const float* mk = mm + (int64_t)k * w.block;
+  for (int c = 0; c < alpha; ++c) {  // A^T down column c of the tiles
+    const float* a[alpha];
+    for (int i = 0; i < alpha; ++i) a[i] = mk + (int64_t)(i * alpha + c) * ld_xi;
+    if constexpr (M == 2)
+      at2(a[0], a[1], a[2], a[3], s + c * tb, s + (alpha + c) * tb, (int)tb);
+    else
+      at4(a[0], a[1], a[2], a[3], a[4], a[5], s + c * tb, s + (alpha + c) * tb, s + (2 * alpha + c) * tb,
+          s + (3 * alpha + c) * tb, (int)tb);
+  }
+  for (int i = 0; i < M; ++i) {  // then across each of their M rows
+    const float* si = s + i * alpha * tb;
+    float* oi = o + i * M * tb;  // o[i][jj] at oi + jj * tb
+    if constexpr (M == 2)
+      at2(si, si + tb, si + 2 * tb, si + 3 * tb, oi, oi + tb, (int)tb);
+    else
+      at4(si, si + tb, si + 2 * tb, si + 3 * tb, si + 4 * tb, si + 5 * tb, oi, oi + tb, oi + 2 * tb, oi + 3 * tb,
+          (int)tb);
+  }
+  finish(o, (int)(M * M * tb), bias, relu, affine, sc, sh);
   int64_t n = r0 / w.tiles_h;
   int ty = (int)(r0 % w.tiles_h);
   for (int j = 0; j < nr; ++j) {
-    const float* mk = mm + (int64_t)k * w.block + (int64_t)j * tw;
-    for (int c = 0; c < alpha; ++c) {  // A^T down column c of the tile
-      const float* a[alpha];
-      for (int i = 0; i < alpha; ++i) a[i] = mk + (int64_t)(i * alpha + c) * ld_xi;
-      if constexpr (M == 2)
-        at2(a[0], a[1], a[2], a[3], s + c * tw, s + (alpha + c) * tw, tw);
-      else
-        at4(a[0], a[1], a[2], a[3], a[4], a[5], s + c * tw, s + (alpha + c) * tw, s + (2 * alpha + c) * tw,
-            s + (3 * alpha + c) * tw, tw);
-    }
-    for (int i = 0; i < M; ++i) {  // then across each of its M rows
-      const float* si = s + i * alpha * tw;
-      float* oi = o + i * M * tw;  // o[i][jj] at oi + jj * tw
-      if constexpr (M == 2)
-        at2(si, si + tw, si + 2 * tw, si + 3 * tw, oi, oi + tw, tw);
-      else
-        at4(si, si + tw, si + 2 * tw, si + 3 * tw, si + 4 * tw, si + 5 * tw, oi, oi + tw, oi + 2 * tw, oi + 3 * tw, tw);
-      finish(oi, M * tw, bias, relu, affine, sc, sh);
-    }
+    const float* oj = o + (int64_t)j * tw;
     if (e.pool2) {
       for (int pi = 0; pi < half; ++pi) {
         const int py = ty * half + pi;
         if (py >= ph) break;
         // max over output rows 2pi, 2pi+1, then over column pairs: pooled column tx * half + pj
-        max2(o + (2 * pi) * M * tw, o + (2 * pi + 1) * M * tw, pr, M * tw);
+        for (int jj = 0; jj < M; ++jj)
+          max2(oj + ((2 * pi) * M + jj) * tb, oj + ((2 * pi + 1) * M + jj) * tb, pr + jj * tw, tw);
         for (int pj = 0; pj < half; ++pj) max2(pr + (2 * pj) * tw, pr + (2 * pj + 1) * tw, pooled + pj * tw, tw);
-        merge_phases<half>(pooled, line, tw);
+        merge_phases<half>(pooled, tw, line, tw);
         std::copy(line, line + pw, y + ((n * p.k + k) * ph + py) * (int64_t)pw);
       }
     } else {
       float* yk = y + (n * p.k + k) * (int64_t)oh * ow;
       for (int i = 0; i < M && M * ty + i < oh; ++i) {
-        merge_phases<M>(o + i * M * tw, line, tw);
+        merge_phases<M>(oj + i * M * tb, tb, line, tw);
         std::copy(line, line + ow, yk + (int64_t)(M * ty + i) * ow);
       }
     }
@@ -502,15 +517,17 @@ inline void a4(const float* __restrict s0, const float* __restrict s1, const flo
 // For output channel k and tile rows [r0, r0 + nr): D[xi][k][t] = (A dY A^T)[xi] of each tile's
 // M x M block of dy, zero past the bottom and right edges (those outputs do not exist: their
 // gradient is 0). Each dy row is copied into a zero-padded row of M * tiles_w and split by column
-// phase (column M tx + jj in phase jj), so that A runs across whole rows of tiles, then down them.
+// phase (column M tx + jj in phase jj, the block's tiles side by side); then A runs across and
+// down over the whole block at once.
 template <int M>
 [[gnu::always_inline]] inline void dy_transform_m(const Conv2dShape& p, const WinogradPlan& w, const float* dy,
                                                   int64_t r0, int nr, int k, float* d, int64_t ld_xi, float* tmp) {
   constexpr int alpha = M + 2;
   const int tw = w.tiles_w, oh = p.out_h(), ow = p.out_w(), wp = M * tw;
-  float* s = tmp;                   // M rows x M phases x tw
-  float* t = s + M * M * tw;        // M rows x alpha columns x tw: A across each row
-  float* line = t + M * alpha * tw;  // one zero-padded dy row of wp
+  const int64_t tb = (int64_t)nr * tw;
+  float* s = tmp;                    // M rows x M phases of tb
+  float* t = s + M * M * tb;         // M rows x alpha columns of tb: A across each row
+  float* line = t + M * alpha * tb;  // one zero-padded dy row of wp
   std::fill(line + ow, line + wp, 0.0f);
   int64_t n = r0 / w.tiles_h;
   int ty = (int)(r0 % w.tiles_h);
@@ -518,33 +535,37 @@ template <int M>
     const float* dyk = dy + (n * p.k + k) * (int64_t)oh * ow;
     for (int i = 0; i < M; ++i) {
       const int oy = M * ty + i;
-      float* si = s + i * M * tw;
+      float* si = s + (int64_t)i * M * tb + (int64_t)j * tw;
       if (oy >= oh) {
-        std::fill(si, si + M * tw, 0.0f);
+        for (int jj = 0; jj < M; ++jj) std::fill(si + jj * tb, si + jj * tb + tw, 0.0f);
       } else {
         std::copy(dyk + (int64_t)oy * ow, dyk + (int64_t)oy * ow + ow, line);
-        split_phases<M>(line, si, tw);
+        split_phases<M>(line, si, tb, tw);
       }
-      float* ti = t + i * alpha * tw;
-      if constexpr (M == 2)
-        a2(si, si + tw, ti, ti + tw, ti + 2 * tw, ti + 3 * tw, tw);
-      else
-        a4(si, si + tw, si + 2 * tw, si + 3 * tw, ti, ti + tw, ti + 2 * tw, ti + 3 * tw, ti + 4 * tw, ti + 5 * tw, tw);
-    }
-    float* dk = d + (int64_t)k * w.block + (int64_t)j * tw;
-    const int64_t step = (int64_t)alpha * ld_xi;  // from D[a][b] to D[a+1][b]
-    for (int b = 0; b < alpha; ++b) {  // then down column b of the tile: D[a][b] = sum_i A[a][i] t[i][b]
-      float* o = dk + (int64_t)b * ld_xi;
-      if constexpr (M == 2)
-        a2(t + b * tw, t + (alpha + b) * tw, o, o + step, o + 2 * step, o + 3 * step, tw);
-      else
-        a4(t + b * tw, t + (alpha + b) * tw, t + (2 * alpha + b) * tw, t + (3 * alpha + b) * tw, o, o + step,
-           o + 2 * step, o + 3 * step, o + 4 * step, o + 5 * step, tw);
     }
     if (++ty == w.tiles_h) {
       ty = 0;
       ++n;
     }
+  }
+  for (int i = 0; i < M; ++i) {  // A across each row of the tiles
+    const float* si = s + (int64_t)i * M * tb;
+    float* ti = t + (int64_t)i * alpha * tb;
+    if constexpr (M == 2)
+      a2(si, si + tb, ti, ti + tb, ti + 2 * tb, ti + 3 * tb, (int)tb);
+    else
+      a4(si, si + tb, si + 2 * tb, si + 3 * tb, ti, ti + tb, ti + 2 * tb, ti + 3 * tb, ti + 4 * tb, ti + 5 * tb,
+         (int)tb);
+  }
+  float* dk = d + (int64_t)k * w.block;
+  const int64_t step = (int64_t)alpha * ld_xi;  // from D[a][b] to D[a+1][b]
+  for (int b = 0; b < alpha; ++b) {  // then down column b: D[a][b] = sum_i A[a][i] t[i][b]
+    float* o = dk + (int64_t)b * ld_xi;
+    if constexpr (M == 2)
+      a2(t + b * tb, t + (alpha + b) * tb, o, o + step, o + 2 * step, o + 3 * step, (int)tb);
+    else
+      a4(t + b * tb, t + (alpha + b) * tb, t + (2 * alpha + b) * tb, t + (3 * alpha + b) * tb, o, o + step,
+         o + 2 * step, o + 3 * step, o + 4 * step, o + 5 * step, (int)tb);
   }
 }
 
