@@ -20,7 +20,12 @@ namespace {
 // pages, so every step faulted in and zeroed its activations' pages again: 10% of a batch-64 paper
 // step went to the kernel's clear_page (perf). At most kIdleMax bytes stay idle; beyond that a freed
 // block goes back to the system.
+// Under AddressSanitizer every block goes back to malloc, so that a use after free stays visible.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kCacheMin = ~size_t{0};
+#else
 constexpr size_t kCacheMin = size_t{1} << 20;
+#endif
 constexpr size_t kIdleMax = size_t{2} << 30;
 
 struct BlockCache {
