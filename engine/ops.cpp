@@ -41,25 +41,54 @@ int conv2d_padding(const char* mode, int kernel, int stride) {
   throw Error(std::string("conv2d: unknown padding '") + mode + "' (expected same or valid)");
 }
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad) {
-  expect_ndim(x, 4, "conv2d", "input");
-  expect_ndim(w, 4, "conv2d", "weight");
-  expect_same_device("conv2d", {&x, &w, &b});
+namespace {
+
+// conv2d's shape from its operands, every mismatch an Error naming the operand (`op` names the
+// caller in the messages).
+Conv2dShape conv2d_checked_shape(const char* op, const Tensor& x, const Tensor& w, const Tensor& b, int stride,
+                                 int pad) {
+  const std::string name = op;
+  expect_ndim(x, 4, op, "input");
+  expect_ndim(w, 4, op, "weight");
+  expect_same_device(op, {&x, &w, &b});
   if (x.dim(1) != w.dim(1))
-    throw Error("conv2d: input " + shape_str(x.shape()) + " has " + std::to_string(x.dim(1)) +
+    throw Error(name + ": input " + shape_str(x.shape()) + " has " + std::to_string(x.dim(1)) +
                 " channels but weight " + shape_str(w.shape()) + " expects " +
                 std::to_string(w.dim(1)));
   if (b.defined() && (b.ndim() != 1 || b.dim(0) != w.dim(0)))
-    throw Error("conv2d: bias " + shape_str(b.shape()) + " does not match weight " +
+    throw Error(name + ": bias " + shape_str(b.shape()) + " does not match weight " +
                 shape_str(w.shape()));
-  if (stride < 1 || pad < 0) throw Error("conv2d: stride must be >= 1 and padding >= 0");
+  if (stride < 1 || pad < 0) throw Error(name + ": stride must be >= 1 and padding >= 0");
   Conv2dShape p;
   p.n = (int)x.dim(0); p.c = (int)x.dim(1); p.h = (int)x.dim(2); p.w = (int)x.dim(3);
   p.k = (int)w.dim(0); p.r = (int)w.dim(2); p.s = (int)w.dim(3);
   p.pad_h = p.pad_w = pad; p.stride_h = p.stride_w = stride;
   if (p.out_h() < 1 || p.out_w() < 1 || p.h + 2 * pad < p.r || p.w + 2 * pad < p.s)
-    throw Error("conv2d: kernel " + shape_str(w.shape()) + " does not fit input " +
+    throw Error(name + ": kernel " + shape_str(w.shape()) + " does not fit input " +
                 shape_str(x.shape()) + " with padding " + std::to_string(pad));
+  return p;
+}
+
+// {dx, dw, db} of a conv whose output has gradient g (undefined where not wanted).
+std::vector<Tensor> conv2d_grads(const Conv2dShape& p, Device d, const Tensor& xs, const Tensor& ws,
+                                 const Tensor& g, bool gx, bool gw, bool has_b) {
+  Tensor dx, dw, db;
+  if (gx) {
+    dx = Tensor::empty(xs.shape(), d);
+    EMOTUNE_KERNEL(d, conv2d_backward_input)(p, g.data(), ws.data(), dx.data());
+  }
+  if (gw) {
+    dw = Tensor::empty(ws.shape(), d);
+    if (has_b) db = Tensor::empty({p.k}, d);
+    EMOTUNE_KERNEL(d, conv2d_backward_weight)(p, xs.data(), g.data(), dw.data(), has_b ? db.data() : nullptr);
+  }
+  return {dx, dw, db};
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad) {
+  const Conv2dShape p = conv2d_checked_shape("conv2d", x, w, b, stride, pad);
   Device d = x.device();
   Tensor y = Tensor::empty({p.n, p.k, p.out_h(), p.out_w()}, d);
   EMOTUNE_KERNEL(d, conv2d_forward)(p, x.data(), w.data(), b.defined() ? b.data() : nullptr, y.data());
@@ -68,18 +97,28 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int
     bool gx = x.requires_grad(), gw = w.requires_grad() || (b.defined() && b.requires_grad());
     bool has_b = b.defined();
     record(y, "conv2d", {x, w, b}, [=](const Tensor& g) -> std::vector<Tensor> {
-      Tensor dx, dw, db;
-      if (gx) {
-        dx = Tensor::empty(xs.shape(), d);
-        EMOTUNE_KERNEL(d, conv2d_backward_input)(p, g.data(), ws.data(), dx.data());
-      }
-      if (gw) {
-        dw = Tensor::empty(ws.shape(), d);
-        if (has_b) db = Tensor::empty({p.k}, d);
-        EMOTUNE_KERNEL(d, conv2d_backward_weight)(p, xs.data(), g.data(), dw.data(),
-                                                  has_b ? db.data() : nullptr);
-      }
-      return {dx, dw, db};
+      return conv2d_grads(p, d, xs, ws, g, gx, gw, has_b);
+    });
+  }
+  return y;
+}
+
+// relu(conv2d(x)) as one node: the ReLU runs in the conv's output pass, and backward masks the
+// gradient with y > 0 (the same elements as x > 0 of the unfused relu, NaN included: neither
+// passes it) before the conv's backward.
+Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad) {
+  const Conv2dShape p = conv2d_checked_shape("conv2d_relu", x, w, b, stride, pad);
+  Device d = x.device();
+  Tensor y = Tensor::empty({p.n, p.k, p.out_h(), p.out_w()}, d);
+  EMOTUNE_KERNEL(d, conv2d_forward_relu)(p, x.data(), w.data(), b.defined() ? b.data() : nullptr, y.data());
+  if (needs_grad({&x, &w, &b})) {
+    Tensor xs = x.detach(), ws = w.detach(), ys = y.detach();
+    bool gx = x.requires_grad(), gw = w.requires_grad() || (b.defined() && b.requires_grad());
+    bool has_b = b.defined();
+    record(y, "conv2d_relu", {x, w, b}, [=](const Tensor& g) -> std::vector<Tensor> {
+      Tensor gm = Tensor::empty(g.shape(), d);
+      EMOTUNE_KERNEL(d, relu_backward)(g.numel(), ys.data(), g.data(), gm.data());
+      return conv2d_grads(p, d, xs, ws, gm, gx, gw, has_b);
     });
   }
   return y;

@@ -11,6 +11,8 @@ namespace emotune::ops {
 
 // x [N,C,H,W], w [K,C,R,S], b [K] or undefined. Zero padding `pad` on each side.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad);
+// relu(conv2d(...)) in one pass (the training graph's conv + ReLU pairs); same values and gradients.
+Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad);
 // Keras' padding names: "same" (stride 1, odd kernel: pad (r-1)/2) and "valid" (pad 0).
 int conv2d_padding(const char* mode, int kernel, int stride);
 

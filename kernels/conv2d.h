@@ -41,6 +41,11 @@ void conv2d_backward_input_im2col_cpu(const Conv2dShape& p, const float* dy, con
 void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db);
 
 void conv2d_forward_cuda(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y);
+// conv2d_forward, then ReLU (a NaN passing through, as relu_forward does), in one call: the training
+// graph's conv + ReLU pairs (ops::conv2d_relu). CPU: Winograd's output transform applies the ReLU
+// (im2col, the first layer's path, applies it after the product); CUDA: the conv, then ReLU in place.
+void conv2d_forward_relu_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y);
+void conv2d_forward_relu_cuda(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y);
 void conv2d_backward_input_cuda(const Conv2dShape& p, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight_cuda(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db);
 

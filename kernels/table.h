@@ -27,6 +27,7 @@ struct KernelTable {
   decltype(&synchronize_cpu) synchronize = nullptr;
 
   decltype(&conv2d_forward_cpu) conv2d_forward = nullptr;
+  decltype(&conv2d_forward_relu_cpu) conv2d_forward_relu = nullptr;
   decltype(&conv2d_backward_input_cpu) conv2d_backward_input = nullptr;
   decltype(&conv2d_backward_weight_cpu) conv2d_backward_weight = nullptr;
   decltype(&max_pool2d_forward_cpu) max_pool2d_forward = nullptr;

@@ -31,6 +31,7 @@ Conv2d::Conv2d(int in, int out, int kernel, const std::string& padding, Rng& rng
 }
 
 Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, weight, bias, stride_, pad_); }
+Tensor Conv2d::forward_relu(const Tensor& x) { return ops::conv2d_relu(x, weight, bias, stride_, pad_); }
 
 std::string Conv2d::describe() const {
   return fmt("Conv2d(%d->%d, %dx", in_, out_, kernel_) + std::to_string(kernel_) + ", " +
@@ -132,9 +133,19 @@ Sequential& Sequential::add(const std::string& name, std::shared_ptr<Module> m) 
   return *this;
 }
 
+// A Conv2d followed by a ReLU runs as one op (ops::conv2d_relu: the ReLU in the conv's output
+// pass); everything else module by module.
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  for (auto& c : children_) y = c.module->forward(y);
+  for (size_t i = 0; i < children_.size(); ++i) {
+    auto* conv = dynamic_cast<Conv2d*>(children_[i].module.get());
+    if (conv && i + 1 < children_.size() && dynamic_cast<ReLU*>(children_[i + 1].module.get())) {
+      y = conv->forward_relu(y);
+      ++i;
+      continue;
+    }
+    y = children_[i].module->forward(y);
+  }
   return y;
 }
 

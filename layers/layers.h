@@ -17,6 +17,8 @@ class Conv2d : public Module {
   Conv2d(int in, int out, int kernel, const std::string& padding, Rng& rng, bool bias = true,
          int stride = 1, const std::string& init = "glorot_uniform");
   Tensor forward(const Tensor& x) override;
+  // forward followed by ReLU, in one pass (Sequential runs a Conv2d + ReLU pair through it).
+  Tensor forward_relu(const Tensor& x);
   std::string describe() const override;
   void collect(const std::string& prefix, std::vector<ParamRef>& params,
                std::vector<NamedTensor>& buffers) override;

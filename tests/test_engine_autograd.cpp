@@ -579,3 +579,37 @@ TEST_CASE("ops: linear, batch_norm and cross-entropy shape errors name both shap
   CHECK(contains(error_of([] { (void)ops::softmax_cross_entropy(Tensor::zeros({2, 3}), Tensor::zeros({2, 3}), Tensor(), 1.0f); }),
                  "smoothing"));
 }
+
+TEST_CASE("conv2d_relu: the values and gradients of relu(conv2d(...)), bit for bit") {
+  // The fused op runs the same kernels as the pair (the conv's Winograd or im2col path with the
+  // ReLU applied to the same floats; backward masks with y > 0, which selects the elements x > 0
+  // does), so forward and gradients must be identical; the pair's own gradients are checked
+  // against finite differences above (conv2d, relu). One shape on the Winograd path (3x3 stride
+  // 1, 16 channels, 64 output tiles) and one on im2col (one input channel), both with a bias.
+  struct Case { Shape x, w; int pad; };
+  const Case cases[] = {{{4, 16, 8, 8}, {16, 16, 3, 3}, 1}, {{2, 1, 6, 6}, {4, 1, 3, 3}, 1}};
+  uint64_t seed = 400;
+  for (const Case& c : cases) {
+    CAPTURE(shape_str(c.x));
+    const Tensor x0 = rand_tensor(c.x, seed++), w0 = rand_tensor(c.w, seed++), b0 = rand_tensor({c.w[0]}, seed++);
+    const std::vector<float> r = random_vector((size_t)(c.x[0] * c.w[0] * c.x[2] * c.x[3]), seed++, -1.0f, 1.0f);
+    std::vector<std::vector<float>> out[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      Tensor x = x0.clone(), w = w0.clone(), b = b0.clone();
+      x.set_requires_grad(true);
+      w.set_requires_grad(true);
+      b.set_requires_grad(true);
+      Tensor y = fused ? ops::conv2d_relu(x, w, b, 1, c.pad) : ops::relu(ops::conv2d(x, w, b, 1, c.pad));
+      REQUIRE(y.numel() == (int64_t)r.size());
+      run_backward(y, Tensor::from_vector(y.shape(), r));
+      out[fused] = {y.to_vector(), x.grad().to_vector(), w.grad().to_vector(), b.grad().to_vector()};
+    }
+    int64_t zeros = 0;
+    for (float v : out[1][0]) zeros += v == 0.0f;
+    CHECK(zeros > 0);  // the ReLU did cut something
+    for (int i = 0; i < 4; ++i) {
+      CAPTURE(i);  // 0: y, 1: dx, 2: dw, 3: db
+      EMOTUNE_CHECK_CLOSE(allclose(out[1][i], out[0][i], 0, 0));
+    }
+  }
+}

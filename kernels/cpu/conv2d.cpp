@@ -319,6 +319,21 @@ void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, co
   conv2d_forward_im2col_cpu(p, x, w, b, y);
 }
 
+void conv2d_forward_relu_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
+  if (const int tile = train_tile(p, /*forward=*/true)) {
+    float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(p, tile));
+    winograd_weights(p, w, u, tile);
+    ConvEpilogue e;
+    e.relu = true;
+    conv2d_infer_winograd_cpu(p, x, u, b, e, y, tile);
+    return;
+  }
+  conv2d_forward_im2col_cpu(p, x, w, b, y);
+  const int64_t n = p.y_size();
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) y[i] = !(y[i] <= 0.0f) ? y[i] : 0.0f;  // relu_forward's rule
+}
+
 // dx is the "full" correlation of dy with the filters turned 180 degrees and their channel axes
 // swapped: a 3x3 stride-1 conv of dy [N, K, OH, OW] with w' [C, K, 3, 3], w'[c,k,r,s] =
 // w[k,c,2-r,2-s], padding 2 - pad, which gives back [N, C, H, W].

@@ -29,7 +29,7 @@ namespace {
 inline void finish(float* __restrict v, int n, float bias, bool relu, bool affine, float sc, float sh) {
   for (int q = 0; q < n; ++q) {
     float x = v[q] + bias;
-    if (relu) x = x > 0.0f ? x : 0.0f;
+    if (relu) x = !(x <= 0.0f) ? x : 0.0f;  // a NaN passes, as relu_forward lets it
     if (affine) x = x * sc + sh;
     v[q] = x;
   }

@@ -14,6 +14,7 @@ void register_cpu_kernels(KernelTable& t) {
   t.synchronize = synchronize_cpu;
 
   t.conv2d_forward = conv2d_forward_cpu;
+  t.conv2d_forward_relu = conv2d_forward_relu_cpu;
   t.conv2d_backward_input = conv2d_backward_input_cpu;
   t.conv2d_backward_weight = conv2d_backward_weight_cpu;
   t.max_pool2d_forward = max_pool2d_forward_cpu;

@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "kernels/conv2d.h"
+#include "kernels/elementwise.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/conv2d_cuda.h"
 #include "kernels/cuda/conv2d_igemm.cuh"
@@ -387,6 +388,12 @@ void conv2d_backward_weight_cuda_with(const ConvCudaOptions& o, const Conv2dShap
 
 void conv2d_forward_cuda(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
   conv2d_forward_cuda_with(ConvCudaOptions{}, p, x, w, b, y);
+}
+
+// Not fused on the GPU yet: the conv, then the elementwise ReLU in place on the same stream.
+void conv2d_forward_relu_cuda(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
+  conv2d_forward_cuda(p, x, w, b, y);
+  relu_forward_cuda(p.y_size(), y, y);
 }
 
 void conv2d_backward_input_cuda(const Conv2dShape& p, const float* dy, const float* w, float* dx) {

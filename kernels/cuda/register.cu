@@ -14,6 +14,7 @@ void register_cuda_kernels(KernelTable& t) {
   t.synchronize = synchronize_cuda;
 
   t.conv2d_forward = conv2d_forward_cuda;
+  t.conv2d_forward_relu = conv2d_forward_relu_cuda;
   t.conv2d_backward_input = conv2d_backward_input_cuda;
   t.conv2d_backward_weight = conv2d_backward_weight_cuda;
   t.max_pool2d_forward = max_pool2d_forward_cuda;
