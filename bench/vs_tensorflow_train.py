@@ -11,18 +11,41 @@ bench/tf_train_step.py (Keras 3 on TensorFlow-CPU, the network built by tests/or
 the median step time of its run; a cell reports the median over rounds, as images/s.
 ratio = emotune img/s / TensorFlow img/s: >= 1 means emotune trains at least as fast.
 
-TensorFlow comes from PyPI into the Keras oracle's venv (tests/oracle/run.sh makes it, same pins;
-ORACLE_VENV overrides the path).
+TensorFlow comes from PyPI into the Keras oracle's venv (build/oracle-venv, ORACLE_VENV overrides
+the path), which this script makes when it is missing or holds other pins, with the pins of
+tests/oracle/run.sh (its PIP_PKGS line), as that script does.
 """
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 
 import run_context
 from run_context import run_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def ensure_venv(venv):
+    """The oracle's venv with tests/oracle/run.sh's pins, made (or remade) here if needed."""
+    pins = None
+    with open(os.path.join(ROOT, "tests", "oracle", "run.sh")) as f:
+        for line in f:
+            if line.startswith("PIP_PKGS="):
+                pins = line.split("=", 1)[1].strip().strip('"')
+    if not pins:
+        sys.exit("vs_tensorflow_train: no PIP_PKGS line in tests/oracle/run.sh")
+    marker = os.path.join(venv, ".oracle-ready")
+    ready = os.path.exists(marker) and open(marker).read().strip() == pins
+    if not ready:
+        print(f"vs_tensorflow_train: making {venv} ({pins}, from PyPI)", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check",
+                        *pins.split()], check=True)
+        with open(marker, "w") as f:
+            f.write(pins + "\n")
+    return os.path.join(venv, "bin", "python")
 
 
 def main():
@@ -40,9 +63,7 @@ def main():
     if not os.access(bench, os.X_OK):
         sys.exit(f"vs_tensorflow_train: {bench} not built (cmake -DEMOTUNE_BUILD_BENCH=ON, target bench_train_cpu)")
     venv = os.environ.get("ORACLE_VENV", "build/oracle-venv")
-    py = os.path.join(venv, "bin", "python")
-    if not os.access(py, os.X_OK):
-        sys.exit(f"vs_tensorflow_train: no TensorFlow venv at {venv}: run tests/oracle/run.sh (make oracle) once")
+    py = ensure_venv(venv)
     emotune = os.path.join(a.build, "bin", "emotune")
     context = run_context.start(emotune, ROOT)
     im2col_env = dict(os.environ, EMOTUNE_TRAIN_CONV="im2col")
