@@ -87,41 +87,43 @@ std::vector<Tensor> conv2d_grads(const Conv2dShape& p, Device d, const Tensor& x
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad) {
-  const Conv2dShape p = conv2d_checked_shape("conv2d", x, w, b, stride, pad);
-  Device d = x.device();
-  Tensor y = Tensor::empty({p.n, p.k, p.out_h(), p.out_w()}, d);
-  EMOTUNE_KERNEL(d, conv2d_forward)(p, x.data(), w.data(), b.defined() ? b.data() : nullptr, y.data());
-  if (needs_grad({&x, &w, &b})) {
-    Tensor xs = x.detach(), ws = w.detach();
-    bool gx = x.requires_grad(), gw = w.requires_grad() || (b.defined() && b.requires_grad());
-    bool has_b = b.defined();
-    record(y, "conv2d", {x, w, b}, [=](const Tensor& g) -> std::vector<Tensor> {
-      return conv2d_grads(p, d, xs, ws, g, gx, gw, has_b);
-    });
-  }
-  return y;
-}
+namespace {
 
-// relu(conv2d(x)) as one node: the ReLU runs in the conv's output pass, and backward masks the
-// gradient with y > 0 (the same elements as x > 0 of the unfused relu, NaN included: neither
-// passes it) before the conv's backward.
-Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad) {
-  const Conv2dShape p = conv2d_checked_shape("conv2d_relu", x, w, b, stride, pad);
+// conv2d, or relu(conv2d) as one node when `relu`: the ReLU runs in the conv's output pass, and
+// backward masks the gradient with y > 0 (the same elements as x > 0 of the unfused relu, NaN
+// included: neither passes it) before the conv's backward.
+Tensor conv2d_node(const char* op, const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad,
+                   bool relu) {
+  const Conv2dShape p = conv2d_checked_shape(op, x, w, b, stride, pad);
   Device d = x.device();
   Tensor y = Tensor::empty({p.n, p.k, p.out_h(), p.out_w()}, d);
-  EMOTUNE_KERNEL(d, conv2d_forward_relu)(p, x.data(), w.data(), b.defined() ? b.data() : nullptr, y.data());
+  const float* bias = b.defined() ? b.data() : nullptr;
+  if (relu)
+    EMOTUNE_KERNEL(d, conv2d_forward_relu)(p, x.data(), w.data(), bias, y.data());
+  else
+    EMOTUNE_KERNEL(d, conv2d_forward)(p, x.data(), w.data(), bias, y.data());
   if (needs_grad({&x, &w, &b})) {
-    Tensor xs = x.detach(), ws = w.detach(), ys = y.detach();
+    Tensor xs = x.detach(), ws = w.detach(), ys = relu ? y.detach() : Tensor();
     bool gx = x.requires_grad(), gw = w.requires_grad() || (b.defined() && b.requires_grad());
     bool has_b = b.defined();
-    record(y, "conv2d_relu", {x, w, b}, [=](const Tensor& g) -> std::vector<Tensor> {
+    record(y, op, {x, w, b}, [=](const Tensor& g) -> std::vector<Tensor> {
+      if (!relu) return conv2d_grads(p, d, xs, ws, g, gx, gw, has_b);
       Tensor gm = Tensor::empty(g.shape(), d);
       EMOTUNE_KERNEL(d, relu_backward)(g.numel(), ys.data(), g.data(), gm.data());
       return conv2d_grads(p, d, xs, ws, gm, gx, gw, has_b);
     });
   }
   return y;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad) {
+  return conv2d_node("conv2d", x, w, b, stride, pad, /*relu=*/false);
+}
+
+Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad) {
+  return conv2d_node("conv2d_relu", x, w, b, stride, pad, /*relu=*/true);
 }
 
 // ---------------------------------------------------------------- max_pool2d

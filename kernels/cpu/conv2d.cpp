@@ -7,8 +7,8 @@
 // Threading: with at least as many images as threads, OpenMP splits the groups and each thread
 // calls a single-threaded sgemm on its own group (OpenBLAS' own threads would fight OpenMP for
 // the same cores); with fewer images (batch 1) the groups run in turn, each sgemm threaded only
-// if OpenBLAS was given threads (set_cpu_threads leaves it one: kernels/runtime.h). Static scheduling and fixed reduction orders keep the results bit-identical
-// for a given thread count.
+// if OpenBLAS was given threads (set_cpu_threads leaves it one: kernels/runtime.h). Static
+// scheduling and fixed reduction orders keep the results bit-identical for a given thread count.
 #include "kernels/conv2d.h"
 
 #include <cblas.h>
@@ -21,6 +21,7 @@
 
 #include "base/error.h"
 #include "kernels/conv2d_infer.h"
+#include "kernels/elementwise.h"
 #include "kernels/runtime.h"
 #include "kernels/cpu/conv2d_ref.h"
 #include "kernels/cpu/scratch.h"
@@ -126,7 +127,7 @@ Plan make_plan(const Conv2dShape& p) {
   const int threads = omp_get_max_threads();
   plan.groups = (p.n + per_group - 1) / per_group;
   // With at least as many images as threads, give every thread the same number of groups; with
-  // fewer (batch 1 at inference), run the groups in turn and each sgemm on as many threads as OpenBLAS has.
+  // fewer (batch 1 at inference), run the groups in turn, each sgemm on OpenBLAS's threads.
   // Below ~2 MFLOP (~10 us of one core) waking the other threads costs more than it saves.
   plan.parallel = threads >= 2 && p.n >= threads && p.flops() >= 2e6;
   if (plan.parallel) plan.groups = std::min(p.n, (plan.groups + threads - 1) / threads * threads);
@@ -309,29 +310,30 @@ int train_tile(const Conv2dShape& p, bool forward = false) {
 
 }  // namespace
 
-void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
-  if (const int tile = train_tile(p, /*forward=*/true)) {
-    float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(p, tile));
-    winograd_weights(p, w, u, tile);
-    conv2d_infer_winograd_cpu(p, x, u, b, ConvEpilogue{}, y, tile);
-    return;
-  }
-  conv2d_forward_im2col_cpu(p, x, w, b, y);
-}
+namespace {
 
-void conv2d_forward_relu_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
+// Training's forward, with the ReLU in Winograd's output transform when asked (im2col: after it).
+void forward_train(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu, float* y) {
   if (const int tile = train_tile(p, /*forward=*/true)) {
     float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(p, tile));
     winograd_weights(p, w, u, tile);
     ConvEpilogue e;
-    e.relu = true;
+    e.relu = relu;
     conv2d_infer_winograd_cpu(p, x, u, b, e, y, tile);
     return;
   }
   conv2d_forward_im2col_cpu(p, x, w, b, y);
-  const int64_t n = p.y_size();
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) y[i] = !(y[i] <= 0.0f) ? y[i] : 0.0f;  // relu_forward's rule
+  if (relu) relu_forward_cpu(p.y_size(), y, y);
+}
+
+}  // namespace
+
+void conv2d_forward_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
+  forward_train(p, x, w, b, /*relu=*/false, y);
+}
+
+void conv2d_forward_relu_cpu(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y) {
+  forward_train(p, x, w, b, /*relu=*/true, y);
 }
 
 // dx is the "full" correlation of dy with the filters turned 180 degrees and their channel axes
