@@ -292,6 +292,26 @@ TEST_CASE("cuda conv2d: the automatic path is deterministic from call to call") 
   CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
+TEST_CASE("cuda conv2d_forward_relu: the conv then ReLU, against the CPU reference on real layers") {
+  if (!emotune::testing::cuda_or_skip("cuda conv2d_forward_relu")) return;
+  // The training graph's conv + ReLU entry (ops::conv2d_relu): the automatic conv, then ReLU in
+  // place. Reference: conv2d_forward_ref_cpu, then max(v, 0); the conv's parity tolerance (a ReLU
+  // only zeroes values or leaves them, so it cannot add error).
+  for (const char* name : {"paper.conv1", "paper.conv4", "vgg.conv3_2"}) {
+    Conv2dShape p = find_case(name).shape;
+    p.n = 2;
+    CAPTURE(describe(name, p));
+    const auto xv = random_vector(p.x_size(), 21), wv = random_vector(p.w_size(), 22), bv = random_vector(p.k, 23);
+    std::vector<float> want(p.y_size());
+    conv2d_forward_ref_cpu(p, xv.data(), wv.data(), bv.data(), want.data());
+    for (float& v : want) v = v > 0.0f ? v : 0.0f;
+    DeviceBuffer x(xv), w(wv), b(bv), y(p.y_size());
+    y.poison();
+    conv2d_forward_relu_cuda(p, x.ptr, w.ptr, b.ptr, y.ptr);
+    EMOTUNE_CHECK_CLOSE(allclose(y.host(), want, parity_atol(p.c * p.r * p.s + 1), kRtol));
+  }
+}
+
 TEST_CASE("cuda conv2d: invalid shapes are refused with the shape named") {
   if (!emotune::testing::cuda_or_skip("cuda conv2d shape errors")) return;
   Conv2dShape p = testing::conv_shape(3, 2, 2, 4, 3, 3, 0, 1);  // 3x3 filter on a 2x2 input, no padding
