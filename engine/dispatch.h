@@ -15,6 +15,12 @@ namespace emotune {
 const KernelTable& kernel_table(Device d);
 [[noreturn]] void throw_missing_kernel(const char* op, Device d);
 
+// Tests only: serve device `d` from `table` instead of its backend, until called again with
+// nullptr. Lets a CPU-only build run engine and trainer code against a fake device (e.g. one
+// whose host-to-device copies complete only at the next synchronisation: test_upload_order).
+// Not thread-safe against concurrent dispatch; set it before the code under test runs.
+void override_kernel_table_for_testing(Device d, const KernelTable* table);
+
 // True when this binary has the CUDA backend and a GPU is present.
 bool cuda_available();
 // True when the CUDA backend was compiled in (a GPU may still be absent).

@@ -40,6 +40,20 @@ Tensor make(const Shape& shape, Device device) {
   impl->storage = std::make_shared<Storage>(shape_numel(shape), device);
   return Tensor(std::move(impl));
 }
+// Every host-to-device copy of the engine: the copy, then the device's synchronisation, so that
+// `src` may be reused or freed when this returns (kernels/runtime.h: a device's copy_from_host
+// only orders the copy on its stream; from page-locked memory the DMA reads the buffer later).
+// The trainer releases each batch's page-locked buffer to the loader right after its upload;
+// without the synchronisation a loader thread could refill it before the GPU had read it. It
+// costs no speed where it is used: a training step ends by reading its loss and logits back
+// (d2h, synchronising), so the stream is idle when the next batch is uploaded and the wait is
+// the copy itself (16 x 48 x 48 floats, 147 KB); evaluation and inference read each batch's
+// output back before the next upload in the same way.
+void upload(Device device, void* dst, const void* src, size_t bytes) {
+  const KernelTable& k = kernel_table(device);
+  k.copy_from_host(dst, src, bytes);
+  if (device != Device::cpu) k.synchronize();
+}
 }  // namespace
 
 Tensor Tensor::empty(const Shape& shape, Device device) { return make(shape, device); }
@@ -54,7 +68,7 @@ Tensor Tensor::full(const Shape& shape, float value, Device device) {
 
 Tensor Tensor::from_host(const Shape& shape, const float* values, Device device) {
   Tensor t = make(shape, device);
-  if (t.numel()) kernel_table(device).copy_from_host(t.data(), values, sizeof(float) * t.numel());
+  if (t.numel()) upload(device, t.data(), values, sizeof(float) * t.numel());
   return t;
 }
 
@@ -93,7 +107,7 @@ Tensor Tensor::to(Device device) const {
   Tensor out = make(shape(), device);
   size_t bytes = sizeof(float) * numel();
   if (bytes == 0) return out;
-  if (this->device() == Device::cpu) kernel_table(device).copy_from_host(out.data(), data(), bytes);
+  if (this->device() == Device::cpu) upload(device, out.data(), data(), bytes);
   else if (device == Device::cpu) kernel_table(this->device()).copy_to_host(out.data(), data(), bytes);
   else throw Error("to: no copy path between these devices");
   return out;
@@ -122,7 +136,7 @@ void Tensor::copy_from(const Tensor& src) {
   size_t bytes = sizeof(float) * numel();
   if (!bytes) return;
   if (src.device() == device()) kernel_table(device()).copy(data(), src.data(), bytes);
-  else if (src.device() == Device::cpu) kernel_table(device()).copy_from_host(data(), src.data(), bytes);
+  else if (src.device() == Device::cpu) upload(device(), data(), src.data(), bytes);
   else if (device() == Device::cpu) kernel_table(src.device()).copy_to_host(data(), src.data(), bytes);
   else throw Error("copy_from: no copy path between these devices");
 }

@@ -36,6 +36,9 @@ class Tensor {
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
   // Uninitialised / zero / constant tensors, and tensors from host values (copied to `device`).
+  // Every copy from the host (from_host, from_vector, to, copy_from) has finished reading the
+  // host memory when it returns: the caller may overwrite or free it at once (a batch buffer goes
+  // back to the loader). On a GPU that costs a stream synchronisation per upload.
   static Tensor empty(const Shape& shape, Device device = Device::cpu);
   static Tensor zeros(const Shape& shape, Device device = Device::cpu);
   static Tensor full(const Shape& shape, float value, Device device = Device::cpu);

@@ -3,7 +3,12 @@
 //   alloc/free:  device memory (CUDA: through the caching allocator, so a training step does
 //                no cudaMalloc after the first one)
 //   copy_h2d / copy_d2h / copy_d2d: byte copies; they return when the data is usable by the
-//                host (d2h) or ordered on the device's stream (h2d, d2d)
+//                host (d2h) or ordered on the device's stream (h2d, d2d).
+//                After copy_h2d the host buffer must stay unchanged and alive until the device's
+//                next synchronize (or a d2h copy, which synchronises): from page-locked memory
+//                the DMA reads it later, while the host goes on. Callers above the kernels
+//                upload through the engine (Tensor::from_host / to / copy_from), which
+//                synchronises after the copy, so that their buffer is free again on return.
 //   device_count: 0 when the backend is built but no device is present
 #pragma once
 #include <cstddef>

@@ -27,6 +27,7 @@ struct DeviceBuffer {
 
   void upload(const std::vector<float>& host) {
     copy_h2d_cuda(ptr, host.data(), std::min(host.size(), count) * sizeof(float));
+    synchronize_cuda();  // `host` may be a temporary (poison): the copy must be done on return
   }
   std::vector<float> host() const {
     std::vector<float> v(count);

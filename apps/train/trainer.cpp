@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "apps/train/batch_upload.h"
 #include "apps/train/checkpoints.h"
 #include "apps/train/evaluation.h"
 #include "apps/train/history.h"
@@ -34,6 +35,7 @@ struct Training {
   Device dev = Device::cpu;
   RunPaths paths;
   std::string title;  // of the plots
+  ReferenceCurve reference;  // config.reference_curve, drawn beside the validation accuracy
   Dataset train, val;
   Preprocess pre;  // the paper's: pixels / 255
   std::unique_ptr<BatchLoader> loader;
@@ -159,16 +161,14 @@ int64_t count_correct(const Tensor& logits, const std::vector<int32_t>& labels, 
   return correct;
 }
 
-// One optimizer step at `lr` on batch `b` (released to the loader once copied); adds the batch
-// to `tot`.
+// One optimizer step at `lr` on batch `b` (released to the loader once uploaded: batch_upload.h);
+// adds the batch to `tot`.
 void train_batch(Training& t, const Batch* b, int epoch, float lr, int64_t step, EpochTotals& tot) {
-  Tensor x = Tensor::from_host({b->size, 1, b->side, b->side}, b->images, t.dev);
-  Tensor y = Tensor::from_host({b->size, b->num_classes}, b->targets, t.dev);
-  std::vector<int32_t> labels(b->labels, b->labels + b->size);
-  t.loader->release(b);
+  const DeviceBatch d = upload_batch(*t.loader, b, t.dev);
+  const std::vector<int32_t>& labels = d.labels;
   t.net->set_step((uint64_t)step);
-  Tensor logits = t.net->forward(x);
-  Tensor loss = ops::softmax_cross_entropy(logits, y, t.class_weight, (float)t.c.label_smoothing);
+  Tensor logits = t.net->forward(d.images);
+  Tensor loss = ops::softmax_cross_entropy(logits, d.targets, t.class_weight, (float)t.c.label_smoothing);
   Tensor penalty = t.net->penalty();
   Tensor total = penalty.defined() ? ops::add(loss, penalty) : loss;
   const float value = total.item();
@@ -241,7 +241,7 @@ void save_epoch(Training& t, TrainState& st, const EvalResult& ev, int epoch) {
   st.epochs_done = epoch + 1;
   save_last_checkpoint(t.paths, *t.net, *t.opt, *t.schedule, meta, st);
   write_metrics_csv(t.paths.metrics, st.history);
-  write_curves(t.paths.curves, st.history, t.title);
+  write_curves(t.paths.curves, st.history, t.title, t.reference);
 }
 
 void run_epoch(Training& t, TrainState& st, int epoch) {
@@ -262,6 +262,8 @@ void run_epoch(Training& t, TrainState& st, int epoch) {
 // ------------------------------------------------------------------ after the last epoch
 
 TrainResult finish(const Training& t, const TrainState& st) {
+  // Drawn again here so that resuming a finished run with another reference curve redraws it.
+  write_curves(t.paths.curves, st.history, t.title, t.reference);
   export_model(t.paths, t.c.save_dtype);
   TrainResult r;
   r.run_dir = t.paths.dir;
@@ -306,6 +308,7 @@ TrainResult run_training(const TrainConfig& config, const std::string& resume_di
   t.dev = parse_device(t.c.device);
   t.paths = open_run_folder(t.c, resume_dir);
   t.title = t.c.name + " (" + t.c.arch + ")";
+  if (!t.c.reference_curve.empty()) t.reference = read_reference_curve(t.c.reference_curve);
   load_data(t);
   make_loader(t);
   build_model(t);
