@@ -41,6 +41,12 @@ nlohmann::json parse_flag_value(const ConfigKey& k, const std::string& text) {
   }
 }
 
+// The keys a resumed run may change: how far and where it trains, and what its curves are drawn
+// beside. Everything else would make the continued run a different run.
+bool resumable_key(const std::string& key) {
+  return key == "epochs" || key == "device" || key == "threads" || key == "reference_curve";
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app) {
@@ -53,8 +59,9 @@ void add_train_command(CLI::App& app) {
   auto st = std::make_shared<State>();
   cmd->add_option("--config", st->config, "JSON training config (configs/paper.json, ...)");
   cmd->add_option("--resume", st->resume,
-                  "continue the run in this folder from its last checkpoint (epochs, device and "
-                  "threads may be changed by flags)");
+                  "continue the run in this folder from its last checkpoint (epochs, device, "
+                  "threads and reference curve may be changed by flags; a finished run only "
+                  "redraws its curves)");
   for (const auto& k : train_config_keys()) {
     st->values.emplace_back();
     std::string help = k.help + " [" + k.type + "]";
@@ -74,8 +81,9 @@ void add_train_command(CLI::App& app) {
     for (const auto& k : train_config_keys()) {
       const std::string& v = st->values[i++];
       if (st->options[k.key]->count() == 0) continue;
-      if (!st->resume.empty() && k.key != "epochs" && k.key != "device" && k.key != "threads")
-        throw Error(flag_name(k.key) + " cannot change a resumed run (only --epochs, --device, --threads)");
+      if (!st->resume.empty() && !resumable_key(k.key))
+        throw Error(flag_name(k.key) +
+                    " cannot change a resumed run (only --epochs, --device, --threads, --reference-curve)");
       flags[k.key] = parse_flag_value(k, v);
     }
     c.apply_json(flags, "command line");

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "apps/train/config.h"
+#include "apps/train/history.h"
 #include "apps/train/trainer.h"
 #include "engine/checkpoint.h"
 #include "layers/nets/nets.h"
@@ -196,8 +197,60 @@ TEST_CASE("config errors name the key and the file") {
   TrainConfig c;
   CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("'data' is required"), Error);
   // The shipped configs parse and validate.
-  for (const char* name : {"paper-seed", "paper", "vgg"}) {
+  for (const char* name : {"paper-seed", "paper-seed-torch", "paper", "vgg"}) {
     TrainConfig k = load_train_config(testing::source_dir() + "/configs/" + name + ".json");
     CHECK_NOTHROW(k.validate());
   }
+}
+
+TEST_CASE("a reference curve: percent or fractions, gaps, and errors naming the file and line") {
+  std::string dir = testing::temp_dir("train_reference");
+  std::ofstream(dir + "/pct.csv") << "epoch,seed (Keras)\n1,25.61\n2,27.77\n\n30,64.43\n";
+  ReferenceCurve r = read_reference_curve(dir + "/pct.csv");
+  CHECK(r.label == "seed (Keras)");
+  REQUIRE(r.percent.size() == 30);
+  CHECK(r.percent[0] == doctest::Approx(25.61));
+  CHECK(r.percent[29] == doctest::Approx(64.43));
+  CHECK(std::isnan(r.percent[2]));
+  std::ofstream(dir + "/frac.csv") << "epoch,other\r\n2,0.5\r\n1,0.25\r\n";
+  ReferenceCurve f = read_reference_curve(dir + "/frac.csv");
+  REQUIRE(f.percent.size() == 2);
+  CHECK(f.percent[0] == doctest::Approx(25.0));
+  CHECK(f.percent[1] == doctest::Approx(50.0));
+  auto fails = [&](const std::string& text, const std::string& message) {
+    std::ofstream(dir + "/bad.csv") << text;
+    CHECK_THROWS_WITH_AS(read_reference_curve(dir + "/bad.csv"), doctest::Contains(message.c_str()), Error);
+  };
+  fails("", "bad.csv:1: empty file");
+  fails("step,acc\n1,20\n", "bad.csv:1: the header must be");
+  fails("epoch,a\n1,20\n2,x\n", "bad.csv:3: accuracy \"x\"");
+  fails("epoch,a\n0,20\n", "bad.csv:2: epoch \"0\"");
+  fails("epoch,a\n1,20\n1,21\n", "bad.csv:3: epoch 1 appears twice");
+  fails("epoch,a\n1,120\n", "bad.csv:2: accuracy \"120\"");
+  fails("epoch,a\n", "no rows after the header");
+  CHECK_THROWS_WITH_AS(read_reference_curve(dir + "/none.csv"), doctest::Contains("none.csv: cannot open"), Error);
+}
+
+TEST_CASE("a finished run resumed with --reference-curve redraws its curves beside it; other keys stay refused") {
+  std::string dir = testing::temp_dir("train_reference_run");
+  testing::write_synthetic_csv(dir, 48, 14);
+  const std::string bin = testing::emotune_binary();
+  REQUIRE(fs::exists(bin));
+  const std::string run = dir + "/runs/ref";
+  REQUIRE(testing::run_command({bin, "train", "--name", "ref", "--out", dir + "/runs", "--data", dir + "/tiny.csv",
+                                "--epochs", "1", "--batch-size", "8", "--threads", "1"}) == 0);
+  const auto slurp = [](const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::string before = slurp(run + "/curves.png"), weights = slurp(run + "/last.safetensors");
+  std::ofstream(dir + "/ref.csv") << "epoch,reference\n1,90\n";
+  CHECK(testing::run_command({bin, "train", "--resume", run, "--reference-curve", dir + "/ref.csv"}) == 0);
+  CHECK(slurp(run + "/curves.png") != before);           // the reference point is drawn
+  CHECK(slurp(run + "/last.safetensors") == weights);    // and nothing was trained
+  CHECK(testing::run_command({bin, "train", "--resume", run, "--lr", "0.5"}) != 0);
+  // A bad reference file stops the run before any training, naming the file.
+  std::ofstream(dir + "/bad.csv") << "epoch\n";
+  CHECK(testing::run_command({bin, "train", "--resume", run, "--reference-curve", dir + "/bad.csv"}) != 0);
+  CHECK(slurp(run + "/last.safetensors") == weights);
 }

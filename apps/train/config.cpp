@@ -74,6 +74,8 @@ const std::vector<ConfigKey>& train_config_keys() {
       key("skip_bad", &C::skip_bad, "skip malformed rows/images with a warning instead of failing"),
       key("max_loss", &C::max_loss, "stop when the loss exceeds this or is not finite"),
       key("save_dtype", &C::save_dtype, "dtype of the exported model: F32 | F16 | BF16"),
+      key("reference_curve", &C::reference_curve,
+          "CSV of epoch,accuracy (a header line names the curve) drawn beside the validation accuracy in curves.png"),
   };
   return keys;
 }

@@ -1,9 +1,13 @@
 #include "apps/train/history.h"
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 #include "apps/train/plot.h"
+#include "base/error.h"
 #include "engine/checkpoint.h"
 
 namespace emotune {
@@ -59,7 +63,52 @@ void write_metrics_csv(const std::string& path, const std::vector<EpochRecord>& 
   write_file_atomic(path, os.str());
 }
 
-void write_curves(const std::string& path, const std::vector<EpochRecord>& h, const std::string& title) {
+ReferenceCurve read_reference_curve(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Error(path + ": cannot open the reference curve");
+  auto fail = [&](int line, const std::string& what) {
+    throw Error(path + ":" + std::to_string(line) + ": " + what);
+  };
+  ReferenceCurve rc;
+  std::string line;
+  int n = 0;
+  if (!std::getline(f, line)) fail(1, "empty file (expected a header \"epoch,<label>\")");
+  ++n;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  const size_t comma = line.find(',');
+  if (comma == std::string::npos || line.substr(0, comma) != "epoch" || comma + 1 == line.size())
+    fail(1, "the header must be \"epoch,<label>\", got \"" + line + "\"");
+  rc.label = line.substr(comma + 1);
+  std::vector<std::pair<int, double>> rows;
+  while (std::getline(f, line)) {
+    ++n;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    const size_t c = line.find(',');
+    if (c == std::string::npos) fail(n, "expected \"<epoch>,<accuracy>\", got \"" + line + "\"");
+    char* end = nullptr;
+    const std::string es = line.substr(0, c), as = line.substr(c + 1);
+    const long epoch = std::strtol(es.c_str(), &end, 10);
+    if (es.empty() || *end || epoch < 1 || epoch > 100000) fail(n, "epoch \"" + es + "\" is not a whole number >= 1");
+    const double acc = std::strtod(as.c_str(), &end);
+    if (as.empty() || *end || !std::isfinite(acc) || acc < 0 || acc > 100)
+      fail(n, "accuracy \"" + as + "\" is not a number in [0, 1] or [0, 100]");
+    for (const auto& r : rows)
+      if (r.first == epoch) fail(n, "epoch " + es + " appears twice");
+    rows.push_back({(int)epoch, acc});
+  }
+  if (rows.empty()) fail(n, "no rows after the header");
+  bool percent = false;
+  for (const auto& r : rows) percent |= r.second > 1;
+  for (const auto& r : rows) {
+    if ((size_t)r.first > rc.percent.size()) rc.percent.resize(r.first, NAN);
+    rc.percent[r.first - 1] = percent ? r.second : 100 * r.second;
+  }
+  return rc;
+}
+
+void write_curves(const std::string& path, const std::vector<EpochRecord>& h, const std::string& title,
+                  const ReferenceCurve& reference) {
   CurveSeries tl{"train", {}}, vl{"validation", {}}, ta{"train", {}}, va{"validation", {}};
   for (const auto& r : h) {
     tl.values.push_back(r.train_loss);
@@ -67,7 +116,9 @@ void write_curves(const std::string& path, const std::vector<EpochRecord>& h, co
     ta.values.push_back(100 * r.train_acc);
     va.values.push_back(100 * r.val_acc);
   }
-  plot_training_curves(path, {tl, vl}, {ta, va}, title);
+  std::vector<CurveSeries> acc = {ta, va};
+  if (!reference.label.empty()) acc.push_back({reference.label, reference.percent});
+  plot_training_curves(path, {tl, vl}, acc, title);
 }
 
 }  // namespace emotune

@@ -27,7 +27,10 @@ std::string num(double v) {
 }
 
 // One panel: axes, grid, tick labels and the series as polylines with a legend.
-void panel(cv::Mat& img, cv::Rect area, const std::vector<CurveSeries>& series, const std::string& ylabel) {
+// The legend goes in a corner the curves usually leave free: losses fall (upper right is free
+// late in training), accuracies rise (lower right).
+void panel(cv::Mat& img, cv::Rect area, const std::vector<CurveSeries>& series, const std::string& ylabel,
+           bool legend_low) {
   double lo = INFINITY, hi = -INFINITY;
   size_t n = 0;
   for (const auto& s : series) {
@@ -56,19 +59,31 @@ void panel(cv::Mat& img, cv::Rect area, const std::vector<CurveSeries>& series, 
   text(img, ylabel, {plot.x, area.y + 20}, 0.5);
   for (size_t k = 0; k < series.size(); ++k) {
     const auto& s = series[k];
-    std::vector<cv::Point> pts;
+    // Lines join consecutive epochs only: a gap (NaN, e.g. a reference log with epochs 1-5 and 30)
+    // shows as separate points, not as a straight line across epochs nobody measured.
+    const cv::Scalar c = kColours[k % 4];
+    std::vector<cv::Point> run;
+    auto draw_run = [&] {
+      if (run.size() > 1) cv::polylines(img, run, false, c, 2, cv::LINE_AA);
+      for (auto& p : run) cv::circle(img, p, run.size() > 1 ? 2 : 4, c, cv::FILLED, cv::LINE_AA);
+      run.clear();
+    };
     for (size_t e = 0; e < s.values.size(); ++e) {
-      if (!std::isfinite(s.values[e])) continue;
+      if (!std::isfinite(s.values[e])) {
+        draw_run();
+        continue;
+      }
       int x = plot.x + (n > 1 ? (int)(e * plot.width / (n - 1)) : plot.width / 2);
       int y = plot.y + plot.height - (int)((s.values[e] - lo) / (hi - lo) * plot.height);
-      pts.push_back({x, y});
+      run.push_back({x, y});
     }
-    cv::Scalar c = kColours[k % 4];
-    if (pts.size() > 1) cv::polylines(img, pts, false, c, 2, cv::LINE_AA);
-    for (auto& p : pts) cv::circle(img, p, 2, c, cv::FILLED, cv::LINE_AA);
-    int ly = plot.y + 14 + 16 * (int)k;
-    cv::line(img, {plot.x + plot.width - 120, ly - 4}, {plot.x + plot.width - 100, ly - 4}, c, 2);
-    text(img, s.label, {plot.x + plot.width - 95, ly}, 0.4);
+    draw_run();
+    int ly = legend_low ? plot.y + plot.height - 8 - 16 * (int)(series.size() - 1 - k) : plot.y + 14 + 16 * (int)k;
+    // Right-aligned, so that long labels (a reference log) fit.
+    int tw = cv::getTextSize(s.label, kFont, 0.4, 1, nullptr).width;
+    int lx = plot.x + plot.width - tw - 35;
+    cv::line(img, {lx, ly - 4}, {lx + 20, ly - 4}, c, 2);
+    text(img, s.label, {lx + 25, ly}, 0.4);
   }
 }
 
@@ -84,8 +99,8 @@ void plot_training_curves(const std::string& path, const std::vector<CurveSeries
                           const std::vector<CurveSeries>& accuracies, const std::string& title) {
   cv::Mat img(420, 1000, CV_8UC3, kWhite);
   text(img, title, {10, 20}, 0.55);
-  panel(img, {0, 25, 500, 395}, losses, "loss");
-  panel(img, {500, 25, 500, 395}, accuracies, "accuracy (%)");
+  panel(img, {0, 25, 500, 395}, losses, "loss", false);
+  panel(img, {500, 25, 500, 395}, accuracies, "accuracy (%)", true);
   write_png(path, img);
 }
 
