@@ -41,10 +41,11 @@ nlohmann::json parse_flag_value(const ConfigKey& k, const std::string& text) {
   }
 }
 
-// The keys a resumed run may change: how far and where it trains, and what its curves are drawn
-// beside. Everything else would make the continued run a different run.
+// The keys a resumed run may change: how far and where it trains, what its curves are drawn
+// beside and which epoch it exports. Everything else would make the continued run a different run.
 bool resumable_key(const std::string& key) {
-  return key == "epochs" || key == "device" || key == "threads" || key == "reference_curve";
+  return key == "epochs" || key == "device" || key == "threads" || key == "reference_curve" ||
+         key == "export_epoch";
 }
 
 }  // namespace
@@ -60,8 +61,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--config", st->config, "JSON training config (configs/paper.json, ...)");
   cmd->add_option("--resume", st->resume,
                   "continue the run in this folder from its last checkpoint (epochs, device, "
-                  "threads and reference curve may be changed by flags; a finished run only "
-                  "redraws its curves)");
+                  "threads, reference curve and exported epoch may be changed by flags; a "
+                  "finished run only redraws its curves and exports its model again)");
   for (const auto& k : train_config_keys()) {
     st->values.emplace_back();
     std::string help = k.help + " [" + k.type + "]";
@@ -83,7 +84,7 @@ void add_train_command(CLI::App& app) {
       if (st->options[k.key]->count() == 0) continue;
       if (!st->resume.empty() && !resumable_key(k.key))
         throw Error(flag_name(k.key) +
-                    " cannot change a resumed run (only --epochs, --device, --threads, --reference-curve)");
+                    " cannot change a resumed run (only --epochs, --device, --threads, --reference-curve, --export-epoch)");
       flags[k.key] = parse_flag_value(k, v);
     }
     c.apply_json(flags, "command line");

@@ -254,3 +254,31 @@ TEST_CASE("a finished run resumed with --reference-curve redraws its curves besi
   CHECK(testing::run_command({bin, "train", "--resume", run, "--reference-curve", dir + "/bad.csv"}) != 0);
   CHECK(slurp(run + "/last.safetensors") == weights);
 }
+
+TEST_CASE("export_epoch last: model.safetensors holds the last epoch's weights, without optimizer or resume state") {
+  std::string dir = testing::temp_dir("train_export_last");
+  testing::write_synthetic_csv(dir, 48, 14);
+  TrainConfig c = testing::tiny_train_config(dir, "last");
+  c.epochs = 3;
+  c.export_epoch = "last";
+  c.save_dtype = "F32";  // so that the exported values compare exactly
+  TrainResult r = run_training(c);
+  Checkpoint model = load_safetensors(r.run_dir + "/model.safetensors");
+  Checkpoint last = load_safetensors(r.run_dir + "/last.safetensors");
+  CHECK(model.meta("epoch") == "3");
+  CHECK(model.metadata.count("train_state") == 0);
+  size_t weights = 0;
+  for (const auto& nt : last.tensors) {
+    if (nt.name.rfind("optim.", 0) == 0) {
+      CHECK_MESSAGE(model.find(nt.name) == nullptr, nt.name);
+      continue;
+    }
+    ++weights;
+    const Tensor* m = model.find(nt.name);
+    REQUIRE_MESSAGE(m != nullptr, nt.name);
+    CHECK(m->to_vector() == nt.tensor.to_vector());
+  }
+  CHECK(model.tensors.size() == weights);
+  c.export_epoch = "first";
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("'export_epoch' must be best or last"), Error);
+}

@@ -62,9 +62,20 @@ TrainState resume_from_last(const RunPaths& p, const std::string& arch, Module& 
   return st;
 }
 
-void export_model(const RunPaths& p, const std::string& save_dtype) {
-  Checkpoint best = load_safetensors(p.best);
-  save_safetensors(p.model, best.tensors, best.metadata, parse_dtype(save_dtype));
+void export_model(const RunPaths& p, const std::string& save_dtype, const std::string& which) {
+  if (which == "best") {
+    Checkpoint best = load_safetensors(p.best);
+    save_safetensors(p.model, best.tensors, best.metadata, parse_dtype(save_dtype));
+    return;
+  }
+  Checkpoint last = load_safetensors(p.last);
+  std::vector<NamedTensor> weights;
+  for (auto& nt : last.tensors)
+    if (nt.name.rfind("optim.", 0) != 0) weights.push_back(nt);
+  ModelMetadata meta = last.metadata;
+  meta["epoch"] = std::to_string(json::parse(meta.at("train_state")).at("epochs_done").get<int>());
+  meta.erase("train_state");
+  save_safetensors(p.model, weights, meta, parse_dtype(save_dtype));
 }
 
 }  // namespace emotune

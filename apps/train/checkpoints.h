@@ -5,7 +5,9 @@
 //   last.safetensors   weights, buffers and optimizer state ("optim.<param>.<slot>", f32) after
 //                      the last finished epoch, and the metadata "train_state": everything
 //                      --resume needs (TrainState, the optimizer's step count, the schedule state)
-//   model.safetensors  best.safetensors in save_dtype: the shipped form
+//   model.safetensors  the shipped form, in save_dtype: best.safetensors (export_epoch "best"),
+//                      or the weights and buffers of last.safetensors ("last": a recipe reported
+//                      at its last epoch, or a validation split that must not choose the epoch)
 #pragma once
 #include <cstdint>
 #include <map>
@@ -48,7 +50,9 @@ void save_last_checkpoint(const RunPaths& p, Module& net, const Optimizer& opt, 
 TrainState resume_from_last(const RunPaths& p, const std::string& arch, Module& net, Optimizer& opt,
                             LrSchedule& schedule);
 
-// model.safetensors: the tensors and metadata of best.safetensors, stored as `save_dtype`.
-void export_model(const RunPaths& p, const std::string& save_dtype);
+// model.safetensors, stored as `save_dtype`: the tensors and metadata of best.safetensors when
+// `which` is "best"; when "last", last.safetensors without the optimizer state and the resume
+// state, its metadata gaining "epoch" (1-based).
+void export_model(const RunPaths& p, const std::string& save_dtype, const std::string& which);
 
 }  // namespace emotune

@@ -74,6 +74,8 @@ const std::vector<ConfigKey>& train_config_keys() {
       key("skip_bad", &C::skip_bad, "skip malformed rows/images with a warning instead of failing"),
       key("max_loss", &C::max_loss, "stop when the loss exceeds this or is not finite"),
       key("save_dtype", &C::save_dtype, "dtype of the exported model: F32 | F16 | BF16"),
+      key("export_epoch", &C::export_epoch,
+          "epoch exported as model.safetensors: best (on the validation split) | last"),
       key("reference_curve", &C::reference_curve,
           "CSV of epoch,accuracy (a header line names the curve) drawn beside the validation accuracy in curves.png"),
   };
@@ -119,6 +121,7 @@ void TrainConfig::validate() const {
   need(classes == 7 || labels != "fer2013", "8 classes need FER+ labels (contempt)");
   need(label_smoothing >= 0 && label_smoothing < 1, "'label_smoothing' must be in [0, 1)");
   need(init == "keras" || init == "torch", "'init' must be keras or torch");
+  need(export_epoch == "best" || export_epoch == "last", "'export_epoch' must be best or last");
   need(threads >= 0, "'threads' must be >= 0");
   need(limit_train >= 0 && limit_val >= 0, "limits must be >= 0");
   need(max_loss > 0, "'max_loss' must be > 0");

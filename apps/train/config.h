@@ -50,6 +50,7 @@ struct TrainConfig {
   bool skip_bad = false;
   double max_loss = 100.0;         // a loss above this (or NaN) stops training
   std::string save_dtype = "F16";  // dtype of the exported model.safetensors
+  std::string export_epoch = "best";  // best | last: which epoch model.safetensors holds
   std::string reference_curve;     // CSV "epoch,<label>" drawn beside the validation accuracy (history.h)
 
   nlohmann::ordered_json to_json() const;

@@ -264,14 +264,16 @@ void run_epoch(Training& t, TrainState& st, int epoch) {
 TrainResult finish(const Training& t, const TrainState& st) {
   // Drawn again here so that resuming a finished run with another reference curve redraws it.
   write_curves(t.paths.curves, st.history, t.title, t.reference);
-  export_model(t.paths, t.c.save_dtype);
+  export_model(t.paths, t.c.save_dtype, t.c.export_epoch);
   TrainResult r;
   r.run_dir = t.paths.dir;
   r.best_val_accuracy = st.best_val_acc;
   r.best_epoch = st.best_epoch;
   r.epochs_done = (int)st.history.size();
-  std::fprintf(stderr, "best %s accuracy %.2f%% at epoch %d; model: %s\n", t.c.val_split.c_str(),
-               100 * st.best_val_acc, st.best_epoch + 1, t.paths.model.c_str());
+  const EpochRecord* last = st.history.empty() ? nullptr : &st.history.back();
+  std::fprintf(stderr, "best %s accuracy %.2f%% at epoch %d, last %.2f%% at epoch %d; model: %s (%s epoch)\n",
+               t.c.val_split.c_str(), 100 * st.best_val_acc, st.best_epoch + 1, last ? 100 * last->val_acc : 0.0,
+               last ? last->epoch + 1 : 0, t.paths.model.c_str(), t.c.export_epoch.c_str());
   return r;
 }
 
