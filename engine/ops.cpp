@@ -167,9 +167,21 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   if (!training) {
     EMOTUNE_KERNEL(d, batch_norm_forward_eval)(p, x.data(), gamma.data(), beta.data(),
                                                running_mean.data(), running_var.data(), eps, y.data());
-    if (needs_grad({&x, &gamma, &beta}))
-      throw Error("batch_norm: gradients through eval mode are not supported; train in training "
-                  "mode or wrap inference in NoGradGuard");
+    if (needs_grad({&gamma, &beta}))
+      throw Error("batch_norm: parameter gradients through eval mode are not supported; train in "
+                  "training mode or wrap inference in NoGradGuard");
+    if (needs_grad({&x})) {
+      // Eval mode is per channel y = x s + t with s = gamma / sqrt(running_var + eps), so dx = g s:
+      // the eval forward itself applied to g with a zero mean and a zero beta. Input gradients
+      // only (explanations: layers/gradcam.h); the parameters must not require grad here.
+      Tensor gs = gamma.detach(), rv = running_var.detach();
+      record(y, "batch_norm_eval", {x}, [=](const Tensor& g) -> std::vector<Tensor> {
+        Tensor zeros = Tensor::zeros({p.c}, d), dx = Tensor::empty(g.shape(), d);
+        EMOTUNE_KERNEL(d, batch_norm_forward_eval)(p, g.data(), gs.data(), zeros.data(), zeros.data(),
+                                                   rv.data(), eps, dx.data());
+        return {dx};
+      });
+    }
     return y;
   }
   if ((int64_t)p.n * p.hw < 2)

@@ -20,6 +20,8 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride);
 
 // x [N,C,H,W] or [N,C]; gamma, beta, running stats [C]. Training uses and updates batch statistics
 // (running = (1-momentum) running + momentum batch); eval uses the running statistics.
+// Eval mode (training false) passes a gradient to x only: gamma and beta must not require grad
+// then (an error says so), which keeps a model trained in the wrong mode from going unnoticed.
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
                   Tensor& running_var, bool training, float momentum, float eps);
 

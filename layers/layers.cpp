@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "base/error.h"
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "layers/init.h"
@@ -135,11 +136,16 @@ Sequential& Sequential::add(const std::string& name, std::shared_ptr<Module> m) 
 
 // A Conv2d followed by a ReLU runs as one op (ops::conv2d_relu: the ReLU in the conv's output
 // pass); everything else module by module.
-Tensor Sequential::forward(const Tensor& x) {
+Tensor Sequential::forward(const Tensor& x) { return forward_range(x, 0, children_.size()); }
+
+Tensor Sequential::forward_range(const Tensor& x, size_t begin, size_t end) {
+  if (begin > end || end > children_.size())
+    throw Error("Sequential::forward_range: [" + std::to_string(begin) + ", " + std::to_string(end) +
+                ") is not a range of the " + std::to_string(children_.size()) + " children");
   Tensor y = x;
-  for (size_t i = 0; i < children_.size(); ++i) {
+  for (size_t i = begin; i < end; ++i) {
     auto* conv = dynamic_cast<Conv2d*>(children_[i].module.get());
-    if (conv && i + 1 < children_.size() && dynamic_cast<ReLU*>(children_[i + 1].module.get())) {
+    if (conv && i + 1 < end && dynamic_cast<ReLU*>(children_[i + 1].module.get())) {
       y = conv->forward_relu(y);
       ++i;
       continue;

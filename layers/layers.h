@@ -106,6 +106,9 @@ class Sequential : public Module {
  public:
   Sequential& add(const std::string& name, std::shared_ptr<Module> m);
   Tensor forward(const Tensor& x) override;
+  // Children [begin, end) only, as forward runs them (a Conv2d + ReLU pair inside the range runs
+  // as one op): a prefix up to an activation and the rest from it (layers/gradcam.h).
+  Tensor forward_range(const Tensor& x, size_t begin, size_t end);
   std::string describe() const override;
   void collect(const std::string& prefix, std::vector<ParamRef>& params,
                std::vector<NamedTensor>& buffers) override;

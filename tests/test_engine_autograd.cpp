@@ -202,6 +202,25 @@ TEST_CASE("gradcheck batch_norm training: 4-d and 2-d inputs, x, gamma and beta"
   }
 }
 
+TEST_CASE("gradcheck batch_norm eval: the input gradient through the running statistics") {
+  // Linear in x (per channel x s + t): the central difference is exact for any h, so h = 0.5 and
+  // only float32 rounding of the forward remains (~1e-6 |L| / 2h); atol 1e-4 is ~20x above it and
+  // far below a wiring error (a missing gamma or invstd changes the gradient by O(1)).
+  const Tol tol{0.5, 1e-4, 1e-4};
+  uint64_t seed = 160;
+  for (const Shape& xs : {Shape{3, 4, 3, 2}, Shape{5, 6}}) {
+    const int64_t ch = xs[1];
+    Tensor rm = rand_tensor({ch}, seed++), rv = rand_tensor({ch}, seed++, 0.2f, 3.0f);
+    Tensor gamma = rand_tensor({ch}, seed++, -1.5f, 1.5f), beta = rand_tensor({ch}, seed++);
+    std::string what = "batch_norm eval " + shape_str(xs);
+    gradcheck(what.c_str(), {rand_tensor(xs, seed++, -2.0f, 2.0f)}, {0},
+              [&](const std::vector<Tensor>& t) {
+                return ops::batch_norm(t[0], gamma, beta, rm, rv, false, 0.1f, 1e-3f);
+              },
+              tol, seed++);
+  }
+}
+
 TEST_CASE("batch_norm: training normalises with batch statistics and moves the running ones") {
   // x [N=4, C=1, 1, 2]: values 1..8; mean 4.5, biased var 5.25, unbiased 6.
   Tensor x = Tensor::from_vector({4, 1, 1, 2}, {1, 2, 3, 4, 5, 6, 7, 8});
@@ -566,7 +585,7 @@ TEST_CASE("ops: linear, batch_norm and cross-entropy shape errors name both shap
     (void)ops::batch_norm(Tensor::zeros({1, 3}), Tensor::zeros({3}), Tensor::zeros({3}), rm, rv, true, 0.1f, 1e-3f);
   });
   CHECK(contains(msg, "more than one value"));
-  // eval mode with parameters that require grad refuses rather than returning a wrong gradient
+  // eval mode with parameters that require grad refuses rather than returning no parameter gradient
   Tensor gamma = Tensor::full({3}, 1.0f).set_requires_grad(true);
   msg = error_of([&] { (void)ops::batch_norm(Tensor::zeros({2, 3}), gamma, Tensor::zeros({3}), rm, rv, false, 0.1f, 1e-3f); });
   CHECK(contains(msg, "eval"));

@@ -34,6 +34,8 @@ void init_torch_defaults(Sequential& net, Rng& rng) {
 
 }  // namespace
 
+std::string explained_layer(const std::string& arch) { return arch == "vgg" ? "relu4_1" : ""; }
+
 std::shared_ptr<Sequential> make_network(const std::string& arch, int num_classes, uint64_t seed,
                                          const std::string& init) {
   if (num_classes < 2) throw Error("network: need at least 2 classes");

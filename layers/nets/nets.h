@@ -21,4 +21,12 @@ std::shared_ptr<Sequential> make_network(const std::string& arch, int num_classe
                                          const std::string& init = "keras");
 const std::vector<std::string>& network_names();
 
+// The activation Grad-CAM explains by default (layers/gradcam.h), by network, or "" for the
+// generic rule (the first ReLU after the last Conv2d). paper: "relu7", the rule's choice (5x5).
+// vgg: "relu4_1" (6x6), one block earlier than the rule's relu4_2: at relu4_2 the predicted
+// class has no positive evidence (an all-zero map) for 131 of 300 PublicTest faces with the
+// shipped model, at relu4_1 for none (paper at relu7: 12 of 300). Measured 2026-12-06, every
+// 10th PublicTest face, models/*.safetensors.
+std::string explained_layer(const std::string& arch);
+
 }  // namespace emotune
