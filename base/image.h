@@ -38,4 +38,14 @@ GrayImage resize_gray(const GrayImage& src, int width, int height);
 // Crop [x, x+w) x [y, y+h); parts outside the image are filled by replicating the border.
 GrayImage crop_gray(const GrayImage& src, int x, int y, int w, int h);
 
+// Writes an 8-bit PNG (stb_image_write, base/image_write.cpp: the one copy) through a temporary
+// file renamed into place, so a killed write never leaves half a picture. channels: 1 (gray),
+// 3 (RGB) or 4 (RGBA); row_bytes 0 means rows are packed. Throws emotune::Error naming the file
+// when it cannot be written.
+void save_png(const std::string& path, int width, int height, int channels, const uint8_t* pixels,
+              int row_bytes = 0);
+void save_gray_png(const GrayImage& image, const std::string& path);
+// The same PNG bytes in memory (an upload answered with a picture).
+std::vector<uint8_t> encode_png(int width, int height, int channels, const uint8_t* pixels, int row_bytes = 0);
+
 }  // namespace emotune

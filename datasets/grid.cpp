@@ -6,16 +6,6 @@
 
 #include "base/error.h"
 
-// stb_image_write is compiled here with static linkage, so another file may include its own
-// copy without duplicate symbols.
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STB_IMAGE_WRITE_STATIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#include <stb_image_write.h>
-#pragma GCC diagnostic pop
-
 namespace emotune {
 
 GrayImage face_grid(const float* images, int count, int side, float lo, float hi, int columns,
@@ -41,23 +31,6 @@ GrayImage face_grid(const float* images, int count, int side, float lo, float hi
       }
   }
   return g;
-}
-
-void save_gray_png(const GrayImage& image, const std::string& path) {
-  save_png(path, image.width, image.height, 1, image.pixels.data());
-}
-
-void save_png(const std::string& path, int width, int height, int channels, const uint8_t* pixels) {
-  if (width <= 0 || height <= 0) throw Error(path + ": cannot write an empty image");
-  std::string tmp = path + ".part";
-  if (!stbi_write_png(tmp.c_str(), width, height, channels, pixels, width * channels)) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write PNG");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write PNG (rename failed)");
-  }
 }
 
 }  // namespace emotune

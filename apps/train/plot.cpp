@@ -6,7 +6,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "base/error.h"
-#include "datasets/grid.h"
+#include "base/image.h"
 
 namespace emotune {
 

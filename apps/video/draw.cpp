@@ -7,10 +7,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "base/error.h"
+#include "base/image.h"
 
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb_image_write.h>
 
 namespace emotune {
 
@@ -73,8 +71,7 @@ void draw_annotations(cv::Mat& img, const std::vector<FaceAnnotation>& faces,
 void write_png_bgr(const std::string& path, const cv::Mat& bgr) {
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  if (!stbi_write_png(path.c_str(), rgb.cols, rgb.rows, 3, rgb.data, (int)rgb.step))
-    throw Error(path + ": cannot write the PNG");
+  save_png(path, rgb.cols, rgb.rows, 3, rgb.data, (int)rgb.step);
 }
 
 void plot_timeline(const std::string& path, const std::vector<TimelineRow>& rows,

@@ -1,4 +1,4 @@
-// Pictures from a watch run (OpenCV imgproc; PNGs written with stb_image_write, as apps/train's
+// Pictures from a watch run (OpenCV imgproc; PNGs written by base/image.h save_png, as apps/train's
 // plots): the annotations drawn on each frame of --out, and the --plot timeline.
 #pragma once
 #include <opencv2/core.hpp>
@@ -34,7 +34,7 @@ void plot_timeline(const std::string& path, const std::vector<TimelineRow>& rows
                    const std::vector<std::string>& classes, double duration_s, double fps,
                    const std::string& title);
 
-// Writes a BGR image as PNG (stb_image_write). Throws emotune::Error naming the path.
+// Writes a BGR image as PNG (save_png, base/image.h). Throws emotune::Error naming the path.
 void write_png_bgr(const std::string& path, const cv::Mat& bgr);
 
 }  // namespace emotune
