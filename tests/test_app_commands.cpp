@@ -22,6 +22,8 @@
 #include "apps/report/recommend.h"
 #include "base/error.h"
 #include "engine/checkpoint.h"
+#include "base/image.h"
+#include "layers/gradcam.h"
 #include "layers/model.h"
 #include "layers/nets/nets.h"
 #include "tests/testing.h"
@@ -513,4 +515,51 @@ TEST_CASE("recommend text: columns stay aligned with non-ASCII and over-long nam
   CHECK(columns[0] == columns[1]);
   CHECK(columns[1] == columns[2]);
   CHECK(contains(text, "An extremely long title that will... "));  // 33 characters + "..."
+}
+
+TEST_CASE("predict --explain: a picture per face, the JSON names it, and its map is the library's") {
+  const std::string dir = testing::temp_dir("explain_cli");
+  const std::string model = testing::source_dir() + "/models/vgg.safetensors";
+  Run r = run({"predict", fixture("face48.png"), "--no-detect", "--model", model, "--json", "--explain",
+               dir + "/pics", "--explain-json"});
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  const json doc = json::parse(r.out);
+  const json& face = doc["images"][0]["faces"][0];
+  REQUIRE(face.contains("explanation"));
+  const json& e = face["explanation"];
+  CHECK(e["class"] == face["top"]["class"]);
+  CHECK(e["layer"] == "relu4_1");
+  const std::string file = e["file"].get<std::string>();
+  CHECK(file == dir + "/pics/face48-face1.png");
+  REQUIRE(fs::exists(file));
+  CHECK(load_gray_image(file).width > 240);  // the face at 240 px plus the colour bar
+  // The same map from the library on the same input (--no-detect on a 48x48 face: pixels / 255).
+  GrayImage img = load_gray_image(fixture("face48.png"));
+  std::vector<float> x(img.pixels.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = img.pixels[i] / 255.0f;
+  GradCam cam = grad_cam(load_model(model), x.data());
+  REQUIRE(e["map"]["height"] == cam.height);
+  REQUIRE(e["map"]["width"] == cam.width);
+  const json& values = e["map"]["values"];
+  REQUIRE(values.size() == cam.map.size());
+  double vmax = *std::max_element(cam.map.begin(), cam.map.end());
+  for (size_t i = 0; i < cam.map.size(); ++i)  // JSON keeps 6 significant digits
+    CHECK(values[i].get<double>() == doctest::Approx(cam.map[i]).epsilon(1e-5).scale(vmax));
+
+  // Another class on request; a class the model does not have, or the option alone, is an error.
+  Run sad = run({"predict", fixture("face48.png"), "--no-detect", "--model", model, "--json", "--explain-json",
+                 "--explain-class", "sad"});
+  REQUIRE_MESSAGE(sad.code == 0, sad.err);
+  CHECK(json::parse(sad.out)["images"][0]["faces"][0]["explanation"]["class"] == "sad");
+  CHECK(json::parse(sad.out)["images"][0]["faces"][0]["explanation"]["file"].is_null());
+  Run bad = run({"predict", fixture("face48.png"), "--no-detect", "--model", model, "--explain-json",
+                 "--explain-class", "bored"});
+  CHECK(bad.code == 1);
+  CHECK(contains(bad.err, "--explain-class bored: the model has no such class"));
+  Run alone = run({"predict", fixture("face48.png"), "--no-detect", "--model", model, "--explain-class", "sad"});
+  CHECK(alone.code == 1);
+  CHECK(contains(alone.err, "--explain-class needs --explain DIR or --explain-json"));
+  // Without --explain nothing is explained.
+  Run plain = run({"predict", fixture("face48.png"), "--no-detect", "--model", model, "--json"});
+  CHECK_FALSE(json::parse(plain.out)["images"][0]["faces"][0].contains("explanation"));
 }

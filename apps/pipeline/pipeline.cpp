@@ -24,7 +24,12 @@ std::string StageTimes::str() const {
                 "load detector %.1f ms, load model %.1f ms, decode %.1f ms, detect %.1f ms, "
                 "align %.1f ms, preprocess %.1f ms, forward %.1f ms",
                 load_cascade, load_model, decode, detect, align, preprocess, forward);
-  return b;
+  std::string s = b;
+  if (explain > 0) {
+    std::snprintf(b, sizeof b, ", explain %.1f ms", explain);
+    s += b;
+  }
+  return s;
 }
 
 namespace {
@@ -137,22 +142,37 @@ void EmotionPipeline::classify(const GrayImage& image, std::vector<FaceResult>& 
   }
 }
 
+void EmotionPipeline::explain(const GrayImage& image, std::vector<FaceResult>& faces, int target,
+                              StageTimes* times) const {
+  if (faces.empty()) return;
+  auto t0 = Clock::now();
+  const size_t plane = (size_t)model_.info.preprocess.size * model_.info.preprocess.size;
+  std::vector<float> inputs = prepare_face_inputs(image, faces, model_.info.preprocess);
+  for (size_t i = 0; i < faces.size(); ++i) {
+    faces[i].explanation = grad_cam(model_, inputs.data() + i * plane, target);
+    faces[i].explained_face = rotated_face_image(image, faces[i].crop, faces[i].rotation, kExplainSide);
+  }
+  if (times) times->explain += ms_between(t0, Clock::now());
+}
+
 ImageResult EmotionPipeline::analyze_image(const GrayImage& image, const std::string& name,
-                                           StageTimes* times) const {
+                                           StageTimes* times, const ExplainOptions& ex) const {
   ImageResult r;
   r.file = name;
   r.width = image.width;
   r.height = image.height;
   r.faces = detect(image, times);
   classify(image, r.faces, times);
+  if (ex.on) explain(image, r.faces, ex.target, times);
   return r;
 }
 
-ImageResult EmotionPipeline::analyze(const std::string& path, StageTimes* times) const {
+ImageResult EmotionPipeline::analyze(const std::string& path, StageTimes* times,
+                                     const ExplainOptions& ex) const {
   auto t0 = Clock::now();
   GrayImage image = load_gray_image(path);
   if (times) times->decode += ms_between(t0, Clock::now());
-  return analyze_image(image, path, times);
+  return analyze_image(image, path, times, ex);
 }
 
 }  // namespace emotune

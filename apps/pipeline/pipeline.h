@@ -18,6 +18,7 @@
 #include "apps/vision/face.h"
 #include "base/image.h"
 #include "base/preprocess.h"
+#include "layers/gradcam.h"
 #include "layers/model.h"
 
 namespace emotune {
@@ -32,6 +33,18 @@ struct FaceResult {
   std::vector<float> probabilities;  // in model class order
   std::optional<FaceLandmarks> landmarks;  // with alignment: the 68 points, eyes and tilt
   double rotation = 0;               // degrees the crop was rotated by (0: a plain square crop)
+  std::optional<GradCam> explanation;  // with EmotionPipeline::explain: where the network looked
+  GrayImage explained_face;  // with explain: the crop as the network saw it, kExplainSide square
+  std::string explanation_file;  // where a front end wrote its picture (predict --explain), or ""
+};
+
+// The side of the face picture an explanation is drawn on (apps/vision/heatmap.h).
+constexpr int kExplainSide = 240;
+
+// What analyze() explains: nothing, or every face for its predicted class (target -1) or one class.
+struct ExplainOptions {
+  bool on = false;
+  int target = -1;
 };
 
 struct ImageResult {
@@ -62,6 +75,7 @@ size_t top_class(const std::vector<float>& probabilities);
 struct StageTimes {
   double load_cascade = 0, load_model = 0;            // once per pipeline (cascade: +landmarks)
   double decode = 0, detect = 0, align = 0, preprocess = 0, forward = 0;  // summed over calls
+  double explain = 0;  // Grad-CAM (one forward and one backward per face), when asked for
   std::string str() const;  // "decode 1.9 ms, detect 85.0 ms, ..."
 };
 
@@ -82,10 +96,12 @@ class EmotionPipeline {
 
   // decode + analyze_image. Throws emotune::Error (naming the file) for a missing, non-image or
   // truncated file. Adds the stage times to *times when given.
-  ImageResult analyze(const std::string& path, StageTimes* times = nullptr) const;
-  // Detect and classify the faces of an image already decoded (a video frame, an upload).
+  ImageResult analyze(const std::string& path, StageTimes* times = nullptr,
+                      const ExplainOptions& explain = {}) const;
+  // Detect and classify the faces of an image already decoded (a video frame, an upload), and
+  // explain them when asked.
   ImageResult analyze_image(const GrayImage& image, const std::string& name,
-                            StageTimes* times = nullptr) const;
+                            StageTimes* times = nullptr, const ExplainOptions& explain = {}) const;
   // The stages on their own, for callers that bring their own faces (a tracker between
   // detections): find the faces; classify given faces in one batch (fills .probabilities).
   // detect() includes the landmarks and rotation when the pipeline aligns; times->detect and
@@ -93,6 +109,13 @@ class EmotionPipeline {
   std::vector<FaceResult> detect(const GrayImage& image, StageTimes* times = nullptr) const;
   void classify(const GrayImage& image, std::vector<FaceResult>& faces,
                 StageTimes* times = nullptr) const;
+  // Grad-CAM of each face (layers/gradcam.h) for `target`, or for its predicted class when
+  // target < 0: fills faces[i].explanation. One forward and one backward per face on the training
+  // graph; it uses the network's gradient flags, so one call at a time per pipeline (the rule of
+  // serve's workers: one pipeline each). Fills faces[i].explained_face too. Throws on a target
+  // out of range.
+  void explain(const GrayImage& image, std::vector<FaceResult>& faces, int target = -1,
+               StageTimes* times = nullptr) const;
 
   const LoadedModel& model() const { return model_; }
   double margin() const { return margin_; }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 namespace emotune {
@@ -46,8 +47,27 @@ nlohmann::ordered_json box_json(const FaceBox& b) {
   return {{"x", b.x}, {"y", b.y}, {"w", b.w}, {"h", b.h}};
 }
 
+nlohmann::ordered_json explanation_json(const FaceResult& f, const ModelInfo& info, bool with_map) {
+  const GradCam& cam = *f.explanation;
+  nlohmann::ordered_json e;
+  e["class"] = info.classes.at(cam.target);
+  e["probability"] = round6(f.probabilities.at(cam.target));
+  e["layer"] = cam.layer;
+  e["file"] = f.explanation_file.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(f.explanation_file);
+  if (with_map) {
+    nlohmann::ordered_json values = nlohmann::ordered_json::array();
+    char b[32];
+    for (float v : cam.map) {  // six significant digits: a float widened to double prints noise
+      std::snprintf(b, sizeof b, "%.6g", v);
+      values.push_back(std::strtod(b, nullptr));
+    }
+    e["map"] = {{"height", cam.height}, {"width", cam.width}, {"values", values}};
+  }
+  return e;
+}
+
 nlohmann::ordered_json predict_json(const std::vector<ImageResult>& results,
-                                    const std::string& model_path, const ModelInfo& info) {
+                                    const std::string& model_path, const ModelInfo& info, bool explain_map) {
   nlohmann::ordered_json doc;
   doc["model"] = {{"path", model_path}, {"arch", info.arch}, {"classes", info.classes}};
   doc["images"] = nlohmann::ordered_json::array();
@@ -69,6 +89,7 @@ nlohmann::ordered_json predict_json(const std::vector<ImageResult>& results,
       nlohmann::ordered_json probs;
       for (size_t c = 0; c < info.classes.size(); ++c) probs[info.classes[c]] = round6(f.probabilities[c]);
       face["probabilities"] = probs;
+      if (f.explanation) face["explanation"] = explanation_json(f, info, explain_map);
       img["faces"].push_back(face);
     }
     doc["images"].push_back(img);
@@ -133,6 +154,12 @@ std::string predict_table(const std::vector<ImageResult>& results, const ModelIn
       }
       size_t t = top_class(f.probabilities);
       os << "  " << info.classes[t] << " " << percent(f.probabilities[t]) << "\n";
+      if (f.explanation) {
+        os << "        explained: " << info.classes.at(f.explanation->target) << " at "
+           << f.explanation->layer;
+        if (!f.explanation_file.empty()) os << " -> " << f.explanation_file;
+        os << "\n";
+      }
     }
   }
   return os.str();

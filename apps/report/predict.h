@@ -17,8 +17,14 @@ namespace emotune {
 //  "angle", "rotation", "eyes": {"left": [x, y], "right": [x, y]}, "landmarks": [[x, y] x 68],
 //  "top": {"class", "probability"}, "probabilities": {class: p, ...}}]}]}
 // angle/eyes/landmarks are null without alignment (--align none, --no-detect); rotation is 0 then.
+// Explained faces (EmotionPipeline::explain) also get "explanation": {"class", "probability",
+// "layer", "file" (the picture predict --explain wrote, or null), and with `explain_map` "map":
+// {"height", "width", "values": [row-major, >= 0]}} (docs/explain.md).
 nlohmann::ordered_json predict_json(const std::vector<ImageResult>& results,
-                                    const std::string& model_path, const ModelInfo& info);
+                                    const std::string& model_path, const ModelInfo& info,
+                                    bool explain_map = false);
+// The "explanation" object of one explained face (also the web API's).
+nlohmann::ordered_json explanation_json(const FaceResult& f, const ModelInfo& info, bool with_map);
 // One header row, then one row per face: file,face,x,y,w,h,top,<class...>
 std::string predict_csv(const std::vector<ImageResult>& results, const ModelInfo& info);
 std::string predict_table(const std::vector<ImageResult>& results, const ModelInfo& info);
