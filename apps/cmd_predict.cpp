@@ -44,13 +44,9 @@ void write_explanations(const std::string& dir, std::vector<ImageResult>& result
       FaceResult& f = r.faces[i];
       if (!f.explanation) continue;
       const GradCam& cam = *f.explanation;
-      char caption[96];
-      std::snprintf(caption, sizeof caption, "%s %.0f%%%s", info.classes.at(cam.target).c_str(),
-                    100.0 * f.probabilities.at(cam.target),
-                    (int)top_class(f.probabilities) == cam.target ? "" : " (chosen class)");
       const std::string path = (std::filesystem::path(dir) / (stem + "-face" + std::to_string(i + 1) + ".png")).string();
-      write_explanation_png(path, f.explained_face, {cam.height, cam.width, cam.map}, caption,
-                            "Grad-CAM, layer " + cam.layer);
+      write_explanation_png(path, f.explained_face, {cam.height, cam.width, cam.map}, explanation_caption(f, info),
+                            explanation_note(f));
       f.explanation_file = path;
     }
   }

@@ -415,6 +415,36 @@ TEST_CASE("serve: predict and recommend answer exactly what the CLI prints") {
   check_error(r->status, r->body, 422, "no face found");
 }
 
+TEST_CASE("serve: ?explain=1 adds each face's Grad-CAM picture and the CLI's map; bad values are 400") {
+  Running srv(test_options());
+  auto c = srv.client();
+  json doc = api_doc(c.Post("/api/v1/predict?explain=1", face_jpg(), "image/jpeg"));
+  check_schema(doc, "Predict");
+  const json& e = doc["images"][0]["faces"][0]["explanation"];
+  CHECK(e["class"] == doc["images"][0]["faces"][0]["top"]["class"]);
+  CHECK(e["file"].is_null());
+  const std::string image = e["image"].get<std::string>();
+  CHECK(image.rfind("data:image/png;base64,iVBORw0KGgo", 0) == 0);  // base64 of the PNG signature
+  // The map is the CLI's, number for number (the same pipeline and model).
+  json cli = json::parse(cli_json({"predict", repo("examples/face.jpg"), "--model", repo("models/vgg.safetensors"),
+                                   "--json", "--explain-json"}));
+  CHECK(e["map"].dump() == cli["images"][0]["faces"][0]["explanation"]["map"].dump());
+  // Without the parameter nothing is explained; a chosen class; multipart fields work too.
+  json plain = api_doc(c.Post("/api/v1/predict", face_jpg(), "image/jpeg"));
+  CHECK_FALSE(plain["images"][0]["faces"][0].contains("explanation"));
+  httplib::MultipartFormDataItems form = {{"image", face_jpg(), "face.jpg", "image/jpeg"},
+                                          {"explain_class", "sad", "", ""}};
+  json sad = api_doc(c.Post("/api/v1/predict", form));
+  check_schema(sad, "Predict");
+  CHECK(sad["images"][0]["faces"][0]["explanation"]["class"] == "sad");
+  auto bad = c.Post("/api/v1/predict?explain=yes", face_jpg(), "image/jpeg");
+  REQUIRE(bad);
+  check_error(bad->status, bad->body, 400, "explain must be 1, true, 0 or false");
+  auto cls = c.Post("/api/v1/predict?explain_class=bored", face_jpg(), "image/jpeg");
+  REQUIRE(cls);
+  check_error(cls->status, cls->body, 400, "explain_class must be one of the model's classes");
+}
+
 TEST_CASE("serve: concurrent requests give the CLI's answers") {
   ServeOptions o = test_options();
   o.workers = 2;

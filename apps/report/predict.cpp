@@ -47,6 +47,16 @@ nlohmann::ordered_json box_json(const FaceBox& b) {
   return {{"x", b.x}, {"y", b.y}, {"w", b.w}, {"h", b.h}};
 }
 
+std::string explanation_caption(const FaceResult& f, const ModelInfo& info) {
+  const int t = f.explanation->target;
+  char b[96];
+  std::snprintf(b, sizeof b, "%s %.0f%%%s", info.classes.at(t).c_str(), 100.0 * f.probabilities.at(t),
+                (int)top_class(f.probabilities) == t ? "" : " (chosen class)");
+  return b;
+}
+
+std::string explanation_note(const FaceResult& f) { return "Grad-CAM, layer " + f.explanation->layer; }
+
 nlohmann::ordered_json explanation_json(const FaceResult& f, const ModelInfo& info, bool with_map) {
   const GradCam& cam = *f.explanation;
   nlohmann::ordered_json e;

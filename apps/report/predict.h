@@ -23,6 +23,10 @@ namespace emotune {
 nlohmann::ordered_json predict_json(const std::vector<ImageResult>& results,
                                     const std::string& model_path, const ModelInfo& info,
                                     bool explain_map = false);
+// The words drawn on an explanation picture: "happy 96%" ("(chosen class)" added when it is not the
+// predicted one), and "Grad-CAM, layer relu7".
+std::string explanation_caption(const FaceResult& f, const ModelInfo& info);
+std::string explanation_note(const FaceResult& f);
 // The "explanation" object of one explained face (also the web API's).
 nlohmann::ordered_json explanation_json(const FaceResult& f, const ModelInfo& info, bool with_map);
 // One header row, then one row per face: file,face,x,y,w,h,top,<class...>

@@ -2,12 +2,15 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <vector>
 
+#include "apps/report/predict.h"
+#include "apps/vision/heatmap.h"
 #include "base/image.h"
 
 namespace emotune {
@@ -64,6 +67,47 @@ RecommendParams parse_recommend_params(const std::string& top, const std::string
     p.policy = parse_policy(policy);
   }
   return p;
+}
+
+ExplainOptions parse_explain_params(const std::string& explain, const std::string& explain_class,
+                                    const std::vector<std::string>& classes) {
+  ExplainOptions ex;
+  if (explain == "1" || explain == "true") ex.on = true;
+  else if (!explain.empty() && explain != "0" && explain != "false")
+    throw ApiError(400, "explain must be 1, true, 0 or false, got \"" + explain.substr(0, 32) + "\"");
+  if (!explain_class.empty()) {
+    auto it = std::find(classes.begin(), classes.end(), explain_class);
+    if (it == classes.end()) {
+      std::string known;
+      for (const auto& c : classes) known += (known.empty() ? "" : ", ") + c;
+      throw ApiError(400, "explain_class must be one of the model's classes (" + known + "), got \"" +
+                              explain_class.substr(0, 32) + "\"");
+    }
+    ex.on = true;
+    ex.target = (int)(it - classes.begin());
+  }
+  return ex;
+}
+
+namespace {
+std::string base64(const std::vector<uint8_t>& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(), (int)bytes.size());
+  out.resize((size_t)n);
+  return out;
+}
+}  // namespace
+
+void add_explanation_images(nlohmann::ordered_json& doc, const ImageResult& r, const ModelInfo& info) {
+  auto& faces = doc["images"][0]["faces"];
+  for (size_t i = 0; i < r.faces.size() && i < faces.size(); ++i) {
+    const FaceResult& f = r.faces[i];
+    if (!f.explanation) continue;
+    const GradCam& cam = *f.explanation;
+    faces[i]["explanation"]["image"] =
+        "data:image/png;base64," + base64(encode_explanation_png(f.explained_face, {cam.height, cam.width, cam.map},
+                                                                 explanation_caption(f, info), explanation_note(f)));
+  }
 }
 
 std::string sha256_file_hex(const std::string& path) {

@@ -42,6 +42,15 @@ struct RecommendParams {
 RecommendParams parse_recommend_params(const std::string& top, const std::string& policy,
                                        int max_top);
 
+// ?explain=1|true|0|false (default off) and ?explain_class=NAME (one of `classes`; implies
+// explain): anything else -> 400 naming the parameter. An empty string means "not given".
+ExplainOptions parse_explain_params(const std::string& explain, const std::string& explain_class,
+                                    const std::vector<std::string>& classes);
+
+// Adds "image": "data:image/png;base64,..." (the picture `predict --explain` writes) to the
+// "explanation" of every explained face of a predict document built from `result`.
+void add_explanation_images(nlohmann::ordered_json& predict_doc, const ImageResult& result, const ModelInfo& info);
+
 // SHA-256 of a file as 64 lowercase hex digits (OpenSSL's libcrypto); Error naming the file.
 std::string sha256_file_hex(const std::string& path);
 

@@ -465,6 +465,8 @@ struct WebServer::Impl {
     check_upload_bytes(bytes);
     RecommendParams params;
     if (recommend) params = parse_recommend_params(field("top"), field("policy"), options.max_top);
+    const ExplainOptions explain =
+        recommend ? ExplainOptions{} : parse_explain_params(field("explain"), field("explain_class"), pool->pipeline(0).model().info.classes);
 
     // The worker owns a copy of the bytes: a job that outlives its deadline still runs to the end.
     struct State {
@@ -474,12 +476,13 @@ struct WebServer::Impl {
     auto state = std::make_shared<State>();
     state->bytes.assign(bytes.data(), bytes.size());
     state->name = name;
-    auto job = pool->submit([this, state, recommend, params](const EmotionPipeline& p) {
+    auto job = pool->submit([this, state, recommend, params, explain](const EmotionPipeline& p) {
       GrayImage image = decode_upload(state->bytes, state->name, options.max_pixels);
       std::string().swap(state->bytes);
       if (!recommend) {
-        state->doc = predict_json({p.analyze_image(image, state->name)}, options.model,
-                                  p.model().info);
+        const ImageResult r = p.analyze_image(image, state->name, nullptr, explain);
+        state->doc = predict_json({r}, options.model, p.model().info, /*explain_map=*/true);
+        if (explain.on) add_explanation_images(state->doc, r, p.model().info);
         return;
       }
       // As `emotune recommend` does: the listener search (pipeline.h), then the largest face.

@@ -7,10 +7,11 @@ Starts `emotune serve --port 0` (the port is read from its first line), then, in
   1. loads the page, uploads examples/face.jpg through the file input;
   2. waits for the result and checks the mood text, the face box (one, inside the photo, numbered)
      and the track rows against the API's own /api/v1/recommend answer for the same bytes;
+     presses the face's "Where it looked" toggle and waits for its Grad-CAM picture (then hides it);
   3. flips the policy switch to uplift and checks the rows follow the uplift answer;
   4. uploads a file that is not an image and checks the error is shown in words;
   5. narrows the window to a phone's width (390 px) and checks nothing overflows sideways.
-Screenshots: OUT_DIR/serve-result.png (1280 px wide) and OUT_DIR/serve-phone.png (390 px).
+Screenshots: OUT_DIR/serve-result.png (1280 px wide), serve-explain.png and serve-phone.png (390 px).
 Exit status 0 when every check holds; 1 with the failed check named otherwise.
 """
 import json
@@ -109,6 +110,19 @@ def main():
         dots = driver.find_elements(By.CSS_SELECTOR, "#plane .track-dot")
         check(len(dots) == 8, "8 tracks on the valence/energy plane (found %d)" % len(dots))
         driver.save_screenshot(os.path.join(out, "serve-result.png"))
+
+        # 2b. Where it looked: the face's toggle shows its Grad-CAM picture, a second press hides it.
+        toggle = driver.find_element(By.CSS_SELECTOR, ".face-card .explain-toggle")
+        toggle.click()
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".face-card .explain-img").is_displayed()
+                   and d.execute_script("return document.querySelector('.face-card .explain-img').naturalWidth") > 0)
+        src = driver.find_element(By.CSS_SELECTOR, ".face-card .explain-img").get_attribute("src")
+        check(src.startswith("data:image/png;base64,"), "the overlay is the API's PNG (%r...)" % src[:30])
+        check(toggle.get_attribute("aria-pressed") == "true", "the toggle reads pressed")
+        driver.save_screenshot(os.path.join(out, "serve-explain.png"))
+        toggle.click()
+        check(not driver.find_element(By.CSS_SELECTOR, ".face-card .explain-img").is_displayed(),
+              "a second press hides the overlay")
 
         # 3. The policy switch.
         want_up = api_recommend(base, "top=8&policy=uplift")

@@ -1,11 +1,12 @@
 // emotune serve: the page's script. Plain DOM, no framework, no network but this server.
 // Flow: a photo (file, drop or webcam snapshot) -> POST /api/v1/predict (every face, 7 bars) and
 // POST /api/v1/recommend (the mood of the largest face, the target, the tracks). The policy
-// switch and the track count ask /recommend again with the same bytes.
+// switch and the track count ask /recommend again with the same bytes. A face's "Where it looked"
+// toggle asks /predict?explain=1 once for the photo and shows that face's Grad-CAM picture.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { blob: null, name: "", predict: null, recommend: null, seq: 0 };
+const state = { blob: null, name: "", predict: null, recommend: null, explained: null, seq: 0 };
 const SVG = "http://www.w3.org/2000/svg";
 
 function setStatus(text, kind) {
@@ -60,7 +61,7 @@ async function analyse(blob, name) {
   const seq = ++state.seq;
   state.blob = blob;
   state.name = name || "photo";
-  state.predict = state.recommend = null;
+  state.predict = state.recommend = state.explained = null;
   showPhoto(blob);
   $("results").hidden = true;
   setStatus("Reading the faces…", "busy");
@@ -188,8 +189,51 @@ function renderFaces(image, chosenBox) {
       row.append(name, bar, v);
       card.appendChild(row);
     }
+    card.appendChild(explainToggle(i));
     host.appendChild(card);
   });
+}
+
+// The per-face toggle: the first one pressed fetches every face's explanation (one request).
+function explainToggle(i) {
+  const wrap = document.createElement("div");
+  wrap.className = "explain-wrap";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "explain-toggle";
+  button.setAttribute("aria-pressed", "false");
+  button.textContent = "Where it looked";
+  const img = document.createElement("img");
+  img.className = "explain-img";
+  img.hidden = true;
+  button.addEventListener("click", async () => {
+    if (!img.hidden) {
+      img.hidden = true;
+      button.setAttribute("aria-pressed", "false");
+      return;
+    }
+    const seq = state.seq;
+    try {
+      if (!state.explained) {
+        button.disabled = true;
+        setStatus("Looking where the network looked…", "busy");
+        state.explained = await postImage("/api/v1/predict", "explain=1");
+        if (seq !== state.seq) return;
+        setStatus("Grad-CAM: red is where the evidence for the class was strongest.");
+      }
+      const e = state.explained.images[0].faces[i].explanation;
+      img.src = e.image;
+      img.alt = "Grad-CAM of face " + (i + 1) + ": where the network found " + e["class"];
+      img.hidden = false;
+      button.setAttribute("aria-pressed", "true");
+    } catch (err) {
+      setStatus(err.message, "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
+  wrap.append(button, img);
+  return wrap;
 }
 
 function renderTracks(r) {
