@@ -73,7 +73,7 @@ void add_watch_command(CLI::App& app) {
     std::string video;
     int camera = -1;
     std::string out, timeline, plot;
-    bool show = false;
+    bool show = false, explain = false;
     int recommend = 0;
     std::string tracks = kDefaultTracks, policy = "match";
     int detect_every = WatchOptions{}.detect_every;
@@ -93,6 +93,9 @@ void add_watch_command(CLI::App& app) {
   cmd->add_option("--timeline", opt->timeline, "write every tracked face of every frame (.csv or .json)");
   cmd->add_option("--plot", opt->plot, "write the timeline plot (PNG)");
   cmd->add_flag("--show", opt->show, "show the annotated frames in a window (q or Esc stops)");
+  cmd->add_flag("--explain", opt->explain,
+                "draw where the network looked (Grad-CAM of each face's label) in --out / --show; "
+                "one backward pass per face per frame");
   cmd->add_option("--recommend", opt->recommend, "print N tracks for the clip's mood (per segment when it changes)")
       ->check(CLI::Range(0, 1000));
   cmd->add_option("--tracks", opt->tracks, "mood table CSV")->capture_default_str();
@@ -130,6 +133,9 @@ void add_watch_command(CLI::App& app) {
     wo.out = opt->out;
     wo.timeline = opt->timeline;
     wo.show = opt->show;
+    wo.explain = opt->explain;
+    if (opt->explain && opt->out.empty() && !opt->show)
+      throw Error("--explain draws on the video: it needs --out FILE or --show");
     wo.max_frames = opt->max_frames;
     if (!opt->plot.empty()) {  // fail now rather than after the whole clip
       FILE* f = std::fopen(opt->plot.c_str(), "ab");

@@ -3,6 +3,7 @@
 // exit 77 when they are absent): a face moving while a second person enters and leaves, and a
 // cut from one person to another. Checks track counts, the frames of the annotated video, the
 // timeline rows, the summary, and that hostile inputs are refused with the documented exit codes.
+#include <algorithm>
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -189,6 +190,50 @@ TEST_CASE("watch: a cut from one person to another; mp4 out, JSON timeline, plot
   CHECK(fs::file_size(dir + "/timeline.png") > 1000);
   CHECK((contains(r.log, "mood of the clip") || contains(r.log, "mood segment")));
   CHECK(contains(r.log, " 1. "));
+}
+
+TEST_CASE("watch --explain: the heat map is drawn over the face in every frame of --out, and needs an output") {
+  if (!have_photos()) {
+    MESSAGE("SKIPPED (no ../shared/data/photos): watch --explain");
+    std::exit(77);
+  }
+  cv::Mat a = face_patch("fr_obama.jpg");
+  std::string video = make_video("still.avi", {{&a, 0, 20, 100, 60, 0, 0}}, 20);
+  std::string dir = testing::temp_dir("watch_explain");
+  Result plain = watch({video, "--out", dir + "/plain.avi"});
+  Result ex = watch({video, "--out", dir + "/explained.avi", "--explain"});
+  INFO(ex.log);
+  REQUIRE(plain.code == 0);
+  REQUIRE(ex.code == 0);
+  CHECK(contains(ex.log, "explain "));  // the per-frame timing names the stage
+  // The clip is grey; the annotations add a box and bars in class colours outside the face. The
+  // heat map adds colour inside the face patch: count strongly coloured pixels (channel spread
+  // > 60) in the patch's interior, frame by frame.
+  auto coloured = [](const std::string& path) {
+    cv::VideoCapture cap(path, cv::CAP_FFMPEG);
+    std::vector<int> counts;
+    cv::Mat m;
+    while (cap.read(m)) {
+      int n = 0;
+      for (int y = 80; y < 160; ++y)
+        for (int x = 120; x < 200; ++x) {
+          const cv::Vec3b p = m.at<cv::Vec3b>(y, x);
+          n += std::max({p[0], p[1], p[2]}) - std::min({p[0], p[1], p[2]}) > 60;
+        }
+      counts.push_back(n);
+    }
+    return counts;
+  };
+  const std::vector<int> p = coloured(dir + "/plain.avi"), e = coloured(dir + "/explained.avi");
+  REQUIRE(p.size() == 20);
+  REQUIRE(e.size() == 20);
+  for (size_t f = 0; f < e.size(); ++f) {
+    INFO("frame " << f << ": " << p[f] << " coloured pixels without, " << e[f] << " with --explain");
+    CHECK(e[f] > p[f] + 100);
+  }
+  Result alone = watch({video, "--explain"});
+  CHECK(alone.code == 1);
+  CHECK(contains(alone.log, "--explain draws on the video: it needs --out FILE or --show"));
 }
 
 TEST_CASE("watch: hostile and missing inputs are refused with the documented exit codes") {

@@ -9,6 +9,7 @@
 #include "apps/video/draw.h"
 #include "apps/video/motion.h"
 #include "apps/video/window.h"
+#include "apps/vision/heatmap.h"
 #include "base/error.h"
 
 namespace emotune {
@@ -24,12 +25,13 @@ double ms_since(Clock::time_point t) {
 
 std::string WatchTimes::per_frame(long long frames) const {
   const double n = frames > 0 ? (double)frames : 1;
-  char b[320];
+  char b[320], ex[48] = "";
+  if (explain > 0) std::snprintf(ex, sizeof ex, ", explain %.2f ms", explain / n);
   std::snprintf(b, sizeof b,
                 "decode %.2f ms, convert %.2f ms, detect %.2f ms, track %.2f ms, network %.2f ms, "
-                "smooth %.3f ms, draw %.2f ms, encode %.2f ms; total %.2f ms/frame (%.1f frames/s)",
+                "smooth %.3f ms, draw %.2f ms, encode %.2f ms%s; total %.2f ms/frame (%.1f frames/s)",
                 decode / n, convert / n, detect / n, track / n, network / n, smooth / n, draw / n,
-                encode / n, total / n, total > 0 ? 1000.0 * frames / total : 0.0);
+                encode / n, ex, total / n, total > 0 ? 1000.0 * frames / total : 0.0);
   return b;
 }
 
@@ -154,6 +156,18 @@ WatchResult run_watch(VideoSource& source, const EmotionPipeline& pipeline,
     if (timeline) timeline->end_frame();
     result.times.smooth += ms_since(t);
 
+    if (options.explain && (sink || window)) {
+      // Each face's map for the label it is shown with (the smoothed one), under the annotations.
+      t = Clock::now();
+      for (size_t i = 0; i < faces.size(); ++i) {
+        std::vector<FaceResult> one{faces[i]};
+        pipeline.explain(gray, one, (int)notes[i].label);
+        const GradCam& cam = *one[0].explanation;
+        const FaceBox& c = faces[i].crop;
+        blend_heat(bgr, cv::Rect(c.x, c.y, c.w, c.h), {cam.height, cam.width, cam.map});
+      }
+      result.times.explain += ms_since(t);
+    }
     if (sink || window) {
       t = Clock::now();
       draw_annotations(bgr, notes, result.classes);

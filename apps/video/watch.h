@@ -25,13 +25,14 @@ struct WatchOptions {
   std::string out;       // annotated video ("" = none)
   std::string timeline;  // .csv or .json ("" = none)
   bool show = false;     // live window
+  bool explain = false;  // Grad-CAM of each face's label drawn over its crop in --out / --show
   long long max_frames = -1;  // stop after this many frames (-1: the whole stream)
 };
 
 // Milliseconds summed over the frames of a run, per stage.
 struct WatchTimes {
   double decode = 0, convert = 0, detect = 0, track = 0, network = 0, smooth = 0, draw = 0,
-         encode = 0;
+         encode = 0, explain = 0;
   double total = 0;  // wall time of the loop
   std::string per_frame(long long frames) const;  // "decode 2.1 ms, detect 9.8 ms, ..."
 };
