@@ -1,5 +1,7 @@
 #include "apps/commands.h"
 
+#include "apps/pipeline/pipeline.h"
+
 namespace emotune {
 
 void add_face_options(CLI::App* cmd, std::string& detector, std::string& align) {
@@ -10,6 +12,14 @@ void add_face_options(CLI::App* cmd, std::string& detector, std::string& align) 
   cmd->add_option("--align", align,
                   "landmarks: level tilted faces with dlib's 68-point model; none: plain crops")
       ->check(CLI::IsMember({"landmarks", "none"}))
+      ->capture_default_str();
+}
+
+void add_unsure_option(CLI::App* cmd, double& unsure_below) {
+  cmd->add_option("--unsure-below", unsure_below,
+                  "say \"unsure\" (and name the two likeliest moods) when the calibrated top probability "
+                  "is below this; 0: never")
+      ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
 }
 

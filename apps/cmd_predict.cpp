@@ -66,6 +66,7 @@ void add_predict_command(CLI::App& app) {
     std::string align = align_name(kDefaultAlign);
     std::string explain_dir, explain_class;
     bool explain_json = false;
+    double unsure_below = kDefaultUnsureBelow;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
@@ -84,6 +85,7 @@ void add_predict_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--timing", opt->timing, "print the time of each stage to stderr");
   add_face_options(cmd, opt->detector, opt->align);
+  add_unsure_option(cmd, opt->unsure_below);
   cmd->add_option("--explain", opt->explain_dir,
                   "write a Grad-CAM picture of every face into this folder (docs/explain.md)");
   cmd->add_flag("--explain-json", opt->explain_json,
@@ -98,6 +100,7 @@ void add_predict_command(CLI::App& app) {
                              /*listener=*/false, parse_detector(opt->detector),
                              parse_align(opt->align));
 
+    pipeline.set_unsure_below(opt->unsure_below);
     ExplainOptions explain;
     explain.on = !opt->explain_dir.empty() || opt->explain_json;
     if (!opt->explain_class.empty() && !explain.on)

@@ -32,6 +32,7 @@ void add_recommend_command(CLI::App& app) {
     bool timing = false;
     std::string detector = detector_name(kDefaultDetector);
     std::string align = align_name(kDefaultAlign);
+    double unsure_below = kDefaultUnsureBelow;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
@@ -56,6 +57,7 @@ void add_recommend_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--timing", opt->timing, "print the time of each stage to stderr");
   add_face_options(cmd, opt->detector, opt->align);
+  add_unsure_option(cmd, opt->unsure_below);
 
   cmd->callback([opt]() {
     // Cheap checks first, so a typo in a path does not cost a model load.
@@ -73,6 +75,7 @@ void add_recommend_command(CLI::App& app) {
     EmotionPipeline pipeline(model_path, parse_device(opt->device), !opt->no_detect, opt->margin,
                              /*listener=*/true, parse_detector(opt->detector),
                              parse_align(opt->align));
+    pipeline.set_unsure_below(opt->unsure_below);
     for (const auto& c : pipeline.model().info.classes) emotion_target(c);  // every class known
     StageTimes times;
     times.load_cascade = pipeline.load_cascade_ms();

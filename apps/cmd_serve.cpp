@@ -29,6 +29,7 @@ void add_serve_command(CLI::App& app) {
   s.detector = detector_name(kDefaultDetector);
   s.align = align_name(kDefaultAlign);
   s.margin = kDefaultFaceMargin;
+  s.unsure_below = kDefaultUnsureBelow;
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve the web page and the JSON API (docs/serve.md) until interrupted");
   cmd->add_option("--host", s.host, "address to listen on (loopback by default)")
@@ -71,6 +72,7 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--quiet", s.quiet, "no access log on stderr");
   add_face_options(cmd, s.detector, s.align);
+  add_unsure_option(cmd, s.unsure_below);
 
   cmd->callback([opt]() {
     ServeOptions o = opt->serve;

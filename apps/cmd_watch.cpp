@@ -81,6 +81,7 @@ void add_watch_command(CLI::App& app) {
     double min_segment = 3.0;
     std::string model = kDefaultModel, device = "cpu";
     double margin = kDefaultFaceMargin;
+    double unsure_below = kDefaultUnsureBelow;
     long long max_frames = -1;
   };
   auto opt = std::make_shared<Options>();
@@ -93,6 +94,7 @@ void add_watch_command(CLI::App& app) {
   cmd->add_option("--timeline", opt->timeline, "write every tracked face of every frame (.csv or .json)");
   cmd->add_option("--plot", opt->plot, "write the timeline plot (PNG)");
   cmd->add_flag("--show", opt->show, "show the annotated frames in a window (q or Esc stops)");
+  add_unsure_option(cmd, opt->unsure_below);
   cmd->add_flag("--explain", opt->explain,
                 "draw where the network looked (Grad-CAM of each face's label) in --out / --show; "
                 "one backward pass per face per frame");
@@ -147,6 +149,7 @@ void add_watch_command(CLI::App& app) {
     if (opt->recommend > 0) table = read_mood_table(resolve_option_path(opt->tracks, kDefaultTracks));
     std::string model_path = resolve_option_path(opt->model, kDefaultModel);
     EmotionPipeline pipeline(model_path, parse_device(opt->device), true, opt->margin);
+    pipeline.set_unsure_below(opt->unsure_below);
     std::unique_ptr<VideoSource> source =
         opt->camera >= 0 ? VideoSource::open_camera(opt->camera) : VideoSource::open_file(opt->video);
 

@@ -28,6 +28,10 @@ bool print_version_if_asked(int argc, char** argv);
 // (docs/faces.md); the strings keep their defaults unless the user sets them.
 void add_face_options(CLI::App* cmd, std::string& detector, std::string& align);
 
+// --unsure-below P, as predict, recommend, watch and serve take it (apps/pipeline/pipeline.h
+// kDefaultUnsureBelow; checked to lie in [0, 1]).
+void add_unsure_option(CLI::App* cmd, double& unsure_below);
+
 // Set by a command that finished but must exit non-zero (e.g. no face found).
 int& cli_exit_code();
 

@@ -228,11 +228,11 @@ TEST_CASE("predict --csv and the table: one row per face") {
   std::istringstream lines(csv.out);
   std::string header, row;
   std::getline(lines, header);
-  CHECK(header == "file,face,x,y,w,h,top,angry,disgust,fear,happy,sad,surprise,neutral");
+  CHECK(header == "file,face,x,y,w,h,top,angry,disgust,fear,happy,sad,surprise,neutral,unsure");
   int rows = 0;
   while (std::getline(lines, row)) {
     ++rows;
-    CHECK(std::count(row.begin(), row.end(), ',') == 13);
+    CHECK(std::count(row.begin(), row.end(), ',') == 14);
     CHECK(row.rfind(fixture("two_people.jpg") + "," + std::to_string(rows) + ",", 0) == 0);
   }
   CHECK(rows == 2);
@@ -562,4 +562,40 @@ TEST_CASE("predict --explain: a picture per face, the JSON names it, and its map
   // Without --explain nothing is explained.
   Run plain = run({"predict", fixture("face48.png"), "--no-detect", "--model", model, "--json"});
   CHECK_FALSE(json::parse(plain.out)["images"][0]["faces"][0].contains("explanation"));
+}
+
+TEST_CASE("unsure: below the threshold a face names its two likeliest moods, everywhere it is shown") {
+  CHECK(mood_text({0.1f, 0.0f, 0.0f, 0.5f, 0.38f, 0.0f, 0.02f}, kFer, false) == "happy 50%");
+  CHECK(mood_text({0.1f, 0.0f, 0.0f, 0.18f, 0.38f, 0.0f, 0.34f}, kFer, true) == "unsure: sad 38% / neutral 34%");
+  CHECK(is_unsure({0.2f, 0.49f, 0.31f}, 0.5));
+  CHECK_FALSE(is_unsure({0.2f, 0.5f, 0.3f}, 0.5));  // at the threshold a mood is named
+  CHECK_FALSE(is_unsure({0.2f, 0.49f, 0.31f}, 0.0));
+  CHECK_THROWS_WITH_AS(check_unsure_below(1.5), doctest::Contains("--unsure-below must be between 0 and 1"), Error);
+
+  // Reports of a hand-made unsure face: the JSON flag, the table, the CSV column, recommend.
+  FaceResult face{{10, 10, 50, 50}, {5, 5, 60, 60}, {0.1f, 0.0f, 0.0f, 0.18f, 0.38f, 0.0f, 0.34f}, std::nullopt, 0};
+  face.unsure = true;
+  ImageResult img{"x.jpg", 100, 100, {face}, ""};
+  ModelInfo info;
+  info.arch = "paper";
+  info.classes = kFer;
+  CHECK(predict_json({img}, "m", info)["images"][0]["faces"][0]["unsure"] == true);
+  CHECK(contains(predict_table({img}, info), "unsure: sad 38% / neutral 34%"));
+  CHECK(predict_csv({img}, info).find(",1\n") != std::string::npos);
+  MoodTable table = parse_mood_table("artist,title,valence,energy\nA,a,0.3,0.3\nB,b,0.8,0.6\n", "t.csv");
+  Recommendation r = make_recommendation("x.jpg", {face}, kFer, table, Policy::match, 1);
+  CHECK(contains(r.explanation, "unsure, so no single mood: sad 38%, neutral 34%"));
+  CHECK(contains(r.explanation, "-> probability-weighted target valence"));
+  CHECK(contains(recommendation_text(r, table), "Mood:   unsure: sad 38% / neutral 34%"));
+  CHECK(recommendation_json(r, table)["mood"]["unsure"] == true);
+
+  // The flag end to end: 1 makes every face unsure (a top probability is always below 1), 0 none.
+  Run all = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json", "--unsure-below", "1"});
+  REQUIRE(all.code == 0);
+  for (const json& f : json::parse(all.out)["images"][0]["faces"]) CHECK(f["unsure"] == true);
+  Run none = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json", "--unsure-below", "0"});
+  REQUIRE(none.code == 0);
+  for (const json& f : json::parse(none.out)["images"][0]["faces"]) CHECK(f["unsure"] == false);
+  Run bad = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--unsure-below", "2"});
+  CHECK(bad.code != 0);
 }

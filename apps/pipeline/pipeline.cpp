@@ -80,6 +80,34 @@ std::vector<float> prepare_face_inputs(const GrayImage& image, const std::vector
   return inputs;
 }
 
+bool is_unsure(const std::vector<float>& p, double unsure_below) {
+  return !p.empty() && *std::max_element(p.begin(), p.end()) < unsure_below;
+}
+
+std::string mood_text(const std::vector<float>& p, const std::vector<std::string>& classes, bool unsure) {
+  if (p.empty()) throw Error("mood_text: no probabilities");
+  std::vector<size_t> order(p.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+  char b[160];
+  if (!unsure || p.size() < 2)
+    std::snprintf(b, sizeof b, "%s %.0f%%", classes.at(order[0]).c_str(), 100.0 * p[order[0]]);
+  else
+    std::snprintf(b, sizeof b, "unsure: %s %.0f%% / %s %.0f%%", classes.at(order[0]).c_str(), 100.0 * p[order[0]],
+                  classes.at(order[1]).c_str(), 100.0 * p[order[1]]);
+  return b;
+}
+
+void check_unsure_below(double v) {
+  if (!(v >= 0 && v <= 1))
+    throw Error("--unsure-below must be between 0 and 1 (a probability), got " + std::to_string(v));
+}
+
+void EmotionPipeline::set_unsure_below(double v) {
+  check_unsure_below(v);
+  unsure_below_ = v;
+}
+
 size_t top_class(const std::vector<float>& p) {
   return (size_t)(std::max_element(p.begin(), p.end()) - p.begin());
 }
@@ -139,6 +167,7 @@ void EmotionPipeline::classify(const GrayImage& image, std::vector<FaceResult>& 
       throw Error("model returned " + std::to_string(probs[i].size()) + " probabilities for " +
                   std::to_string(model_.info.classes.size()) + " classes");
     faces[i].probabilities = std::move(probs[i]);
+    faces[i].unsure = is_unsure(faces[i].probabilities, unsure_below_);
   }
 }
 

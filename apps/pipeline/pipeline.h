@@ -27,12 +27,26 @@ namespace emotune {
 // runs from the eyebrows to the chin, FER-2013 faces include the forehead and the jaw line.
 constexpr double kDefaultFaceMargin = 0.1;
 
+// Below this top probability a face's mood is reported as unsure ("unsure: sad 38% / neutral
+// 34%") instead of one name. The probabilities are calibrated (temperature scaling, stored with
+// the model: docs/calibration.md), so a top probability under 0.5 means the named mood would be
+// wrong more often than right. --unsure-below on predict, recommend, watch and serve; 0 turns it off.
+constexpr double kDefaultUnsureBelow = 0.5;
+// True when the largest of `probabilities` is below `unsure_below`.
+bool is_unsure(const std::vector<float>& probabilities, double unsure_below);
+// A face's mood in words: "happy 96%", or when unsure the two likeliest moods, "unsure: sad 38% /
+// neutral 34%". Shared by the terminal, the recommendation and the video.
+std::string mood_text(const std::vector<float>& probabilities, const std::vector<std::string>& classes, bool unsure);
+// Throws emotune::Error unless 0 <= v <= 1 (the flag's check).
+void check_unsure_below(double v);
+
 struct FaceResult {
   FaceBox box;                       // the detected face (the whole image with --no-detect)
   FaceBox crop;                      // what was cut out (before rotation) and resized
   std::vector<float> probabilities;  // in model class order
   std::optional<FaceLandmarks> landmarks;  // with alignment: the 68 points, eyes and tilt
   double rotation = 0;               // degrees the crop was rotated by (0: a plain square crop)
+  bool unsure = false;               // top probability below the pipeline's unsure_below
   std::optional<GradCam> explanation;  // with EmotionPipeline::explain: where the network looked
   GrayImage explained_face;  // with explain: the crop as the network saw it, kExplainSide square
   std::string explanation_file;  // where a front end wrote its picture (predict --explain), or ""
@@ -117,6 +131,11 @@ class EmotionPipeline {
   void explain(const GrayImage& image, std::vector<FaceResult>& faces, int target = -1,
                StageTimes* times = nullptr) const;
 
+  // The threshold classify() marks faces unsure below (kDefaultUnsureBelow); set it before the
+  // pipeline is shared. Throws for a value outside [0, 1].
+  void set_unsure_below(double v);
+  double unsure_below() const { return unsure_below_; }
+
   const LoadedModel& model() const { return model_; }
   double margin() const { return margin_; }
   const FaceDetector* detector() const { return detector_.get(); }
@@ -131,6 +150,7 @@ class EmotionPipeline {
   std::unique_ptr<FaceDetector> detector_;
   std::unique_ptr<FaceAligner> aligner_;
   double margin_;
+  double unsure_below_ = kDefaultUnsureBelow;
   bool listener_ = false;
   double load_cascade_ms_ = 0, load_model_ms_ = 0;
 };

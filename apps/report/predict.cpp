@@ -96,6 +96,7 @@ nlohmann::ordered_json predict_json(const std::vector<ImageResult>& results,
       add_alignment_json(face, f);
       size_t t = top_class(f.probabilities);
       face["top"] = {{"class", info.classes[t]}, {"probability", round6(f.probabilities[t])}};
+      face["unsure"] = f.unsure;
       nlohmann::ordered_json probs;
       for (size_t c = 0; c < info.classes.size(); ++c) probs[info.classes[c]] = round6(f.probabilities[c]);
       face["probabilities"] = probs;
@@ -111,7 +112,7 @@ std::string predict_csv(const std::vector<ImageResult>& results, const ModelInfo
   std::ostringstream os;
   os << "file,face,x,y,w,h,top";
   for (const auto& c : info.classes) os << ',' << c;
-  os << '\n';
+  os << ",unsure\n";
   for (const ImageResult& r : results) {
     std::string file = r.file;
     if (file.find_first_of(",\"\n") != std::string::npos) {  // RFC 4180 quoting
@@ -128,7 +129,7 @@ std::string predict_csv(const std::vector<ImageResult>& results, const ModelInfo
         std::snprintf(b, sizeof b, ",%.6f", p);
         os << b;
       }
-      os << '\n';
+      os << ',' << (f.unsure ? 1 : 0) << '\n';
     }
   }
   return os.str();
@@ -162,8 +163,9 @@ std::string predict_table(const std::vector<ImageResult>& results, const ModelIn
         std::snprintf(b, sizeof b, " %8.3f", p);
         os << b;
       }
-      size_t t = top_class(f.probabilities);
-      os << "  " << info.classes[t] << " " << percent(f.probabilities[t]) << "\n";
+      const size_t t = top_class(f.probabilities);
+      os << "  " << (f.unsure ? mood_text(f.probabilities, info.classes, true) : info.classes[t] + " " + percent(f.probabilities[t]))
+         << "\n";
       if (f.explanation) {
         os << "        explained: " << info.classes.at(f.explanation->target) << " at "
            << f.explanation->layer;

@@ -15,7 +15,7 @@ namespace emotune {
 // {"model": {"path", "arch", "classes"}, "images": [{"file", "width", "height", "status":
 //  "ok"|"no_face"|"error", "error"?, "faces": [{"box": {x,y,w,h}, "crop": {x,y,w,h},
 //  "angle", "rotation", "eyes": {"left": [x, y], "right": [x, y]}, "landmarks": [[x, y] x 68],
-//  "top": {"class", "probability"}, "probabilities": {class: p, ...}}]}]}
+//  "top": {"class", "probability"}, "unsure": bool, "probabilities": {class: p, ...}}]}]}
 // angle/eyes/landmarks are null without alignment (--align none, --no-detect); rotation is 0 then.
 // Explained faces (EmotionPipeline::explain) also get "explanation": {"class", "probability",
 // "layer", "file" (the picture predict --explain wrote, or null), and with `explain_map` "map":
@@ -29,7 +29,7 @@ std::string explanation_caption(const FaceResult& f, const ModelInfo& info);
 std::string explanation_note(const FaceResult& f);
 // The "explanation" object of one explained face (also the web API's).
 nlohmann::ordered_json explanation_json(const FaceResult& f, const ModelInfo& info, bool with_map);
-// One header row, then one row per face: file,face,x,y,w,h,top,<class...>
+// One header row, then one row per face: file,face,x,y,w,h,top,<class...>,unsure (0 or 1)
 std::string predict_csv(const std::vector<ImageResult>& results, const ModelInfo& info);
 std::string predict_table(const std::vector<ImageResult>& results, const ModelInfo& info);
 

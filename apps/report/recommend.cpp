@@ -43,6 +43,7 @@ nlohmann::ordered_json recommendation_json(const Recommendation& r, const MoodTa
   doc["mood"] = {{"top",
                   {{"class", r.classes[t]},
                    {"probability", std::round((double)r.face.probabilities[t] * 1e6) / 1e6}}},
+                 {"unsure", r.face.unsure},
                  {"probabilities", probs}};
   doc["target"] = {{"policy", policy_name(r.target.policy)},
                    {"valence", round4(r.target.target.valence)},
@@ -74,10 +75,7 @@ nlohmann::ordered_json recommendation_json(const Recommendation& r, const MoodTa
 std::string recommendation_text(const Recommendation& r, const MoodTable& table) {
   std::ostringstream os;
   char b[256];
-  size_t t = top_class(r.face.probabilities);
-  std::snprintf(b, sizeof b, "Mood:   %s %.0f%%  (", r.classes[t].c_str(),
-                100.0 * r.face.probabilities[t]);
-  os << b;
+  os << "Mood:   " << mood_text(r.face.probabilities, r.classes, r.face.unsure) << "  (";
   for (size_t c = 0; c < r.classes.size(); ++c) {
     std::snprintf(b, sizeof b, "%s%s %.1f%%", c ? ", " : "", r.classes[c].c_str(),
                   100.0 * r.face.probabilities[c]);

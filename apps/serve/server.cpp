@@ -690,8 +690,10 @@ WebServer::WebServer(const ServeOptions& o) : impl_(std::make_unique<Impl>()) {
   }
   m.http.raise_listen_backlog(std::min(4096, opt.connections + opt.backlog + 64));
   m.pool = std::make_unique<InferencePool>(opt.workers, opt.queue, [&] {
-    return std::make_unique<EmotionPipeline>(opt.model, Device::cpu, /*detect=*/true, opt.margin,
-                                             /*listener=*/false, detector, align);
+    auto p = std::make_unique<EmotionPipeline>(opt.model, Device::cpu, /*detect=*/true, opt.margin,
+                                               /*listener=*/false, detector, align);
+    p->set_unsure_below(opt.unsure_below);
+    return p;
   });
   const EmotionPipeline& first = m.pool->pipeline(0);
   for (const auto& c : first.model().info.classes) emotion_target(c);  // every class has a target

@@ -26,6 +26,7 @@ struct ServeOptions {
   std::string tracks;              // mood table path (resolved by the caller)
   std::string detector = "hog", align = "none";
   double margin = 0.1;
+  double unsure_below = 0.5;  // apps/pipeline/pipeline.h kDefaultUnsureBelow
 
   int workers = 0;        // inference threads, one pipeline each; 0: the machine's core count
   int queue = 16;         // requests waiting for a worker; one more gets 503 + Retry-After

@@ -7,6 +7,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "base/error.h"
+#include "apps/pipeline/pipeline.h"
 #include "base/image.h"
 
 
@@ -39,11 +40,17 @@ void draw_annotations(cv::Mat& img, const std::vector<FaceAnnotation>& faces,
   const int line_h = std::max(10, (int)std::lround(24 * scale));
   const int bar_w = std::max(40, (int)std::lround(120 * scale));
   for (const auto& f : faces) {
-    const cv::Scalar c = class_colour(classes.at(f.label));
+    // An unsure face is drawn in the neutral grey of no class, with its two likeliest moods.
+    const cv::Scalar c = f.unsure ? cv::Scalar(150, 150, 150) : class_colour(classes.at(f.label));
     cv::rectangle(img, cv::Rect(f.box.x, f.box.y, f.box.w, f.box.h), c, 2, cv::LINE_AA);
-    char head[96];
-    std::snprintf(head, sizeof head, "#%d %s %.0f%%", f.track, classes.at(f.label).c_str(),
-                  100 * f.probabilities.at(f.label));
+    char head[128];
+    if (f.unsure) {
+      const std::vector<float> p(f.probabilities.begin(), f.probabilities.end());
+      std::snprintf(head, sizeof head, "#%d %s", f.track, mood_text(p, classes, true).c_str());
+    } else {
+      std::snprintf(head, sizeof head, "#%d %s %.0f%%", f.track, classes.at(f.label).c_str(),
+                    100 * f.probabilities.at(f.label));
+    }
     int base = 0;
     cv::Size ts = cv::getTextSize(head, kFont, scale, 1, &base);
     cv::Point org(f.box.x, std::max(ts.height + 4, f.box.y - 6));

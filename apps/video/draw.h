@@ -18,9 +18,10 @@ struct FaceAnnotation {
   FaceBox box;
   std::vector<double> probabilities;  // smoothed, model class order
   size_t label = 0;
+  bool unsure = false;  // the smoothed top probability is below --unsure-below
 };
 
-// Box in the label's colour, "#id label 72%" above it, and one bar per class beside it (right of
+// Box in the label's colour, "#id label 72%" (or "#id unsure: sad 38% / neutral 34%") above it, and one bar per class beside it (right of
 // the box, or left when there is no room).
 void draw_annotations(cv::Mat& bgr, const std::vector<FaceAnnotation>& faces,
                       const std::vector<std::string>& classes);

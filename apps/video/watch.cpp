@@ -1,5 +1,6 @@
 #include "apps/video/watch.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -150,7 +151,8 @@ WatchResult run_watch(VideoSource& source, const EmotionPipeline& pipeline,
       TimelineRow row{f, time_s, id, tracks[i].box, faces[i].probabilities, it->second.smoothed(),
                       it->second.label()};
       if (timeline) timeline->add(row);
-      notes.push_back({id, tracks[i].box, row.smoothed, row.label});
+      const double top = row.smoothed.empty() ? 0.0 : *std::max_element(row.smoothed.begin(), row.smoothed.end());
+      notes.push_back({id, tracks[i].box, row.smoothed, row.label, top < pipeline.unsure_below()});
       result.rows.push_back(std::move(row));
     }
     if (timeline) timeline->end_frame();

@@ -142,6 +142,14 @@ function drawFaces(image, chosenBox) {
   });
 }
 
+// "happy 96%", or for an unsure face (calibrated top probability below the server's threshold)
+// the two likeliest moods: "unsure: sad 38% / neutral 34%", as the terminal and the video say it.
+function moodText(probabilities, unsure) {
+  const sorted = Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
+  const word = ([c, p]) => c + " " + Math.round(100 * p) + "%";
+  return unsure && sorted.length > 1 ? "unsure: " + word(sorted[0]) + " / " + word(sorted[1]) : word(sorted[0]);
+}
+
 function pct(p) { return (100 * p).toFixed(p >= 0.995 || p < 0.1 ? 1 : 0) + "%"; }
 
 function render() {
@@ -149,7 +157,7 @@ function render() {
   const r = state.recommend;
   drawFaces(image, r.face.box);
   $("results").hidden = false;
-  $("mood-text").textContent = r.mood.top.class + " " + Math.round(100 * r.mood.top.probability) + "%";
+  $("mood-text").textContent = moodText(r.mood.probabilities, r.mood.unsure);
   $("explanation").textContent = r.explanation;
   renderFaces(image, r.face.box);
   renderTracks(r);
@@ -168,7 +176,7 @@ function renderFaces(image, chosenBox) {
     const h = document.createElement("h3");
     h.textContent = (chosen ? "★ " : "") + "Face " + (i + 1) + " ";
     const small = document.createElement("small");
-    small.textContent = f.top.class + " " + pct(f.top.probability);
+    small.textContent = moodText(f.probabilities, f.unsure);
     h.appendChild(small);
     card.appendChild(h);
     for (const c of classes) {
