@@ -236,6 +236,31 @@ TEST_CASE("watch --explain: the heat map is drawn over the face in every frame o
   CHECK(contains(alone.log, "--explain draws on the video: it needs --out FILE or --show"));
 }
 
+TEST_CASE("watch: a WebM whose container over-counts its frames ends cleanly; the same file cut short still breaks") {
+  // tests/data/video/vfr_gap.webm (tests/data/video/README.md): 50 VP8 frames at 25 fps with a
+  // 0.4 s pause after frame 25, so the container's duration is 2.4 s and FFmpeg estimates
+  // 60 frames from duration x rate. Every frame is there: exit 0, one timeline row per frame.
+  const std::string clip = testing::source_dir() + "/tests/data/video/vfr_gap.webm";
+  std::string dir = testing::temp_dir("watch_vfr");
+  Result r = watch({clip, "--timeline", dir + "/timeline.csv"});
+  INFO(r.log);
+  CHECK(r.code == 0);
+  CHECK_FALSE(contains(r.log, "broke"));
+  int rows = 0;
+  auto tracks = read_csv_tracks(dir + "/timeline.csv", &rows);
+  CHECK(rows == 50);
+  // The first 17,000 of its 28,098 bytes: 25 frames decode, then the data ends 1.4 s before the
+  // container's end: a broken stream, exit 3, as for the truncated AVI below.
+  std::string bytes = testing::read_text(clip);
+  REQUIRE(bytes.size() > 17000);
+  std::string cut = dir + "/cut.webm";
+  std::ofstream(cut, std::ios::binary) << bytes.substr(0, 17000);
+  Result t = watch({cut, "--timeline", dir + "/cut.csv"});
+  INFO(t.log);
+  CHECK(t.code == 3);
+  CHECK(contains(t.log, "the stream broke at frame 25 of 60"));
+}
+
 TEST_CASE("watch: hostile and missing inputs are refused with the documented exit codes") {
   if (!have_photos()) {
     MESSAGE("SKIPPED (no ../shared/data/photos): watch end to end");

@@ -92,6 +92,7 @@ void VideoSource::open_first_frame() {
   double fps = cap_->fps();
   // Containers without a rate (and many cameras) report 0 or nonsense; 30 is the common rate.
   info_.fps = std::isfinite(fps) && fps >= 1 && fps <= 1000 ? fps : 30.0;
+  if (std::isfinite(fps) && fps >= 1 && fps <= 1000) container_fps_ = fps;
   double n = info_.camera ? -1 : cap_->frame_count();
   info_.frame_count = std::isfinite(n) && n > 0 ? (long long)std::llround(n) : -1;
   if (!cap_->read(first_) || first_.empty())
@@ -102,6 +103,7 @@ void VideoSource::open_first_frame() {
                 std::to_string(first_.type()) + ")");
   info_.width = first_.cols;
   info_.height = first_.rows;
+  last_position_ms_ = cap_->position_ms();
   first_pending_ = true;
 }
 
@@ -119,12 +121,18 @@ bool VideoSource::read(cv::Mat& bgr) {
       bgr.type() != CV_8UC3)
     return false;
   ++frames_read_;
+  last_position_ms_ = cap_->position_ms();
   return true;
 }
 
 bool VideoSource::broke() const {
   if (info_.camera) return true;  // a camera has no end of its own
-  return info_.frame_count > 0 && frames_read_ < info_.frame_count;
+  if (info_.frame_count <= 0 || frames_read_ >= info_.frame_count) return false;
+  // Fewer frames than counted: whole if the last one is at the container's end (see the header).
+  if (!std::isfinite(container_fps_) || !std::isfinite(last_position_ms_)) return true;
+  const double interval_ms = 1000.0 / container_fps_;
+  const double duration_ms = info_.frame_count * interval_ms;
+  return last_position_ms_ + 2 * interval_ms < duration_ms;
 }
 
 VideoSink::VideoSink(const std::string& path, int width, int height, double fps) : path_(path) {

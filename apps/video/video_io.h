@@ -4,6 +4,7 @@
 // an emotune::Error naming the file or the device; the command maps them to its exit codes
 // (apps/cmd_watch.cpp).
 #pragma once
+#include <cmath>
 #include <memory>
 #include <opencv2/core.hpp>
 #include <string>
@@ -34,8 +35,12 @@ class VideoSource {
   // The next frame (BGR, 8-bit); false at the end of the stream or when it breaks. The first
   // frame was already decoded by open_*, read() hands it out first.
   bool read(cv::Mat& bgr);
-  // After read() returned false: whether the stream ended short of what the container promised
-  // (frames_read < frame_count) or, for a camera, stopped delivering frames.
+  // After read() returned false: whether the stream ended short of what the container promised,
+  // or, for a camera, stopped delivering frames. The container's frame count may be an estimate
+  // (Matroska / WebM store none: FFmpeg derives it from duration x rate, which over-counts a
+  // variable-rate clip), so a stream with fewer frames is still whole when its last frame's
+  // timestamp reached the container's duration, within two frame intervals. A file cut short
+  // ends long before its duration (or short of an exact count).
   bool broke() const;
   long long frames_read() const { return frames_read_; }
   const VideoInfo& info() const { return info_; }
@@ -47,6 +52,8 @@ class VideoSource {
   cv::Mat first_;
   bool first_pending_ = false;
   long long frames_read_ = 0;
+  double last_position_ms_ = NAN;  // timestamp of the last frame read
+  double container_fps_ = NAN;     // the container's own rate, when it gave a sensible one
   VideoInfo info_;
 };
 

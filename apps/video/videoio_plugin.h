@@ -22,6 +22,8 @@ class VideoCaptureBackend {
   virtual double frame_count() = 0;
   // The next frame; false at the end, on a decoder error, or when OpenCV throws.
   virtual bool read(cv::Mat& bgr) = 0;
+  // The timestamp of the frame read last, in milliseconds from the start (NaN when unknown).
+  virtual double position_ms() = 0;
 };
 
 class VideoWriterBackend {
@@ -37,7 +39,7 @@ class VideoWriterBackend {
 
 // The plugin's entry points, by C name. kVideoioPluginAbi changes whenever the classes above do,
 // so a plugin left over from another build is refused with a message instead of crashing.
-inline constexpr int kVideoioPluginAbi = 1;
+inline constexpr int kVideoioPluginAbi = 2;
 extern "C" int emotune_videoio_abi();
 extern "C" emotune::VideoCaptureBackend* emotune_videoio_new_capture();
 extern "C" emotune::VideoWriterBackend* emotune_videoio_new_writer();

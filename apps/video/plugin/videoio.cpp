@@ -19,6 +19,7 @@ class Capture final : public VideoCaptureBackend {
   double height() override { return cap_.get(cv::CAP_PROP_FRAME_HEIGHT); }
   double fps() override { return cap_.get(cv::CAP_PROP_FPS); }
   double frame_count() override { return cap_.get(cv::CAP_PROP_FRAME_COUNT); }
+  double position_ms() override { return cap_.get(cv::CAP_PROP_POS_MSEC); }
   bool read(cv::Mat& bgr) override {
     // OpenCV throws cv::Exception on some broken streams instead of returning false.
     try {
