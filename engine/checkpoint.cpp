@@ -302,6 +302,7 @@ Checkpoint load_safetensors(const std::string& path) {
         v[i] = dt == DType::f16 ? half_to_float(h) : bf16_to_float(h);
       }
     }
+    if (ck.tensors.empty()) ck.dtype = dt;
     ck.tensors.push_back({name, Tensor::from_vector(shape, v)});
     ranges.push_back({begin, end, name});
   }

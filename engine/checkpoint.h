@@ -28,6 +28,9 @@ struct NamedTensor {
 struct Checkpoint {
   std::vector<NamedTensor> tensors;  // float32, on the CPU, in file order
   std::map<std::string, std::string> metadata;
+  // How the tensors are stored in the file (the first tensor's dtype; emotune writes one dtype
+  // per file), so that a rewrite of the metadata keeps the file's precision.
+  DType dtype = DType::f32;
 
   const Tensor* find(const std::string& name) const;
   // The tensor named `name`, with shape `shape`; throws Error naming the file otherwise.

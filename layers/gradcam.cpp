@@ -90,11 +90,7 @@ GradCam grad_cam(const LoadedModel& model, const float* input, int target) {
 
   GradCam cam;
   cam.layer = net->children()[layer].name;
-  const float zmax = *std::max_element(z.begin(), z.end());
-  double sum = 0;
-  cam.probabilities.resize(classes);
-  for (int k = 0; k < classes; ++k) sum += cam.probabilities[k] = std::exp(z[k] - zmax);
-  for (float& p : cam.probabilities) p = (float)(p / sum);
+  cam.probabilities = softmax_row(z.data(), classes, model.info.temperature);
   cam.target = target >= 0 ? target : (int)(std::max_element(z.begin(), z.end()) - z.begin());
 
   std::vector<float> seed(classes, 0.0f);

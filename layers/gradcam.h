@@ -27,7 +27,7 @@ struct GradCam {
   int target = 0;                    // the class explained
   int height = 0, width = 0;         // of the coarse map
   std::vector<float> map;            // height * width, row-major, >= 0
-  std::vector<float> probabilities;  // softmax of the same forward pass, model class order
+  std::vector<float> probabilities;  // softmax(logits / temperature) of that forward, class order
 };
 
 // The index of the child whose output Grad-CAM explains: the child named `name`, or without a

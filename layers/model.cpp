@@ -1,5 +1,6 @@
 #include "layers/model.h"
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,20 @@
 #include "layers/nets/nets.h"
 
 namespace emotune {
+
+namespace {
+
+// The whole field must be one finite number > 0: "1.5x", "nan", "0" or "-2" name the file.
+double parse_temperature(const std::string& path, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const double t = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(t) || t <= 0)
+    throw Error(path + ": metadata field 'temperature' must be a finite number > 0, got '" + text + "'");
+  return t;
+}
+
+}  // namespace
 
 LoadedModel load_model(const std::string& path, Device device) {
   Checkpoint ck = load_safetensors(path);
@@ -29,6 +44,9 @@ LoadedModel load_model(const std::string& path, Device device) {
   } catch (const Error& e) {
     throw Error(path + ": metadata 'preprocess': " + e.what());
   }
+  if (auto it = ck.metadata.find("temperature"); it != ck.metadata.end())
+    m.info.temperature = parse_temperature(path, it->second);
+  if (auto it = ck.metadata.find("calibration"); it != ck.metadata.end()) m.info.calibration = it->second;
   std::shared_ptr<Sequential> net;
   {
     SkipInitGuard no_init;  // every weight comes from the checkpoint just below
@@ -70,18 +88,23 @@ std::vector<std::vector<float>> predict_probabilities(const LoadedModel& model, 
       Tensor x = Tensor::from_host({m, 1, s, s}, inputs + (size_t)start * s * s, model.device);
       logits = model.net->forward(x).to_vector();
     }
-    for (int i = 0; i < m; ++i) {
-      const float* z = logits.data() + (size_t)i * c;
-      float mx = z[0];
-      for (int k = 1; k < c; ++k) mx = std::max(mx, z[k]);
-      std::vector<float> p(c);
-      double sum = 0;
-      for (int k = 0; k < c; ++k) sum += p[k] = std::exp(z[k] - mx);
-      for (float& v : p) v = (float)(v / sum);
-      out.push_back(std::move(p));
-    }
+    for (int i = 0; i < m; ++i)
+      out.push_back(softmax_row(logits.data() + (size_t)i * c, c, model.info.temperature));
   }
   return out;
+}
+
+std::vector<float> softmax_row(const float* logits, int classes, double temperature) {
+  std::vector<float> z(logits, logits + classes);
+  if (temperature != 1.0)
+    for (float& v : z) v = (float)(v / temperature);
+  float mx = z[0];
+  for (int k = 1; k < classes; ++k) mx = std::max(mx, z[k]);
+  std::vector<float> p(classes);
+  double sum = 0;
+  for (int k = 0; k < classes; ++k) sum += p[k] = std::exp(z[k] - mx);
+  for (float& v : p) v = (float)(v / sum);
+  return p;
 }
 
 }  // namespace emotune

@@ -17,6 +17,11 @@ struct ModelInfo {
   std::string arch;                  // "paper" | "vgg" | ...
   std::vector<std::string> classes;  // in output order
   Preprocess preprocess;
+  // Temperature scaling (docs/calibration.md): probabilities are softmax(logits / temperature).
+  // Metadata "temperature", written by `emotune calibrate` and at the end of `emotune train`;
+  // 1 (the network's own softmax) when the file has none.
+  double temperature = 1.0;
+  std::string calibration;  // metadata "calibration": how the temperature was fitted (JSON), or ""
 };
 
 struct LoadedModel {
@@ -33,9 +38,15 @@ struct LoadedModel {
 // and the problem (not a checkpoint, unknown architecture, missing/mismatched tensor, ...).
 LoadedModel load_model(const std::string& path, Device device = Device::cpu);
 
-// Class probabilities (softmax) for n preprocessed inputs [n, 1, size, size] on the host.
-// Runs in eval mode without gradients (through model.graph when there is one). Returns n rows of
-// classes.size() probabilities.
+// Class probabilities softmax(logits / model.info.temperature) for n preprocessed inputs
+// [n, 1, size, size] on the host: every front end (predict, recommend, watch, serve) gets its
+// probabilities here, so a calibrated model is calibrated everywhere. Runs in eval mode without
+// gradients (through model.graph when there is one). Returns n rows of classes.size() probabilities.
 std::vector<std::vector<float>> predict_probabilities(const LoadedModel& model, const float* inputs, int n);
+
+// softmax(logits / temperature) of one row of `classes` logits, in float as predict has always
+// computed it; temperature 1 skips the division, so an uncalibrated model's output is bit for bit
+// what it was before temperatures existed.
+std::vector<float> softmax_row(const float* logits, int classes, double temperature);
 
 }  // namespace emotune
