@@ -1,6 +1,7 @@
 #include "apps/commands.h"
 
 #include "apps/pipeline/pipeline.h"
+#include "apps/train/config.h"
 
 namespace emotune {
 
@@ -21,6 +22,14 @@ void add_unsure_option(CLI::App* cmd, double& unsure_below) {
                   "is below this; 0: never")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+}
+
+void add_data_options(CLI::App* cmd, TrainConfig& data) {
+  cmd->add_option("--data", data.data, "FER-2013 csv (.gz/.xz), packed .u8.xz, or image-folder root")->required();
+  cmd->add_option("--format", data.format, "auto | csv | packed | folders")->capture_default_str();
+  cmd->add_option("--labels", data.labels, "fer2013 | ferplus-majority | ferplus-distribution")->capture_default_str();
+  cmd->add_option("--ferplus", data.ferplus, "fer2013new.csv for FER+ labels");
+  cmd->add_flag("--skip-bad", data.skip_bad, "skip malformed rows/images with a warning");
 }
 
 int& cli_exit_code() {

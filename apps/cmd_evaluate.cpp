@@ -1,12 +1,15 @@
 // `emotune evaluate`: accuracy, top-2, per-class precision/recall/F1, macro-F1, balanced accuracy
 // and the confusion matrix (table and PNG) of a model on a split, without and with test-time
-// augmentation (flip, ten-crop).
+// augmentation (flip, ten-crop); and its calibration: ECE (15 bins) and NLL at T = 1 and at the
+// model's temperature, with a reliability diagram (apps/train/calibration.h). When the
+// temperature was fitted on half of this split, only the other half is evaluated, and it says so.
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
 #include "apps/pipeline/paths.h"
+#include "apps/train/calibration.h"
 #include "apps/train/evaluation.h"
 #include "apps/train/plot.h"
 #include "apps/train/trainer.h"
@@ -18,38 +21,31 @@ namespace emotune {
 void add_evaluate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("evaluate", "measure a model on a FER-2013 split");
   struct Args {
-    std::string model = kDefaultModel, data, split = "PublicTest", format = "auto";
-    std::string labels = "fer2013", ferplus, tta = "all", out, device = "cpu";
+    std::string model = kDefaultModel, split = "PublicTest", tta = "all", out, device = "cpu";
+    TrainConfig c;  // the data options
     int64_t limit = 0;
     int batch = 256;
-    bool json = false, skip_bad = false;
+    bool json = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "checkpoint (safetensors)")->capture_default_str();
-  cmd->add_option("--data", a->data, "FER-2013 csv (.gz/.xz), packed .u8.xz, or image-folder root")->required();
+  add_data_options(cmd, a->c);
   cmd->add_option("--split", a->split, "split to evaluate")->capture_default_str();
-  cmd->add_option("--format", a->format, "auto | csv | packed | folders")->capture_default_str();
-  cmd->add_option("--labels", a->labels, "fer2013 | ferplus-majority | ferplus-distribution")->capture_default_str();
-  cmd->add_option("--ferplus", a->ferplus, "fer2013new.csv for FER+ labels");
   cmd->add_option("--tta", a->tta, "none | flip | ten-crop | all (each in turn)")->capture_default_str();
-  cmd->add_option("--out", a->out, "folder for metrics-<tta>.json and confusion-<tta>.png");
+  cmd->add_option("--out", a->out, "folder for metrics-<tta>.json, confusion-<tta>.png and reliability-<tta>.png");
   cmd->add_option("--device", a->device, "cpu | cuda")->capture_default_str();
   cmd->add_option("--limit", a->limit, "evaluate a seeded subset of this many samples (0: all)");
   cmd->add_option("--batch-size", a->batch, "images per forward pass")->capture_default_str();
   cmd->add_flag("--json", a->json, "print the metrics as JSON");
-  cmd->add_flag("--skip-bad", a->skip_bad, "skip malformed rows/images with a warning");
   cmd->callback([a]() {
     Device dev = parse_device(a->device);
     const std::string model_path = resolve_option_path(a->model, kDefaultModel);
     LoadedModel m = load_model(model_path, dev);
-    TrainConfig c;
-    c.data = a->data;
-    c.format = a->format;
-    c.labels = a->labels;
-    c.ferplus = a->ferplus;
+    TrainConfig c = a->c;
     c.classes = (int)m.info.classes.size();
-    c.skip_bad = a->skip_bad;
-    Dataset d = load_labelled_split(c, a->split, a->limit);
+    std::string note;  // which faces, when the model's temperature was fitted on part of this split
+    Dataset d = load_faces_for_report(c, a->split, a->limit, m.info.calibration, &note);
+    if (!note.empty() && !a->json) std::printf("note: %s\n\n", note.c_str());
     std::vector<std::string> modes = a->tta == "all" ? std::vector<std::string>{"none", "flip", "ten-crop"}
                                                      : std::vector<std::string>{a->tta};
     if (!a->out.empty()) std::filesystem::create_directories(a->out);
@@ -61,16 +57,22 @@ void add_evaluate_command(CLI::App& app) {
       eo.batch_size = a->batch;
       eo.progress = true;
       EvalResult r = evaluate_network(*m.net, d, m.info.preprocess, c.classes, eo);
-      std::string js = metrics_json(r.metrics, m.info.classes);
-      all[mode] = nlohmann::json::parse(js);
+      const CalibrationComparison cal = compare_calibration(r, c.classes, m.info.temperature);
+      auto js = nlohmann::ordered_json::parse(metrics_json(r.metrics, m.info.classes));
+      js["calibration"] = nlohmann::ordered_json::parse(comparison_json(cal));
+      if (!note.empty()) js["faces"] = note;
+      all[mode] = js;
       if (!a->json) {
-        std::printf("== %s, %s split, test-time augmentation: %s\n%s\n", model_path.c_str(), a->split.c_str(),
-                    mode.c_str(), format_metrics(r.metrics, m.info.classes).c_str());
+        std::printf("== %s, %s split, test-time augmentation: %s\n%s%s\n\n", model_path.c_str(), a->split.c_str(),
+                    mode.c_str(), format_metrics(r.metrics, m.info.classes).c_str(), comparison_text(cal).c_str());
       }
       if (!a->out.empty()) {
-        write_file_atomic(a->out + "/metrics-" + mode + ".json", js + "\n");
-        plot_confusion_matrix(a->out + "/confusion-" + mode + ".png", r.metrics.confusion, m.info.classes,
-                              m.info.arch + " on " + a->split + ", TTA " + mode);
+        const std::string what = m.info.arch + " on " + a->split + (note.empty() ? "" : " (report half)") + ", TTA " + mode;
+        write_file_atomic(a->out + "/metrics-" + mode + ".json", js.dump(2) + "\n");
+        plot_confusion_matrix(a->out + "/confusion-" + mode + ".png", r.metrics.confusion, m.info.classes, what);
+        plot_reliability_diagram(a->out + "/reliability-" + mode + ".png",
+                                 {{"T = 1", cal.before}, {"T = " + temperature_string(cal.temperature), cal.after}},
+                                 what + ", " + std::to_string(d.size()) + " faces");
       }
     }
     if (a->json) std::printf("%s\n", all.dump(2).c_str());

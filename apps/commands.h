@@ -8,8 +8,11 @@
 
 namespace emotune {
 
+struct TrainConfig;
+
 void add_train_command(CLI::App& app);
 void add_evaluate_command(CLI::App& app);
+void add_calibrate_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
 void add_recommend_command(CLI::App& app);
 void add_dataset_command(CLI::App& app);
@@ -31,6 +34,10 @@ void add_face_options(CLI::App* cmd, std::string& detector, std::string& align);
 // --unsure-below P, as predict, recommend, watch and serve take it (apps/pipeline/pipeline.h
 // kDefaultUnsureBelow; checked to lie in [0, 1]).
 void add_unsure_option(CLI::App* cmd, double& unsure_below);
+
+// --data (required), --format, --labels, --ferplus and --skip-bad, as evaluate and calibrate take
+// them, into the fields of `data` that load_labelled_split reads (apps/train/trainer.h).
+void add_data_options(CLI::App* cmd, TrainConfig& data);
 
 // Set by a command that finished but must exit non-zero (e.g. no face found).
 int& cli_exit_code();

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", emotune::version_string());
   emotune::add_train_command(app);
   emotune::add_evaluate_command(app);
+  emotune::add_calibrate_command(app);
   emotune::add_predict_command(app);
   emotune::add_recommend_command(app);
   emotune::add_dataset_command(app);

@@ -1,5 +1,6 @@
 #include "apps/train/evaluation.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "apps/train/progress.h"
@@ -16,6 +17,8 @@ EvalResult evaluate_network(Module& net, const Dataset& data, const Preprocess& 
   const size_t n = data.size();
   EvalResult r;
   r.probs.assign(n * num_classes, 0.0f);
+  r.logits.resize(n * views * num_classes);
+  r.views = views;
   r.labels.resize(n);
   // Each chunk holds batch_size images times their views.
   const int chunk = std::max(1, opt.batch_size / views);
@@ -35,6 +38,7 @@ EvalResult evaluate_network(Module& net, const Dataset& data, const Preprocess& 
     }
     Tensor x = Tensor::from_host({(int64_t)m * views, 1, side, side}, input.data(), opt.device);
     std::vector<float> logits = net.forward(x).to_vector();
+    std::copy(logits.begin(), logits.end(), r.logits.begin() + start * views * num_classes);
     for (int i = 0; i < m; ++i) {
       float* p = r.probs.data() + (start + i) * num_classes;
       for (int v = 0; v < views; ++v) {

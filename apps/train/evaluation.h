@@ -1,5 +1,5 @@
 // Runs a network over a data set in eval mode without gradients and returns class probabilities
-// (softmax), optionally averaged over test-time-augmentation views (datasets/augment.h tta_views).
+// (softmax; and the logits), optionally averaged over test-time-augmentation views (datasets/augment.h tta_views).
 // Shared by the per-epoch validation of `train` and by `evaluate`.
 #pragma once
 #include <vector>
@@ -22,6 +22,8 @@ struct EvalOptions {
 
 struct EvalResult {
   std::vector<float> probs;  // [n][classes]
+  std::vector<float> logits;  // [n][views][classes], as the network gave them (calibration.h)
+  int views = 1;              // test-time-augmentation views per face
   std::vector<int> labels;
   double loss = 0;           // mean cross-entropy of the (averaged) probabilities vs labels
   Metrics metrics;

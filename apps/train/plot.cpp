@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 #include <opencv2/imgproc.hpp>
 
 #include "base/error.h"
@@ -131,6 +132,70 @@ void plot_confusion_matrix(const std::string& path, const std::vector<std::vecto
   for (int c = 0; c < n; ++c)
     text(img, names[c].substr(0, 8), {left + c * cell + 3, top + n * cell + 18}, 0.4);
   text(img, "rows: true class", {5, top + n * cell + 45}, 0.4);
+  write_png(path, img);
+}
+
+namespace {
+
+// One reliability panel in `area`: confidence (x) against accuracy (y), both 0..1.
+void reliability_panel(cv::Mat& img, cv::Rect area, const ReliabilityPanel& p) {
+  const CalibrationStats& s = p.stats;
+  const cv::Rect plot(area.x + 50, area.y + 30, area.width - 70, area.width - 70);
+  char head[160];
+  std::snprintf(head, sizeof head, "%s: ECE %.4f, NLL %.4f", p.heading.c_str(), s.ece, s.nll);
+  text(img, head, {plot.x, area.y + 18}, 0.48);
+  auto px = [&](double v) { return plot.x + (int)std::lround(v * plot.width); };
+  auto py = [&](double v) { return plot.y + plot.height - (int)std::lround(v * plot.height); };
+  for (int i = 0; i <= 5; ++i) {
+    const double v = i / 5.0;
+    cv::line(img, {plot.x + 1, py(v)}, {plot.x + plot.width - 1, py(v)}, kGrid, 1);
+    text(img, num(v), {area.x + 12, py(v) + 4}, 0.4);
+    text(img, num(v), {px(v) - 12, plot.y + plot.height + 16}, 0.4);
+  }
+  const int bins = (int)s.bins.size();
+  const cv::Scalar bar(200, 140, 60), gap(60, 60, 220);
+  int64_t most = 1;
+  for (const ConfidenceBin& bin : s.bins) most = std::max(most, bin.count);
+  auto columns = [&](int b) { return std::pair(px((double)b / bins) + 1, px((double)(b + 1) / bins) - 1); };
+  for (int b = 0; b < bins; ++b) {
+    const ConfidenceBin& bin = s.bins[b];
+    if (!bin.count) continue;
+    const auto [x0, x1] = columns(b);
+    cv::rectangle(img, cv::Point(x0, py(bin.accuracy)), cv::Point(x1, py(0)), bar, cv::FILLED);
+    // The faces in the bin, relative to the fullest bin, as a strip under the axis labels.
+    const int h = (int)std::lround(30.0 * bin.count / most);
+    cv::rectangle(img, cv::Point(x0, plot.y + plot.height + 52 - h), cv::Point(x1, plot.y + plot.height + 52),
+                  cv::Scalar(150, 150, 150), cv::FILLED);
+  }
+  // The gaps translucent over the bars, so that a gap inside a bar (accuracy above confidence)
+  // still shows.
+  cv::Mat overlay = img.clone();
+  for (int b = 0; b < bins; ++b) {
+    const ConfidenceBin& bin = s.bins[b];
+    if (!bin.count) continue;
+    const auto [x0, x1] = columns(b);
+    cv::rectangle(overlay, cv::Point(x0, py(bin.accuracy)), cv::Point(x1, py(bin.confidence)), gap, cv::FILLED);
+  }
+  cv::addWeighted(overlay, 0.45, img, 0.55, 0, img);
+  cv::line(img, {px(0), py(0)}, {px(1), py(1)}, kInk, 1, cv::LINE_AA);
+  cv::rectangle(img, plot, kInk, 1);
+  text(img, "confidence (largest probability)", {plot.x + plot.width / 2 - 115, plot.y + plot.height + 32}, 0.45);
+  text(img, "faces per bin (fullest: " + std::to_string(most) + ")",
+       {plot.x + plot.width - 160, plot.y + plot.height + 66}, 0.4);
+  cv::rectangle(img, cv::Rect(plot.x + 8, plot.y + 8, 12, 10), bar, cv::FILLED);
+  text(img, "accuracy of the bin", {plot.x + 25, plot.y + 18}, 0.4);
+  cv::rectangle(img, cv::Rect(plot.x + 8, plot.y + 24, 12, 10), gap * 0.45 + kWhite * 0.55, cv::FILLED);
+  text(img, "gap to its mean confidence", {plot.x + 25, plot.y + 34}, 0.4);
+}
+
+}  // namespace
+
+void plot_reliability_diagram(const std::string& path, const std::vector<ReliabilityPanel>& panels,
+                              const std::string& title) {
+  const int w = 440;
+  cv::Mat img(w + 80, std::max<int>(1, (int)panels.size()) * w, CV_8UC3, kWhite);
+  text(img, title, {10, 20}, 0.55);
+  for (size_t i = 0; i < panels.size(); ++i) reliability_panel(img, {(int)i * w, 30, w, w + 50}, panels[i]);
   write_png(path, img);
 }
 

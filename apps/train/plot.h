@@ -1,9 +1,11 @@
 // Plots people would rather see than read, drawn with OpenCV and written as PNG:
-// training curves (loss and accuracy per epoch, train vs validation) and the confusion matrix
-// (row-normalised heat map with counts).
+// training curves (loss and accuracy per epoch, train vs validation), the confusion matrix
+// (row-normalised heat map with counts) and reliability diagrams (calibration.h).
 #pragma once
 #include <string>
 #include <vector>
+
+#include "apps/train/calibration.h"
 
 namespace emotune {
 
@@ -18,5 +20,15 @@ void plot_training_curves(const std::string& path, const std::vector<CurveSeries
 
 void plot_confusion_matrix(const std::string& path, const std::vector<std::vector<int>>& confusion,
                            const std::vector<std::string>& class_names, const std::string& title);
+
+// Reliability diagrams side by side, one per panel (e.g. before and after temperature scaling):
+// per confidence bin the accuracy as a bar and its gap to the bin's mean confidence in red, the
+// diagonal (perfect calibration), the share of faces per bin below, ECE and NLL in the heading.
+struct ReliabilityPanel {
+  std::string heading;  // "T = 1" ...
+  CalibrationStats stats;
+};
+void plot_reliability_diagram(const std::string& path, const std::vector<ReliabilityPanel>& panels,
+                              const std::string& title);
 
 }  // namespace emotune

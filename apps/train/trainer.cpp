@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "apps/train/batch_upload.h"
+#include "apps/train/calibration.h"
 #include "apps/train/checkpoints.h"
 #include "apps/train/evaluation.h"
 #include "apps/train/history.h"
@@ -261,10 +262,31 @@ void run_epoch(Training& t, TrainState& st, int epoch) {
 
 // ------------------------------------------------------------------ after the last epoch
 
+// The exported model's temperature (calibration.h), fitted on one seeded half of the validation
+// split and measured on the other, written into model.safetensors: every trained model ships
+// calibrated. Only the exported file changes; the run's checkpoints and numbers do not.
+void calibrate_export(const Training& t) {
+  CalibrationSetup s;
+  s.split = t.c.val_split;
+  s.labels = t.c.labels;
+  s.data = t.c.data;
+  s.seed = t.c.seed;
+  s.limit = t.c.limit_val;  // t.val is this seeded subset, so evaluate can find the same halves
+  s.eval.device = t.dev;
+  if (t.val.size() < 2) {
+    std::fprintf(stderr, "calibration skipped: %zu validation face(s), too few for two halves\n", t.val.size());
+    return;
+  }
+  const CalibrationRecord r = calibrate_model(load_model(t.paths.model, t.dev), t.val, s);
+  write_calibrated_model(t.paths.model, t.paths.model, r);
+  std::fprintf(stderr, "calibration: %s\n", calibration_summary(r).c_str());
+}
+
 TrainResult finish(const Training& t, const TrainState& st) {
   // Drawn again here so that resuming a finished run with another reference curve redraws it.
   write_curves(t.paths.curves, st.history, t.title, t.reference);
   export_model(t.paths, t.c.save_dtype, t.c.export_epoch);
+  calibrate_export(t);
   TrainResult r;
   r.run_dir = t.paths.dir;
   r.best_val_accuracy = st.best_val_acc;

@@ -12,8 +12,9 @@
 // The steps of run_training, in order: open_run_folder (run_folder.h); the data, the loader, the
 // network, the optimizer and the schedule; resume_from_last (checkpoints.h) when resuming; then per
 // epoch: the batch loop, the validation pass, best/last checkpoints (checkpoints.h), metrics.csv
-// and curves (history.h); finally export_model. The learning rate has one owner, the schedule:
-// config.lr is its base, and each epoch's lr(epoch) is what every step uses and what is recorded.
+// and curves (history.h); finally export_model, and the exported model's temperature, fitted on
+// one seeded half of the validation split (calibration.h). The learning rate has one owner, the
+// schedule: config.lr is its base, and each epoch's lr(epoch) is what every step uses and records.
 #pragma once
 #include <string>
 
