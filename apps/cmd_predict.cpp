@@ -14,7 +14,6 @@
 #include "apps/commands.h"
 #include "apps/pipeline/paths.h"
 #include "apps/report/predict.h"
-#include "apps/vision/heatmap.h"
 #include "base/error.h"
 
 namespace emotune {
@@ -43,10 +42,8 @@ void write_explanations(const std::string& dir, std::vector<ImageResult>& result
     for (size_t i = 0; i < r.faces.size(); ++i) {
       FaceResult& f = r.faces[i];
       if (!f.explanation) continue;
-      const GradCam& cam = *f.explanation;
       const std::string path = (std::filesystem::path(dir) / (stem + "-face" + std::to_string(i + 1) + ".png")).string();
-      write_explanation_png(path, f.explained_face, {cam.height, cam.width, cam.map}, explanation_caption(f, info),
-                            explanation_note(f));
+      write_explanation_png(path, f, explanation_caption(f, info), explanation_note(f));
       f.explanation_file = path;
     }
   }

@@ -23,6 +23,13 @@ struct ImageTooLargeError : Error {
 // it to refuse a non-image upload with 415 before decoding (docs/serve.md).
 bool has_image_signature(const uint8_t* bytes, size_t size);
 
+// A box in image pixels (a face's, a crop's), in the coordinates of the decoded image.
+struct FaceBox {
+  int x = 0, y = 0, w = 0, h = 0;
+  long long area() const { return (long long)w * h; }
+  bool operator==(const FaceBox&) const = default;
+};
+
 struct GrayImage {
   int width = 0, height = 0;
   std::vector<uint8_t> pixels;  // row-major, width * height

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "apps/vision/heatmap.h"
 #include "base/error.h"
 
 namespace emotune {
@@ -108,6 +109,26 @@ void EmotionPipeline::set_unsure_below(double v) {
   unsure_below_ = v;
 }
 
+namespace {
+HeatMap heat_of(const FaceResult& f) {
+  if (!f.explanation) throw Error("this face was not explained (EmotionPipeline::explain)");
+  return {f.explanation->height, f.explanation->width, f.explanation->map};
+}
+}  // namespace
+
+std::vector<uint8_t> explanation_png(const FaceResult& f, const std::string& caption, const std::string& note) {
+  return encode_explanation_png(f.explained_face, heat_of(f), caption, note);
+}
+
+void write_explanation_png(const std::string& path, const FaceResult& f, const std::string& caption,
+                           const std::string& note) {
+  write_explanation_png(path, f.explained_face, heat_of(f), caption, note);
+}
+
+void draw_explanation(uint8_t* bgr, int width, int height, size_t row_bytes, const FaceResult& f) {
+  blend_heat(bgr, width, height, row_bytes, f.crop, heat_of(f));
+}
+
 size_t top_class(const std::vector<float>& p) {
   return (size_t)(std::max_element(p.begin(), p.end()) - p.begin());
 }
@@ -136,15 +157,26 @@ EmotionPipeline::EmotionPipeline(const std::string& model_path, Device device, b
   if (model_.info.classes.empty()) throw Error(model_path + ": checkpoint lists no classes");
 }
 
-std::vector<FaceResult> EmotionPipeline::detect(const GrayImage& image, StageTimes* times) const {
+std::vector<FaceResult> EmotionPipeline::detect(const GrayImage& image, StageTimes* times,
+                                                FaceSearch search) const {
   auto t0 = Clock::now();
-  auto faces = find_faces(image, detector_.get(), margin_, listener_);
+  const bool listener = search == FaceSearch::configured ? listener_ : search == FaceSearch::listener;
+  auto faces = find_faces(image, detector_.get(), margin_, listener);
   auto t1 = Clock::now();
   if (aligner_) align_faces(image, *aligner_, faces);
   if (times) {
     times->detect += ms_between(t0, t1);
     times->align += ms_between(t1, Clock::now());
   }
+  return faces;
+}
+
+std::vector<FaceResult> EmotionPipeline::faces_at(const GrayImage& image, const std::vector<FaceBox>& boxes,
+                                                  StageTimes* times) const {
+  auto t0 = Clock::now();
+  auto faces = boxes_to_faces(image, boxes, margin_);
+  if (aligner_) align_faces(image, *aligner_, faces);
+  if (times) times->align += ms_between(t0, Clock::now());
   return faces;
 }
 
@@ -185,12 +217,13 @@ void EmotionPipeline::explain(const GrayImage& image, std::vector<FaceResult>& f
 }
 
 ImageResult EmotionPipeline::analyze_image(const GrayImage& image, const std::string& name,
-                                           StageTimes* times, const ExplainOptions& ex) const {
+                                           StageTimes* times, const ExplainOptions& ex,
+                                           FaceSearch search) const {
   ImageResult r;
   r.file = name;
   r.width = image.width;
   r.height = image.height;
-  r.faces = detect(image, times);
+  r.faces = detect(image, times, search);
   classify(image, r.faces, times);
   if (ex.on) explain(image, r.faces, ex.target, times);
   return r;

@@ -55,6 +55,10 @@ struct FaceResult {
 // The side of the face picture an explanation is drawn on (apps/vision/heatmap.h).
 constexpr int kExplainSide = 240;
 
+// Which faces a pipeline looks for: what it was made with (listener or not), every face
+// (predict), or the listener's (recommend: FaceDetector::detect_listener).
+enum class FaceSearch { configured, every, listener };
+
 // What analyze() explains: nothing, or every face for its predicted class (target -1) or one class.
 struct ExplainOptions {
   bool on = false;
@@ -81,6 +85,15 @@ std::vector<FaceResult> find_faces(const GrayImage& image, const FaceDetector* d
 // n faces -> n * size * size floats, [n, 1, size, size] row-major, ready for the network.
 std::vector<float> prepare_face_inputs(const GrayImage& image, const std::vector<FaceResult>& faces,
                                        const Preprocess& preprocess);
+
+// Pictures of an explained face (EmotionPipeline::explain; drawn by apps/vision/heatmap.h), so
+// that the front ends reach the drawing through the pipeline: the face with its map, a colour
+// bar, `caption` and `note`, as PNG bytes or a file; and the map blended over the face's crop in
+// an 8-bit BGR frame (watch). Each throws when the face was not explained.
+std::vector<uint8_t> explanation_png(const FaceResult& face, const std::string& caption, const std::string& note);
+void write_explanation_png(const std::string& path, const FaceResult& face, const std::string& caption,
+                           const std::string& note);
+void draw_explanation(uint8_t* bgr, int width, int height, size_t row_bytes, const FaceResult& face);
 
 // Index of the class with the highest probability (the first on a tie).
 size_t top_class(const std::vector<float>& probabilities);
@@ -115,12 +128,20 @@ class EmotionPipeline {
   // Detect and classify the faces of an image already decoded (a video frame, an upload), and
   // explain them when asked.
   ImageResult analyze_image(const GrayImage& image, const std::string& name,
-                            StageTimes* times = nullptr, const ExplainOptions& explain = {}) const;
+                            StageTimes* times = nullptr, const ExplainOptions& explain = {},
+                            FaceSearch search = FaceSearch::configured) const;
   // The stages on their own, for callers that bring their own faces (a tracker between
   // detections): find the faces; classify given faces in one batch (fills .probabilities).
   // detect() includes the landmarks and rotation when the pipeline aligns; times->detect and
   // times->align get the two stages when given.
-  std::vector<FaceResult> detect(const GrayImage& image, StageTimes* times = nullptr) const;
+  // `search` overrides the face search the pipeline was made with (serve answers predict, every
+  // face, and recommend, the listener, from one pipeline per worker).
+  std::vector<FaceResult> detect(const GrayImage& image, StageTimes* times = nullptr,
+                                 FaceSearch search = FaceSearch::configured) const;
+  // Faces at boxes found elsewhere (a tracker's, between detections): the crops with the
+  // pipeline's margin, with landmarks and rotation when the pipeline aligns, as detect() gives.
+  std::vector<FaceResult> faces_at(const GrayImage& image, const std::vector<FaceBox>& boxes,
+                                   StageTimes* times = nullptr) const;
   void classify(const GrayImage& image, std::vector<FaceResult>& faces,
                 StageTimes* times = nullptr) const;
   // Grad-CAM of each face (layers/gradcam.h) for `target`, or for its predicted class when

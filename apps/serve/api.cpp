@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "apps/report/predict.h"
-#include "apps/vision/heatmap.h"
 #include "base/image.h"
 
 namespace emotune {
@@ -103,10 +102,8 @@ void add_explanation_images(nlohmann::ordered_json& doc, const ImageResult& r, c
   for (size_t i = 0; i < r.faces.size() && i < faces.size(); ++i) {
     const FaceResult& f = r.faces[i];
     if (!f.explanation) continue;
-    const GradCam& cam = *f.explanation;
     faces[i]["explanation"]["image"] =
-        "data:image/png;base64," + base64(encode_explanation_png(f.explained_face, {cam.height, cam.width, cam.map},
-                                                                 explanation_caption(f, info), explanation_note(f)));
+        "data:image/png;base64," + base64(explanation_png(f, explanation_caption(f, info), explanation_note(f)));
   }
 }
 

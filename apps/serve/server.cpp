@@ -486,8 +486,8 @@ struct WebServer::Impl {
         return;
       }
       // As `emotune recommend` does: the listener search (pipeline.h), then the largest face.
-      auto faces = find_faces(image, p.detector(), p.margin(), /*listener=*/true, p.aligner());
-      p.classify(image, faces);
+      std::vector<FaceResult> faces =
+          p.analyze_image(image, state->name, nullptr, {}, FaceSearch::listener).faces;
       if (faces.empty())
         throw ApiError(422, "no face found in " + state->name +
                                 ": no recommendation without a face (a clear, frontal face "

@@ -7,7 +7,7 @@
 #pragma once
 #include <opencv2/core.hpp>
 
-#include "apps/vision/face.h"
+#include "base/image.h"
 
 namespace emotune {
 

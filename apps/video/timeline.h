@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/vision/face.h"
+#include "base/image.h"
 
 namespace emotune {
 

@@ -16,7 +16,7 @@
 #pragma once
 #include <vector>
 
-#include "apps/vision/face.h"
+#include "base/image.h"
 
 namespace emotune {
 

@@ -10,7 +10,6 @@
 #include "apps/video/draw.h"
 #include "apps/video/motion.h"
 #include "apps/video/window.h"
-#include "apps/vision/heatmap.h"
 #include "base/error.h"
 
 namespace emotune {
@@ -126,14 +125,10 @@ WatchResult run_watch(VideoSource& source, const EmotionPipeline& pipeline,
       it = alive ? std::next(it) : smoothers.erase(it);
     }
 
-    std::vector<FaceResult> faces;
-    for (const FaceTrack& tr : tracker.tracks()) {
-      FaceResult f;
-      f.box = tr.box;
-      f.crop = crop_box_with_margin(tr.box, info.width, info.height, pipeline.margin());
-      faces.push_back(std::move(f));
-    }
+    std::vector<FaceBox> boxes;
+    for (const FaceTrack& tr : tracker.tracks()) boxes.push_back(tr.box);
     t = Clock::now();
+    std::vector<FaceResult> faces = pipeline.faces_at(gray, boxes);  // crops, rotation if aligning
     pipeline.classify(gray, faces, &stage);  // one batch for the frame
     result.times.network += ms_since(t);
     result.faces_classified += (long long)faces.size();
@@ -164,9 +159,7 @@ WatchResult run_watch(VideoSource& source, const EmotionPipeline& pipeline,
       for (size_t i = 0; i < faces.size(); ++i) {
         std::vector<FaceResult> one{faces[i]};
         pipeline.explain(gray, one, (int)notes[i].label);
-        const GradCam& cam = *one[0].explanation;
-        const FaceBox& c = faces[i].crop;
-        blend_heat(bgr, cv::Rect(c.x, c.y, c.w, c.h), {cam.height, cam.width, cam.map});
+        draw_explanation(bgr.data, bgr.cols, bgr.rows, bgr.step, one[0]);
       }
       result.times.explain += ms_since(t);
     }

@@ -23,12 +23,6 @@ constexpr DetectorKind kDefaultDetector = DetectorKind::hog;
 DetectorKind parse_detector(const std::string& name);
 const char* detector_name(DetectorKind kind);
 
-struct FaceBox {
-  int x = 0, y = 0, w = 0, h = 0;  // pixels, in the coordinates of the decoded image
-  long long area() const { return (long long)w * h; }
-  bool operator==(const FaceBox&) const = default;
-};
-
 // The defaults (default_detector_options(haar)), and why. They were chosen by a sweep over the 11 photos in ../shared/data/photos
 // (scale 1.1/1.2, neighbours 5/6/8, min face 4-8%, detection side 640/800/1024, with and without
 // equalisation; docs/music.md has the table): this setting is the fastest one with no false

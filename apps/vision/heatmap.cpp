@@ -38,8 +38,10 @@ void normalised(const HeatMap& h, cv::Size size, cv::Mat* level, cv::Mat* weight
 
 float HeatMap::max() const { return values.empty() ? 0.0f : *std::max_element(values.begin(), values.end()); }
 
-void blend_heat(cv::Mat& bgr, cv::Rect where, const HeatMap& heat, double alpha) {
-  where &= cv::Rect(0, 0, bgr.cols, bgr.rows);
+void blend_heat(uint8_t* data, int width, int height, size_t row_bytes, FaceBox box, const HeatMap& heat,
+                double alpha) {
+  cv::Mat bgr(height, width, CV_8UC3, data, row_bytes);
+  cv::Rect where = cv::Rect(box.x, box.y, box.w, box.h) & cv::Rect(0, 0, bgr.cols, bgr.rows);
   if (where.width < 1 || where.height < 1 || heat.max() <= 0) return;
   cv::Mat level, weight, colour;
   normalised(heat, where.size(), &level, &weight);
@@ -56,6 +58,9 @@ void blend_heat(cv::Mat& bgr, cv::Rect where, const HeatMap& heat, double alpha)
   }
 }
 
+namespace {
+
+// The picture (BGR) of write_explanation_png, see heatmap.h.
 cv::Mat render_explanation(const GrayImage& face, const HeatMap& heat, const std::string& caption,
                            const std::string& note, int side) {
   if (face.width < 1 || face.height < 1) throw Error("render_explanation: empty face");
@@ -65,7 +70,7 @@ cv::Mat render_explanation(const GrayImage& face, const HeatMap& heat, const std
   cv::Mat gray(face.height, face.width, CV_8U, const_cast<uint8_t*>(face.pixels.data())), big, bgr;
   cv::resize(gray, big, {side, side}, 0, 0, cv::INTER_LINEAR);
   cv::cvtColor(big, bgr, cv::COLOR_GRAY2BGR);
-  blend_heat(bgr, {0, 0, side, side}, heat);
+  blend_heat(bgr.data, bgr.cols, bgr.rows, bgr.step, {0, 0, side, side}, heat);
   bgr.copyTo(img(cv::Rect(pad, top, side, side)));
   cv::putText(img, caption, {pad, 24}, kFont, 0.65, kInk, 1, cv::LINE_AA);
   const bool empty = heat.max() <= 0;
@@ -88,7 +93,6 @@ cv::Mat render_explanation(const GrayImage& face, const HeatMap& heat, const std
   return img;
 }
 
-namespace {
 cv::Mat to_rgb(const cv::Mat& bgr) {
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
