@@ -247,6 +247,30 @@ TEST_CASE("onnx export: vgg (no conv bias, BN after a dense layer) exports every
   CHECK(str(one(d.nodes.back(), 4)) == "Softmax");
 }
 
+TEST_CASE("onnx export: a calibrated model divides the logits by its temperature before the softmax") {
+  LoadedModel m = make_model("paper");
+  m.info.temperature = 0.75;
+  const std::string bytes = onnx_export_model(m, {});
+  Decoded d = decode(bytes);
+  REQUIRE(d.nodes.size() >= 2);
+  const auto& div = d.nodes[d.nodes.size() - 2];
+  CHECK(str(one(div, 4)) == "Div");
+  CHECK(str(one(d.nodes.back(), 4)) == "Softmax");
+  const auto in = all(div, 1);
+  REQUIRE(in.size() == 2);
+  REQUIRE(d.inits.count(str(in[1])));
+  const std::string_view raw = one(d.inits[str(in[1])], 9).data;
+  REQUIRE(raw.size() == 4);
+  float t;
+  std::memcpy(&t, raw.data(), 4);
+  CHECK(t == 0.75f);
+  CHECK(d.meta.at("temperature") == "0.75");
+  // An uncalibrated model has no Div at all (the graph above).
+  m.info.temperature = 1.0;
+  const std::string plain = onnx_export_model(m, {});
+  for (const auto& n : decode(plain).nodes) CHECK(str(one(n, 4)) != "Div");
+}
+
 TEST_CASE("emotune export: writes the file; bad input is a clear error that leaves --out alone") {
   const std::string dir = testing::temp_dir("app_export");
   LoadedModel m = make_model("paper");

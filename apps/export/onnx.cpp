@@ -131,6 +131,9 @@ std::string onnx_export_model(const LoadedModel& model, const std::map<std::stri
   const int c = (int)model.info.classes.size();
   GraphBuilder g;
   add_module(g, "", *model.net);
+  if (model.info.temperature != 1.0)  // a calibrated model: softmax(logits / T), as emotune predict
+    g.node("Div", "scaled_logits",
+           {g.initializer("temperature", Tensor::from_vector({1}, {(float)model.info.temperature}))});
   g.node("Softmax", "probabilities", {}, {attr_int("axis", -1)});
 
   ProtoWriter graph;
@@ -145,6 +148,10 @@ std::string onnx_export_model(const LoadedModel& model, const std::map<std::stri
   meta["input_layout"] = "input: float32 [N, 1, " + std::to_string(s) + ", " + std::to_string(s) +
                          "], gray faces, row-major, input = (pixel * scale - mean) / std (see preprocess)";
   meta["output"] = "probabilities: float32 [N, " + std::to_string(c) + "], softmax over classes, in order";
+  if (model.info.temperature != 1.0) {
+    meta["output"] += ", of the logits divided by the model's temperature";
+    meta["temperature"] = nlohmann::json(model.info.temperature).dump();
+  }
 
   ProtoWriter out;
   out.int64(f::model_ir_version, kOnnxIrVersion)

@@ -10,7 +10,8 @@
 //
 // The graph follows the network layer by layer: Conv, BatchNormalization (inference form, with
 // the running statistics), Relu, MaxPool, Flatten, Gemm (transB = 1, weights stay [OUT, IN]),
-// then Softmax. Dropout is the identity at inference and is left out. Weights are float32
+// then Softmax; a calibrated model (metadata "temperature" T != 1) gets a Div by T (the
+// initialiser "temperature", shape [1]) before it, as predict applies it. Dropout is the identity at inference and is left out. Weights are float32
 // initialisers named by their checkpoint keys ("conv1.weight").
 //
 // The protobuf bytes are written by a small encoder (apps/export/proto_writer.h) with the field
