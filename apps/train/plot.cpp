@@ -164,7 +164,7 @@ void reliability_panel(cv::Mat& img, cv::Rect area, const ReliabilityPanel& p) {
     cv::rectangle(img, cv::Point(x0, py(bin.accuracy)), cv::Point(x1, py(0)), bar, cv::FILLED);
     // The faces in the bin, relative to the fullest bin, as a strip under the axis labels.
     const int h = (int)std::lround(30.0 * bin.count / most);
-    cv::rectangle(img, cv::Point(x0, plot.y + plot.height + 52 - h), cv::Point(x1, plot.y + plot.height + 52),
+    cv::rectangle(img, cv::Point(x0, plot.y + plot.height + 72 - h), cv::Point(x1, plot.y + plot.height + 72),
                   cv::Scalar(150, 150, 150), cv::FILLED);
   }
   // The gaps translucent over the bars, so that a gap inside a bar (accuracy above confidence)
@@ -181,11 +181,11 @@ void reliability_panel(cv::Mat& img, cv::Rect area, const ReliabilityPanel& p) {
   cv::rectangle(img, plot, kInk, 1);
   text(img, "confidence (largest probability)", {plot.x + plot.width / 2 - 115, plot.y + plot.height + 32}, 0.45);
   text(img, "faces per bin (fullest: " + std::to_string(most) + ")",
-       {plot.x + plot.width - 160, plot.y + plot.height + 66}, 0.4);
+       {plot.x + plot.width - 160, plot.y + plot.height + 86}, 0.4);
   cv::rectangle(img, cv::Rect(plot.x + 8, plot.y + 8, 12, 10), bar, cv::FILLED);
   text(img, "accuracy of the bin", {plot.x + 25, plot.y + 18}, 0.4);
   cv::rectangle(img, cv::Rect(plot.x + 8, plot.y + 24, 12, 10), gap * 0.45 + kWhite * 0.55, cv::FILLED);
-  text(img, "gap to its mean confidence", {plot.x + 25, plot.y + 34}, 0.4);
+  text(img, "gap to mean confidence (dark: in the bar)", {plot.x + 25, plot.y + 34}, 0.4);
 }
 
 }  // namespace
@@ -193,9 +193,9 @@ void reliability_panel(cv::Mat& img, cv::Rect area, const ReliabilityPanel& p) {
 void plot_reliability_diagram(const std::string& path, const std::vector<ReliabilityPanel>& panels,
                               const std::string& title) {
   const int w = 440;
-  cv::Mat img(w + 80, std::max<int>(1, (int)panels.size()) * w, CV_8UC3, kWhite);
+  cv::Mat img(w + 100, std::max<int>(1, (int)panels.size()) * w, CV_8UC3, kWhite);
   text(img, title, {10, 20}, 0.55);
-  for (size_t i = 0; i < panels.size(); ++i) reliability_panel(img, {(int)i * w, 30, w, w + 50}, panels[i]);
+  for (size_t i = 0; i < panels.size(); ++i) reliability_panel(img, {(int)i * w, 30, w, w + 70}, panels[i]);
   write_png(path, img);
 }
 
