@@ -28,6 +28,7 @@
 
 #include "apps/commands.h"
 #include "apps/serve/server.h"
+#include "layers/model.h"
 #include "tests/testing.h"
 
 using namespace emotune;
@@ -333,6 +334,8 @@ TEST_CASE("serve: GET routes - healthz, model, openapi.json, the page") {
 
   json model = api_doc(c.Get("/api/v1/model"));
   check_schema(model, "Model");
+  CHECK(model["temperature"].get<double>() == doctest::Approx(load_model(repo("models/vgg.safetensors")).info.temperature));
+  CHECK(model["unsure_below"] == 0.5);
   CHECK(model["arch"] == "vgg");
   CHECK(model["classes"] == json({"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}));
   CHECK(model["file"] == "vgg.safetensors");

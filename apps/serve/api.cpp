@@ -143,7 +143,9 @@ nlohmann::ordered_json model_info_json(const EmotionPipeline& pipeline, const st
           {"bytes", ec ? 0 : (uint64_t)bytes},
           {"input_size", info.preprocess.size},
           {"detector", detector},
-          {"align", align}};
+          {"align", align},
+          {"temperature", info.temperature},
+          {"unsure_below", pipeline.unsure_below()}};
 }
 
 }  // namespace emotune

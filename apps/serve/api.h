@@ -55,7 +55,7 @@ void add_explanation_images(nlohmann::ordered_json& predict_doc, const ImageResu
 std::string sha256_file_hex(const std::string& path);
 
 // GET /api/v1/model: {"arch", "classes", "file", "sha256", "bytes", "input_size", "detector",
-// "align"}.
+// "align", "temperature", "unsure_below"}.
 nlohmann::ordered_json model_info_json(const EmotionPipeline& pipeline, const std::string& sha256,
                                        const std::string& detector, const std::string& align);
 
