@@ -18,7 +18,7 @@
 #include "datasets/loader.h"
 #include "engine/dispatch.h"
 #include "engine/tensor.h"
-#include "kernels/philox.h"
+#include "tests/train_testing.h"
 
 using namespace emotune;
 
@@ -76,17 +76,6 @@ std::vector<float> values(size_t n, float base) {
   return v;
 }
 
-// Distinct random faces, so that two batches never share their pixels.
-Dataset faces(size_t n) {
-  Dataset d;
-  d.source = "synthetic";
-  std::vector<uint8_t> px(kFacePixels);
-  for (size_t i = 0; i < n; ++i) {
-    for (int k = 0; k < kFacePixels; ++k) px[k] = (uint8_t)(philox_uniform(7, i * kFacePixels + k) * 256);
-    d.push(px.data(), (int)(i % 7), Split::training, (int32_t)i, (int32_t)i + 2);
-  }
-  return d;
-}
 
 }  // namespace
 
@@ -124,7 +113,7 @@ TEST_CASE("Tensor::from_host, to and copy_from have read the host memory when th
 
 TEST_CASE("every uploaded batch is the batch the loader gave, although its slot is refilled at once") {
   FakeAsyncDevice fake;
-  const Dataset data = faces(40 * 16);
+  const Dataset data = testing::distinct_faces(40 * 16, 7);
   LoaderOptions o;
   o.batch_size = 16;
   o.threads = 3;  // as a training run's loader: slots are refilled while the step runs

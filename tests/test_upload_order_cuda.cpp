@@ -13,25 +13,14 @@
 #include "datasets/loader.h"
 #include "engine/dispatch.h"
 #include "kernels/linear.h"
-#include "kernels/philox.h"
 #include "kernels/runtime.h"
 #include "tests/cuda_testing.h"
 #include "tests/testing.h"
+#include "tests/train_testing.h"
 
 using namespace emotune;
 
 namespace {
-
-Dataset faces(size_t n) {
-  Dataset d;
-  d.source = "synthetic";
-  std::vector<uint8_t> px(kFacePixels);
-  for (size_t i = 0; i < n; ++i) {
-    for (int k = 0; k < kFacePixels; ++k) px[k] = (uint8_t)(philox_uniform(3, i * kFacePixels + k) * 256);
-    d.push(px.data(), (int)(i % 7), Split::training, (int32_t)i, (int32_t)i + 2);
-  }
-  return d;
-}
 
 // A few milliseconds of work queued on the stream, not waited for: the next copy queues behind it.
 struct BusyStream {
@@ -64,7 +53,7 @@ struct Snapshot {
 
 TEST_CASE("cuda: every uploaded batch is the loader's batch, with a busy stream and three loader threads") {
   if (!emotune::testing::cuda_or_skip("cuda batch upload order")) return;
-  const Dataset data = faces(60 * 16);
+  const Dataset data = testing::distinct_faces(60 * 16, 3);
   BatchLoader loader(data, loader_options());
   BusyStream busy;
   for (int epoch = 0; epoch < 2; ++epoch) {

@@ -1,11 +1,29 @@
 // The small CPU training run the training and fault tests share: the paper network on the
-// synthetic CSV of testing::write_synthetic_csv (dir/tiny.csv), written into dir/runs/<name>.
+// synthetic CSV of testing::write_synthetic_csv (dir/tiny.csv), written into dir/runs/<name>;
+// and a synthetic data set of distinct faces.
 #pragma once
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "apps/train/config.h"
+#include "datasets/dataset.h"
+#include "kernels/philox.h"
 
 namespace emotune::testing {
+
+// n random faces (Philox from `seed`), labels cycling 0..6, all in Training: no two batches share
+// their pixels, so a test can tell any two batches apart (the upload-order tests).
+inline Dataset distinct_faces(size_t n, uint64_t seed) {
+  Dataset d;
+  d.source = "synthetic";
+  std::vector<uint8_t> px(kFacePixels);
+  for (size_t i = 0; i < n; ++i) {
+    for (int k = 0; k < kFacePixels; ++k) px[k] = (uint8_t)(philox_uniform(seed, i * kFacePixels + k) * 256);
+    d.push(px.data(), (int)(i % 7), Split::training, (int32_t)i, (int32_t)i + 2);
+  }
+  return d;
+}
 
 inline TrainConfig tiny_train_config(const std::string& dir, const std::string& name) {
   TrainConfig c;
