@@ -76,7 +76,6 @@ std::vector<float> values(size_t n, float base) {
   return v;
 }
 
-
 }  // namespace
 
 TEST_CASE("the fake device defers copies: a caller that reuses its buffer early sees the later values") {
