@@ -69,12 +69,15 @@ TEST_CASE("the end-to-end rule fails on round-off through a flipped ReLU or pool
   // batch 8 the issue measured 2 of 6 vgg and 3 of 6 paper seeds failing the old rule. At batch 4
   // with this jitter, seeds 1-3 gave when this test was written: paper seed 3 failing (11
   // tensors, 2 ReLU masks flipped from relu3 on), vgg seeds 2 and 3 flipping one ReLU mask each
-  // without failing. So the test runs seeds 1-3 of both networks and requires at least one old-rule
-  // failure on a flip among them; every seed must pass the layer-wise rule. A change elsewhere
-  // (initialisation, a kernel's summation order) can move the flips: then widen the seed range.
+  // without failing. Later kernels (Winograd training products) and other CPUs moved the flips: on
+  // an AMD EPYC Zen 4 (avx512 path, OpenBLAS Haswell kernels, 2026-12-06) seeds 1-3 flipped
+  // decisions without any old-rule failure, and of seeds 1-10 vgg 4 and 7 failed it on a flipped
+  // ReLU (paper 5 and 9, vgg 3 and 10 flipped one decision without failing). So the test runs
+  // seeds 1-10 of both networks and requires at least one old-rule failure on a flip among them;
+  // every seed must pass the layer-wise rule. If the flips move out of range again, widen it.
   int flip_failures = 0, seeds_run = 0;
   for (const std::string arch : {"paper", "vgg"}) {
-    for (uint64_t seed = 1; seed <= 3; ++seed) {
+    for (uint64_t seed = 1; seed <= 10; ++seed) {
       StepSetup s;
       s.arch = arch;
       s.batch = 4;
