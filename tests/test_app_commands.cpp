@@ -496,7 +496,10 @@ TEST_CASE("recommend text: columns stay aligned with non-ASCII and over-long nam
       "Plain,An extremely long title that will certainly not fit in the column,0.79,0.65\n"
       "Sigur Rós,Hoppípolla,0.81,0.66\n",
       "utf8.csv");
-  FaceResult face{{10, 10, 50, 50}, {5, 5, 60, 60}, {0, 0, 0, 1, 0, 0, 0}, std::nullopt, 0};
+  FaceResult face;
+  face.box = {10, 10, 50, 50};
+  face.crop = {5, 5, 60, 60};
+  face.probabilities = {0, 0, 0, 1, 0, 0, 0};
   Recommendation r = make_recommendation("x.jpg", {face}, kFer, table, Policy::match, 3);
   std::string text = recommendation_text(r, table);
   std::istringstream lines(text);
@@ -573,7 +576,10 @@ TEST_CASE("unsure: below the threshold a face names its two likeliest moods, eve
   CHECK_THROWS_WITH_AS(check_unsure_below(1.5), doctest::Contains("--unsure-below must be between 0 and 1"), Error);
 
   // Reports of a hand-made unsure face: the JSON flag, the table, the CSV column, recommend.
-  FaceResult face{{10, 10, 50, 50}, {5, 5, 60, 60}, {0.1f, 0.0f, 0.0f, 0.18f, 0.38f, 0.0f, 0.34f}, std::nullopt, 0};
+  FaceResult face;
+  face.box = {10, 10, 50, 50};
+  face.crop = {5, 5, 60, 60};
+  face.probabilities = {0.1f, 0.0f, 0.0f, 0.18f, 0.38f, 0.0f, 0.34f};
   face.unsure = true;
   ImageResult img{"x.jpg", 100, 100, {face}, ""};
   ModelInfo info;
@@ -592,10 +598,12 @@ TEST_CASE("unsure: below the threshold a face names its two likeliest moods, eve
   // The flag end to end: 1 makes every face unsure (a top probability is always below 1), 0 none.
   Run all = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json", "--unsure-below", "1"});
   REQUIRE(all.code == 0);
-  for (const json& f : json::parse(all.out)["images"][0]["faces"]) CHECK(f["unsure"] == true);
+  const json all_doc = json::parse(all.out);  // named: a range-for over a temporary's member dangles
+  for (const json& f : all_doc["images"][0]["faces"]) CHECK(f["unsure"] == true);
   Run none = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--json", "--unsure-below", "0"});
   REQUIRE(none.code == 0);
-  for (const json& f : json::parse(none.out)["images"][0]["faces"]) CHECK(f["unsure"] == false);
+  const json none_doc = json::parse(none.out);
+  for (const json& f : none_doc["images"][0]["faces"]) CHECK(f["unsure"] == false);
   Run bad = run({"predict", fixture("two_people.jpg"), "--model", paper_checkpoint(), "--unsure-below", "2"});
   CHECK(bad.code != 0);
 }
