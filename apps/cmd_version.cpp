@@ -1,12 +1,12 @@
 // `emotune --version` prints the version; `emotune --version --verbose` adds the build and the CPU
 // path in use (instruction sets detected, OpenBLAS kernels running and who chose them; see
-// kernels/cpu/cpu_features.h). Handled before CLI11 parses, which stops at --version.
+// engine/runtime.h). Handled before CLI11 parses, which stops at --version.
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "apps/commands.h"
-#include "kernels/cpu/cpu_features.h"
+#include "engine/runtime.h"
 
 #ifndef EMOTUNE_GIT_COMMIT
 #define EMOTUNE_GIT_COMMIT "unknown"
@@ -31,7 +31,7 @@ bool print_version_if_asked(int argc, char** argv) {
 #else
   std::printf("build: debug\n");
 #endif
-  std::printf("%s", cpu_path_describe(cpu_path_current()).c_str());
+  std::printf("%s", runtime_describe().c_str());
   return true;
 }
 

@@ -7,8 +7,7 @@
 
 #include "apps/commands.h"
 #include "base/error.h"
-#include "kernels/cpu/cpu_features.h"
-#include "kernels/runtime.h"
+#include "engine/runtime.h"
 
 // serve answers requests on --workers threads, each running its own pipeline: the parallelism is
 // the workers', so unless the user set OMP_NUM_THREADS, OpenMP and OpenBLAS run on one thread per
@@ -16,13 +15,13 @@
 // otherwise be shared, and fought over, by the workers).
 static void single_thread_kernels_for_serve(int argc, char** argv) {
   if (argc < 2 || std::getenv("OMP_NUM_THREADS")) return;
-  if (std::strcmp(argv[1], "serve") == 0) emotune::set_cpu_threads(1);
+  if (std::strcmp(argv[1], "serve") == 0) emotune::runtime_set_threads(1);
 }
 
 int main(int argc, char** argv) {
-  emotune::cpu_path_init(argc, argv);  // may re-exec once with OPENBLAS_CORETYPE set; first
+  emotune::runtime_select_cpu_path(argc, argv);  // may re-exec once with OPENBLAS_CORETYPE set; first
   if (emotune::print_version_if_asked(argc, argv)) return 0;
-  emotune::cpu_threads_init();
+  emotune::runtime_init_threads();
   single_thread_kernels_for_serve(argc, argv);
   CLI::App app{"emotune: facial emotion recognition on FER-2013, and music for the mood"};
   app.require_subcommand(1);
