@@ -70,7 +70,7 @@ TEST_CASE("the end-to-end rule fails on round-off through a flipped ReLU or pool
   // with this jitter, seeds 1-3 gave when this test was written: paper seed 3 failing (11
   // tensors, 2 ReLU masks flipped from relu3 on), vgg seeds 2 and 3 flipping one ReLU mask each
   // without failing. Later kernels (Winograd training products) and other CPUs moved the flips: on
-  // an AMD EPYC Zen 4 (avx512 path, OpenBLAS Haswell kernels, 2026-12-06) seeds 1-3 flipped
+  // an AMD EPYC family 26 (Zen 5; OpenBLAS Haswell kernels, 2026-12-06) seeds 1-3 flipped
   // decisions without any old-rule failure, and of seeds 1-10 vgg 4 and 7 failed it on a flipped
   // ReLU (paper 5 and 9, vgg 3 and 10 flipped one decision without failing). So the test runs
   // seeds 1-10 of both networks and requires at least one old-rule failure on a flip among them;
