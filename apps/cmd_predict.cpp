@@ -54,35 +54,22 @@ void write_explanations(const std::string& dir, std::vector<ImageResult>& result
 void add_predict_command(CLI::App& app) {
   struct Options {
     std::vector<std::string> images;
-    std::string model = kDefaultModel;
-    bool json = false, csv = false, no_detect = false;
-    std::string device = "cpu";
-    double margin = kDefaultFaceMargin;
-    bool timing = false;
-    std::string detector = detector_name(kDefaultDetector);
-    std::string align = align_name(kDefaultAlign);
+    FaceOptions faces;
+    bool json = false, csv = false, no_detect = false, timing = false;
     std::string explain_dir, explain_class;
     bool explain_json = false;
-    double unsure_below = kDefaultUnsureBelow;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
       "predict", "Find every face in IMAGE(s) and print the probability of each emotion");
   cmd->add_option("images", opt->images, "image files or folders (every image in a folder, sorted)")
       ->required();
-  cmd->add_option("--model", opt->model, "checkpoint (safetensors)")->capture_default_str();
+  add_face_options(cmd, opt->faces);
   auto* json = cmd->add_flag("--json", opt->json, "print JSON (schema: docs/music.md)");
   cmd->add_flag("--csv", opt->csv, "print CSV, one row per face")->excludes(json);
   cmd->add_flag("--no-detect", opt->no_detect,
                 "the whole image is the face (for images that are already face crops)");
-  cmd->add_option("--device", opt->device, "cpu or cuda")
-      ->check(CLI::IsMember({"cpu", "cuda"}))
-      ->capture_default_str();
-  cmd->add_option("--margin", opt->margin, "margin around a detected face, fraction of its side")
-      ->capture_default_str();
   cmd->add_flag("--timing", opt->timing, "print the time of each stage to stderr");
-  add_face_options(cmd, opt->detector, opt->align);
-  add_unsure_option(cmd, opt->unsure_below);
   cmd->add_option("--explain", opt->explain_dir,
                   "write a Grad-CAM picture of every face into this folder (docs/explain.md)");
   cmd->add_flag("--explain-json", opt->explain_json,
@@ -91,13 +78,10 @@ void add_predict_command(CLI::App& app) {
                   "explain this class instead of the predicted one (with --explain / --explain-json)");
 
   cmd->callback([opt]() {
-    std::string model_path = resolve_option_path(opt->model, kDefaultModel);
     std::vector<std::string> files = expand_image_paths(opt->images);
-    EmotionPipeline pipeline(model_path, parse_device(opt->device), !opt->no_detect, opt->margin,
-                             /*listener=*/false, parse_detector(opt->detector),
-                             parse_align(opt->align));
-
-    pipeline.set_unsure_below(opt->unsure_below);
+    const std::unique_ptr<EmotionPipeline> made = make_pipeline(opt->faces, !opt->no_detect, /*listener=*/false);
+    const EmotionPipeline& pipeline = *made;
+    const std::string& model_path = pipeline.model_path();
     ExplainOptions explain;
     explain.on = !opt->explain_dir.empty() || opt->explain_json;
     if (!opt->explain_class.empty() && !explain.on)

@@ -25,14 +25,8 @@ void add_recommend_command(CLI::App& app) {
     int top = 5;
     std::string policy = "match";
     std::string tracks = kDefaultTracks;
-    std::string model = kDefaultModel;
-    bool json = false, no_detect = false;
-    std::string device = "cpu";
-    double margin = kDefaultFaceMargin;
-    bool timing = false;
-    std::string detector = detector_name(kDefaultDetector);
-    std::string align = align_name(kDefaultAlign);
-    double unsure_below = kDefaultUnsureBelow;
+    FaceOptions faces;
+    bool json = false, no_detect = false, timing = false;
   };
   auto opt = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
@@ -47,22 +41,15 @@ void add_recommend_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--tracks", opt->tracks, "mood table CSV (columns: data/music/README.md)")
       ->capture_default_str();
-  cmd->add_option("--model", opt->model, "checkpoint (safetensors)")->capture_default_str();
+  add_face_options(cmd, opt->faces);
   cmd->add_flag("--json", opt->json, "print JSON (schema: docs/music.md)");
   cmd->add_flag("--no-detect", opt->no_detect, "the whole image is the face");
-  cmd->add_option("--device", opt->device, "cpu or cuda")
-      ->check(CLI::IsMember({"cpu", "cuda"}))
-      ->capture_default_str();
-  cmd->add_option("--margin", opt->margin, "margin around the face, fraction of its side")
-      ->capture_default_str();
   cmd->add_flag("--timing", opt->timing, "print the time of each stage to stderr");
-  add_face_options(cmd, opt->detector, opt->align);
-  add_unsure_option(cmd, opt->unsure_below);
 
   cmd->callback([opt]() {
     // Cheap checks first, so a typo in a path does not cost a model load.
     std::string tracks_path = resolve_option_path(opt->tracks, kDefaultTracks);
-    std::string model_path = resolve_option_path(opt->model, kDefaultModel);
+    resolve_option_path(opt->faces.model, kDefaultModel);  // a missing model fails before the table loads
     std::vector<std::string> files = expand_image_paths({opt->image});
     if (files.size() != 1)
       throw Error(opt->image + ": recommend takes one image (use `emotune predict` for folders)");
@@ -72,10 +59,8 @@ void add_recommend_command(CLI::App& app) {
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     Policy policy = parse_policy(opt->policy);
 
-    EmotionPipeline pipeline(model_path, parse_device(opt->device), !opt->no_detect, opt->margin,
-                             /*listener=*/true, parse_detector(opt->detector),
-                             parse_align(opt->align));
-    pipeline.set_unsure_below(opt->unsure_below);
+    const std::unique_ptr<EmotionPipeline> made = make_pipeline(opt->faces, !opt->no_detect, /*listener=*/true);
+    const EmotionPipeline& pipeline = *made;
     for (const auto& c : pipeline.model().info.classes) emotion_target(c);  // every class known
     StageTimes times;
     times.load_cascade = pipeline.load_cascade_ms();

@@ -22,14 +22,11 @@ namespace emotune {
 void add_serve_command(CLI::App& app) {
   struct Options {
     ServeOptions serve;
-    std::string model = kDefaultModel, tracks = kDefaultTracks;
+    FaceOptions faces;
+    std::string tracks = kDefaultTracks;
   };
   auto opt = std::make_shared<Options>();
   ServeOptions& s = opt->serve;
-  s.detector = detector_name(kDefaultDetector);
-  s.align = align_name(kDefaultAlign);
-  s.margin = kDefaultFaceMargin;
-  s.unsure_below = kDefaultUnsureBelow;
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve the web page and the JSON API (docs/serve.md) until interrupted");
   cmd->add_option("--host", s.host, "address to listen on (loopback by default)")
@@ -37,7 +34,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--port", s.port, "TCP port (0: any free port, printed at start)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  cmd->add_option("--model", opt->model, "checkpoint (safetensors)")->capture_default_str();
+  add_face_options(cmd, opt->faces, /*with_device=*/false);
   cmd->add_option("--tracks", opt->tracks, "mood table CSV")->capture_default_str();
   cmd->add_option("--workers", s.workers,
                   "inference threads, each with its own model copy (0: one per core)")
@@ -68,15 +65,15 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-top", s.max_top, "largest ?top= for /api/v1/recommend")
       ->capture_default_str();
-  cmd->add_option("--margin", s.margin, "margin around a detected face, fraction of its side")
-      ->capture_default_str();
   cmd->add_flag("--quiet", s.quiet, "no access log on stderr");
-  add_face_options(cmd, s.detector, s.align);
-  add_unsure_option(cmd, s.unsure_below);
 
   cmd->callback([opt]() {
     ServeOptions o = opt->serve;
-    o.model = resolve_option_path(opt->model, kDefaultModel);
+    o.model = resolve_option_path(opt->faces.model, kDefaultModel);
+    o.margin = opt->faces.margin;
+    o.detector = opt->faces.detector;
+    o.align = opt->faces.align;
+    o.unsure_below = opt->faces.unsure_below;
     o.tracks = resolve_option_path(opt->tracks, kDefaultTracks);
     // SIGINT/SIGTERM: the handler only writes a byte to a pipe (async-signal-safe); a thread
     // reading the pipe stops the server. Blocking the signals instead would not do: threads

@@ -79,9 +79,7 @@ void add_watch_command(CLI::App& app) {
     int detect_every = WatchOptions{}.detect_every;
     double smooth = SmoothingOptions{}.time_constant_s, hysteresis = SmoothingOptions{}.hysteresis;
     double min_segment = 3.0;
-    std::string model = kDefaultModel, device = "cpu";
-    double margin = kDefaultFaceMargin;
-    double unsure_below = kDefaultUnsureBelow;
+    FaceOptions faces;
     long long max_frames = -1;
   };
   auto opt = std::make_shared<Options>();
@@ -94,7 +92,6 @@ void add_watch_command(CLI::App& app) {
   cmd->add_option("--timeline", opt->timeline, "write every tracked face of every frame (.csv or .json)");
   cmd->add_option("--plot", opt->plot, "write the timeline plot (PNG)");
   cmd->add_flag("--show", opt->show, "show the annotated frames in a window (q or Esc stops)");
-  add_unsure_option(cmd, opt->unsure_below);
   cmd->add_flag("--explain", opt->explain,
                 "draw where the network looked (Grad-CAM of each face's label) in --out / --show; "
                 "one backward pass per face per frame");
@@ -112,12 +109,7 @@ void add_watch_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--min-segment", opt->min_segment, "shortest mood segment for --recommend, seconds")
       ->capture_default_str();
-  cmd->add_option("--model", opt->model, "checkpoint (safetensors)")->capture_default_str();
-  cmd->add_option("--device", opt->device, "cpu or cuda")
-      ->check(CLI::IsMember({"cpu", "cuda"}))
-      ->capture_default_str();
-  cmd->add_option("--margin", opt->margin, "margin around a detected face, fraction of its side")
-      ->capture_default_str();
+  add_face_options(cmd, opt->faces);
   cmd->add_option("--max-frames", opt->max_frames, "stop after N frames");
 
   cmd->callback([opt]() {
@@ -147,9 +139,8 @@ void add_watch_command(CLI::App& app) {
     MoodTable table;
     Policy policy = parse_policy(opt->policy);
     if (opt->recommend > 0) table = read_mood_table(resolve_option_path(opt->tracks, kDefaultTracks));
-    std::string model_path = resolve_option_path(opt->model, kDefaultModel);
-    EmotionPipeline pipeline(model_path, parse_device(opt->device), true, opt->margin);
-    pipeline.set_unsure_below(opt->unsure_below);
+    const std::unique_ptr<EmotionPipeline> made = make_pipeline(opt->faces, /*detect=*/true, /*listener=*/false);
+    const EmotionPipeline& pipeline = *made;
     std::unique_ptr<VideoSource> source =
         opt->camera >= 0 ? VideoSource::open_camera(opt->camera) : VideoSource::open_file(opt->video);
 

@@ -2,9 +2,13 @@
 // calls them in order. A command reports failure by throwing emotune::Error (main prints
 // "emotune <cmd>: <message>" and exits 1) or returning a non-zero code through cli_exit_code().
 #pragma once
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
+
+#include "apps/pipeline/paths.h"
+#include "apps/pipeline/pipeline.h"
 
 namespace emotune {
 
@@ -27,13 +31,21 @@ std::string version_commit();
 // `emotune --version --verbose`: prints version, build and CPU path; true when it did.
 bool print_version_if_asked(int argc, char** argv);
 
-// --detector hog|haar|lbp and --align landmarks|none, as predict and recommend take them
-// (docs/faces.md); the strings keep their defaults unless the user sets them.
-void add_face_options(CLI::App* cmd, std::string& detector, std::string& align);
-
-// --unsure-below P, as predict, recommend, watch and serve take it (apps/pipeline/pipeline.h
-// kDefaultUnsureBelow; checked to lie in [0, 1]).
-void add_unsure_option(CLI::App* cmd, double& unsure_below);
+// The options of every command that reads faces (predict, recommend, watch, serve), declared
+// once: --model, --device (not for serve: CPU workers), --margin, --detector hog|haar|lbp,
+// --align landmarks|none (docs/faces.md) and --unsure-below (apps/pipeline/pipeline.h).
+struct FaceOptions {
+  std::string model = kDefaultModel;
+  std::string device = "cpu";
+  double margin = kDefaultFaceMargin;
+  std::string detector = detector_name(kDefaultDetector);
+  std::string align = align_name(kDefaultAlign);
+  double unsure_below = kDefaultUnsureBelow;
+};
+void add_face_options(CLI::App* cmd, FaceOptions& options, bool with_device = true);
+// The pipeline the options describe, the model path resolved (apps/pipeline/paths.h); detect
+// false: --no-detect; listener: look for the listener's face (recommend).
+std::unique_ptr<EmotionPipeline> make_pipeline(const FaceOptions& options, bool detect, bool listener);
 
 // --data (required), --format, --labels, --ferplus and --skip-bad, as evaluate and calibrate take
 // them, into the fields of `data` that load_labelled_split reads (apps/train/trainer.h).
