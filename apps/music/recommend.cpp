@@ -128,14 +128,17 @@ std::vector<RankedTrack> rank_tracks(const MoodTable& table, MoodPoint target, i
 }
 
 std::string explain_recommendation(const std::vector<std::string>& classes,
-                                   const std::vector<float>& probabilities, const MoodTarget& t) {
+                                   const std::vector<float>& probabilities, const MoodTarget& t,
+                                   bool unsure) {
   // The emotions that shaped the target: the top one always, then others of at least 5%, up to 3.
   std::vector<size_t> order(classes.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return probabilities[a] > probabilities[b]; });
   double total = std::accumulate(probabilities.begin(), probabilities.end(), 0.0);
-  std::string s;
+  // Unsure: the target is the probability-weighted mix of the moods' targets (it always is; with a
+  // sure face it lies close to the top mood's own), and no single mood is named.
+  std::string s = unsure ? "unsure, so no single mood: " : "";
   char buf[160];
   for (size_t k = 0; k < order.size() && k < 3; ++k) {
     double p = total > 0 ? probabilities[order[k]] / total : 0;
@@ -143,8 +146,8 @@ std::string explain_recommendation(const std::vector<std::string>& classes,
     std::snprintf(buf, sizeof buf, "%s%s %.0f%%", k ? ", " : "", classes[order[k]].c_str(), 100 * p);
     s += buf;
   }
-  std::snprintf(buf, sizeof buf, " -> target valence %.2f energy %.2f", t.target.valence,
-                t.target.energy);
+  std::snprintf(buf, sizeof buf, " -> %starget valence %.2f energy %.2f",
+                unsure ? "probability-weighted " : "", t.target.valence, t.target.energy);
   s += buf;
   if (t.policy == Policy::uplift) {
     std::snprintf(buf, sizeof buf, " (uplift: %+.2f valence)", t.valence_shift);

@@ -66,8 +66,10 @@ struct RankedTrack {
 std::vector<RankedTrack> rank_tracks(const MoodTable& table, MoodPoint target, int top_n);
 
 // "sad 62%, neutral 21% -> target valence 0.31 energy 0.32 (uplift: +0.15 valence); tracks
-// nearest to it, one per artist"
+// nearest to it, one per artist". `unsure` (no mood likely enough to name, apps/pipeline) says so:
+// "unsure, so no single mood: sad 38%, neutral 34% -> probability-weighted target ...".
 std::string explain_recommendation(const std::vector<std::string>& classes,
-                                   const std::vector<float>& probabilities, const MoodTarget& t);
+                                   const std::vector<float>& probabilities, const MoodTarget& t,
+                                   bool unsure = false);
 
 }  // namespace emotune

@@ -23,15 +23,7 @@ Recommendation make_recommendation(const std::string& image, const std::vector<F
   r.target = compute_mood_target(classes, r.face.probabilities, policy);
   r.tracks = rank_tracks(table, r.target.target, top_n);
   r.tracks_file = table.path;
-  r.explanation = explain_recommendation(classes, r.face.probabilities, r.target);
-  if (r.face.unsure) {
-    // No mood is likely enough to name: say that the target is the probability-weighted mix of
-    // the moods' targets (it always is; with a sure face it is close to the top mood's own).
-    const std::string arrow = " -> target";
-    const size_t at = r.explanation.find(arrow);
-    if (at != std::string::npos) r.explanation.replace(at, arrow.size(), " -> probability-weighted target");
-    r.explanation = "unsure, so no single mood: " + r.explanation;
-  }
+  r.explanation = explain_recommendation(classes, r.face.probabilities, r.target, r.face.unsure);
   return r;
 }
 
