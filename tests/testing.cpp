@@ -186,4 +186,12 @@ bool cuda_or_skip(const char* what) {
   return false;
 }
 
+bool isa_or_skip(bool has, const char* isa, const char* what) {
+  if (has) return true;
+  ++g_skipped;
+  std::printf("SKIPPED (no %s): %s\n", isa, what);
+  std::fflush(stdout);
+  return false;
+}
+
 }  // namespace emotune::testing

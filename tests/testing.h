@@ -109,6 +109,9 @@ std::string read_text(const std::string& path);
 bool cuda_or_skip(const char* what);
 // How many cuda_or_skip calls skipped in this process (the test main turns > 0 into exit code 77).
 int skipped_for_no_gpu();
+// True when this CPU has the instruction set a test needs (`has`); otherwise prints
+// "SKIPPED (no <isa>): <what>" and counts as a skip like cuda_or_skip (exit code 77).
+bool isa_or_skip(bool has, const char* isa, const char* what);
 
 }  // namespace emotune::testing
 

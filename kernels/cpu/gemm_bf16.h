@@ -1,0 +1,43 @@
+// BF16 products with fp32 accumulation on CPUs with AVX512-BF16 (vdpbf16ps):
+//   C [m, n] = beta * C + op(A) [m, k] * op(B) [k, n]
+// fp32 operands in, fp32 result out: the operands are rounded to bfloat16 (round to nearest even)
+// while they are packed, each pair of products is added into fp32 accumulators (vdpbf16ps:
+// lane j += a[2j] * b[2j] + a[2j+1] * b[2j+1], products exact, sums rounded to fp32). The
+// conversions happen in the packing the kernel needs anyway, so callers keep fp32 tensors: master
+// weights, activations and gradients stay fp32 (the mixed-precision rule of docs/precision.md).
+//
+// Error bound (tests/test_gemm_bf16.cpp): with u = 2^-8 (bfloat16 keeps 8 significant bits, so
+// rounding to nearest moves a value by at most 2^-8 of itself) and fp32 sums (2^-24 per addition),
+//   |C - C_exact| <= ((1 + u)^2 - 1 + k * 2^-24) * sum_k |a_ik| |b_kj|   (+ |beta C| * 2^-24)
+// and values below fp32's normal range (2^-126) may be flushed to zero by the instruction.
+//
+// Layout: the blocking of GotoBLAS: B in blocks of kKcPairs pairs along k by kNc columns, packed
+// as panels of 32 columns ([pairs][32] of 32-bit bf16 pairs); A in panels of 8 rows ([pairs][8]);
+// an 8 x 32 block of C in 16 ZMM accumulators. Each C element is summed by one thread in a fixed
+// order, so results do not depend on the thread count.
+#pragma once
+#include <cstdint>
+
+namespace emotune {
+
+// True when the CPU and the OS support AVX512-BF16 (and AVX-512 F/BW/VL): gemm_bf16 may run.
+bool gemm_bf16_available();
+
+// op(A): a is [m, k] row-major with leading dimension lda, or [k, m] when trans_a.
+// op(B): b is [k, n] row-major with leading dimension ldb, or [n, k] when trans_b.
+// beta == 0: C is written without being read. Throws when !gemm_bf16_available().
+// Threads: an OpenMP team over column blocks when called outside a parallel region and the
+// product is large; single-threaded inside one (the conv paths split the batch themselves).
+void gemm_bf16(int m, int n, int k, const float* a, int64_t lda, bool trans_a, const float* b, int64_t ldb,
+               bool trans_b, float beta, float* c, int64_t ldc);
+
+// The same with A given as gemm_packed_a's fp32 panels (kernels/cpu/gemm_packed.h): Winograd's
+// transformed filters. beta is 0.
+void gemm_bf16_packed_a(int m, int n, int k, const float* ap, const float* b, int64_t ldb, float* c,
+                        int64_t ldc);
+
+// Round-to-nearest-even fp32 -> bfloat16 -> fp32, as the kernel rounds its operands (NaN kept a
+// NaN): for references.
+float round_to_bf16(float x);
+
+}  // namespace emotune
