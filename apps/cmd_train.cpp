@@ -41,11 +41,12 @@ nlohmann::json parse_flag_value(const ConfigKey& k, const std::string& text) {
   }
 }
 
-// The keys a resumed run may change: how far and where it trains, what its curves are drawn
+// The keys a resumed run may change: how far, where and at which precision it trains (the
+// checkpoint's weights and optimizer state are fp32 in every precision), what its curves are drawn
 // beside and which epoch it exports. Everything else would make the continued run a different run.
 bool resumable_key(const std::string& key) {
   return key == "epochs" || key == "device" || key == "threads" || key == "reference_curve" ||
-         key == "export_epoch";
+         key == "export_epoch" || key == "precision";
 }
 
 }  // namespace
@@ -61,7 +62,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--config", st->config, "JSON training config (configs/paper.json, ...)");
   cmd->add_option("--resume", st->resume,
                   "continue the run in this folder from its last checkpoint (epochs, device, "
-                  "threads, reference curve and exported epoch may be changed by flags; a "
+                  "threads, precision, reference curve and exported epoch may be changed by flags; a "
                   "finished run only redraws its curves and exports its model again)");
   for (const auto& k : train_config_keys()) {
     st->values.emplace_back();
@@ -84,7 +85,7 @@ void add_train_command(CLI::App& app) {
       if (st->options[k.key]->count() == 0) continue;
       if (!st->resume.empty() && !resumable_key(k.key))
         throw Error(flag_name(k.key) +
-                    " cannot change a resumed run (only --epochs, --device, --threads, --reference-curve, --export-epoch)");
+                    " cannot change a resumed run (only --epochs, --device, --threads, --precision, --reference-curve, --export-epoch)");
       flags[k.key] = parse_flag_value(k, v);
     }
     c.apply_json(flags, "command line");

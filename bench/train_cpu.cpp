@@ -2,7 +2,7 @@
 // timed the way bench/tf_train_step.py times TensorFlow/Keras in the same run of
 // bench/vs_tensorflow_train.py: random inputs, warm-up steps, then the median wall time of --iters
 // steps. One JSON line:
-//   bench_train_cpu --arch paper --batch 16 --threads 1 [--iters 10] [--warmup 2]
+//   bench_train_cpu --arch paper --batch 16 --threads 1 [--iters 10] [--warmup 2] [--precision fp32|bf16]
 // Adam at 1e-4 as the seed's recipe (configs/paper-seed.json); the optimizer's cost is the same
 // for any learning rate.
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ using namespace emotune;
 
 int main(int argc, char** argv) {
   std::string arch = "paper";
+  std::string precision = "fp32";
   int batch = 16, threads = 1, iters = 10, warmup = 2;
   for (int i = 1; i < argc; ++i) {
     auto next = [&](const char* name) -> const char* {
@@ -40,6 +42,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(next("--threads"));
     else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(next("--iters"));
     else if (!std::strcmp(argv[i], "--warmup")) warmup = std::atoi(next("--warmup"));
+    else if (!std::strcmp(argv[i], "--precision")) precision = next("--precision");
     else {
       std::fprintf(stderr, "bench_train_cpu: unknown argument %s\n", argv[i]);
       return 2;
@@ -52,6 +55,8 @@ int main(int argc, char** argv) {
   cpu_path_init(argc, argv);
   set_cpu_threads(threads);
   try {
+    if (precision != "fp32" && precision != "bf16") throw std::runtime_error("--precision: fp32 or bf16");
+    set_cpu_precision(precision == "bf16" ? Precision::bf16 : Precision::fp32);
     auto net = make_network(arch, 7, 1, "torch");
     net->set_training(true);
     AdamOptions ao;
@@ -85,6 +90,7 @@ int main(int argc, char** argv) {
                           {"arch", arch},
                           {"batch", batch},
                           {"threads", threads},
+                          {"precision", precision},
                           {"iters", iters},
                           {"median_ms", median},
                           {"img_per_s", batch * 1000.0 / median},

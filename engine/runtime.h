@@ -15,6 +15,14 @@ void runtime_select_cpu_path(int argc, char** argv);
 // `n`; OpenBLAS always single-threaded inside the OpenMP team (kernels/runtime.h).
 void runtime_init_threads();
 void runtime_set_threads(int n);
+// The precision of the CPU conv and dense products (kernels/runtime.h says what bf16 keeps in
+// fp32): "fp32", "bf16" (an error where the CPU lacks AVX512-BF16) or "auto" (bf16 where the CPU
+// has it, else fp32). Returns the precision chosen, "fp32" or "bf16". Throws on another word.
+std::string runtime_set_precision(const std::string& name);
+std::string runtime_precision();  // "fp32" | "bf16"
+// What this CPU's bf16 path is: "avx512-bf16", or "none" (then auto means fp32).
+std::string runtime_bf16_path();
+
 // The CPU path in use, a few "key: value" lines (emotune --version --verbose).
 std::string runtime_describe();
 

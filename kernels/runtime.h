@@ -28,6 +28,18 @@ void set_cpu_threads(int n);
 // set_cpu_threads with OpenMP's default team (OMP_NUM_THREADS, else the cores): emotune's main.
 void cpu_threads_init();
 
+// The arithmetic of the CPU conv and dense products (kernels/cpu/gemm.h), process-wide:
+//   fp32  OpenBLAS sgemm and emotune's fp32 kernels
+//   bf16  operands rounded to bfloat16, products summed in fp32 (kernels/cpu/gemm_bf16.h), on
+//         CPUs with AVX512-BF16; everything else (weights, optimizer state, BatchNorm, softmax,
+//         loss) stays fp32.
+// Set it before the work starts (the front ends do, from --precision); it is read per product.
+enum class Precision { fp32, bf16 };
+void set_cpu_precision(Precision p);  // throws for bf16 where the CPU cannot run it
+Precision cpu_precision();
+// True when this CPU can run the bf16 products.
+bool cpu_bf16_available();
+
 // For its lifetime OpenBLAS runs single-threaded and OpenMP does all the threading (the CPU
 // inference graph): OpenBLAS's spinning pool would otherwise fight the OpenMP team for the same
 // cores between layers. Restores the previous count. One at a time per process.

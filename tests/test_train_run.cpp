@@ -22,6 +22,7 @@
 #include "apps/train/history.h"
 #include "apps/train/trainer.h"
 #include "engine/checkpoint.h"
+#include "engine/runtime.h"
 #include "layers/nets/nets.h"
 #include "tests/testing.h"
 #include "tests/train_testing.h"
@@ -281,4 +282,28 @@ TEST_CASE("export_epoch last: model.safetensors holds the last epoch's weights, 
   CHECK(model.tensors.size() == weights);
   c.export_epoch = "first";
   CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("'export_epoch' must be best or last"), Error);
+}
+
+TEST_CASE("precision: a run trained in bf16 resumes in fp32 from its fp32 checkpoint") {
+  if (!testing::isa_or_skip(runtime_bf16_path() != "none", "avx512_bf16", "bf16 training run")) return;
+  std::string dir = testing::temp_dir("train_precision");
+  testing::write_synthetic_csv(dir, 16, 8);
+  TrainConfig c = testing::tiny_train_config(dir, "mixed");
+  c.epochs = 1;
+  c.precision = "bf16";
+  const std::string run = run_training(c).run_dir;
+  CHECK(runtime_precision() == "bf16");
+  auto w1 = all_values(run + "/last.safetensors");
+  c.epochs = 2;
+  c.precision = "fp32";
+  TrainResult r = run_training(c, run);
+  CHECK(r.epochs_done == 2);
+  CHECK(runtime_precision() == "fp32");
+  auto w2 = all_values(run + "/last.safetensors");
+  REQUIRE(w1.size() == w2.size());
+  CHECK(w1 != w2);  // epoch 2 trained on from epoch 1's fp32 weights
+  // And the same run from the same start in fp32 differs from the bf16 one: the switch is live.
+  TrainConfig f = testing::tiny_train_config(dir, "fp32only");
+  f.epochs = 1;
+  CHECK(all_values(run_training(f).run_dir + "/last.safetensors") != w1);
 }

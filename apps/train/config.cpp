@@ -69,6 +69,8 @@ const std::vector<ConfigKey>& train_config_keys() {
       key("init", &C::init, "weight initialisation: keras (glorot, zero bias) | torch (PyTorch defaults)"),
       key("device", &C::device, "cpu | cuda"),
       key("threads", &C::threads, "batch-loader threads"),
+      key("precision", &C::precision,
+          "CPU conv/dense products: fp32 | bf16 (AVX512-BF16, fp32 sums and master weights) | auto (bf16 where the CPU has it)"),
       key("limit_train", &C::limit_train, "train on a seeded subset of this many samples (0: all)"),
       key("limit_val", &C::limit_val, "validate on a seeded subset of this many samples (0: all)"),
       key("skip_bad", &C::skip_bad, "skip malformed rows/images with a warning instead of failing"),
@@ -123,6 +125,7 @@ void TrainConfig::validate() const {
   need(init == "keras" || init == "torch", "'init' must be keras or torch");
   need(export_epoch == "best" || export_epoch == "last", "'export_epoch' must be best or last");
   need(threads >= 0, "'threads' must be >= 0");
+  need(precision == "fp32" || precision == "bf16" || precision == "auto", "'precision' must be fp32, bf16 or auto");
   need(limit_train >= 0 && limit_val >= 0, "limits must be >= 0");
   need(max_loss > 0, "'max_loss' must be > 0");
   need(!name.empty() && name.find('/') == std::string::npos, "'name' must be a plain folder name");

@@ -22,6 +22,7 @@
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
+#include "engine/runtime.h"
 #include "engine/schedule.h"
 #include "layers/nets/nets.h"
 
@@ -129,9 +130,10 @@ void build_model(Training& t) {
 
 void print_plan(const Training& t) {
   const TrainConfig& c = t.c;
-  std::fprintf(stderr, "%s: %lld parameters, %s, %d epochs of %lld batches of %d on %s\n", c.arch.c_str(),
+  const std::string precision = t.dev == Device::cpu ? ", " + runtime_precision() : std::string();
+  std::fprintf(stderr, "%s: %lld parameters, %s, %d epochs of %lld batches of %d on %s%s\n", c.arch.c_str(),
                (long long)t.net->count_parameters(false), c.optimizer.c_str(), c.epochs,
-               (long long)t.loader->batches_per_epoch(), c.batch_size, device_name(t.dev));
+               (long long)t.loader->batches_per_epoch(), c.batch_size, device_name(t.dev), precision.c_str());
 }
 
 // ------------------------------------------------------------------ one epoch
@@ -330,6 +332,7 @@ TrainResult run_training(const TrainConfig& config, const std::string& resume_di
   t.c = config;
   t.c.validate();
   t.dev = parse_device(t.c.device);
+  runtime_set_precision(t.c.precision);  // the CPU's products; a CUDA run's are fp32 (cuBLAS / its kernels)
   t.paths = open_run_folder(t.c, resume_dir);
   t.title = t.c.name + " (" + t.c.arch + ")";
   if (!t.c.reference_curve.empty()) t.reference = read_reference_curve(t.c.reference_curve);

@@ -23,6 +23,7 @@
 #include "kernels/conv2d_infer.h"
 #include "kernels/elementwise.h"
 #include "kernels/runtime.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/conv2d_ref.h"
 #include "kernels/cpu/scratch.h"
 
@@ -179,8 +180,7 @@ void forward_group(const Conv2dShape& p, const float* x, const float* w, const f
       for (int64_t i = 0; i < hw; ++i) out[k * hw + i] = b[k];
     beta = 1.0f;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p.k, (int)cols, crs, 1.0f, w, crs, col, (int)cols, beta,
-              out, (int)cols);
+  cpu_gemm(false, false, p.k, (int)cols, crs, w, crs, col, (int)cols, beta, out, (int)cols);
   if (direct) return;
   for (int j = 0; j < n1 - n0; ++j)
     for (int k = 0; k < p.k; ++k) {
@@ -202,13 +202,11 @@ void backward_input_group(const Conv2dShape& p, const float* dy, const float* w,
     dyg = buf;
   }
   if (n1 - n0 == 1 && is_pointwise(p)) {  // col2im of one pointwise image is the identity
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, crs, (int)cols, p.k, 1.0f, w, crs, dyg, (int)cols, 0.0f,
-                dx + n0 * xs, (int)cols);
+    cpu_gemm(true, false, crs, (int)cols, p.k, w, crs, dyg, (int)cols, 0.0f, dx + n0 * xs, (int)cols);
     return;
   }
   float* col = thread_scratch(Scratch::columns, crs * cols);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, crs, (int)cols, p.k, 1.0f, w, crs, dyg, (int)cols, 0.0f, col,
-              (int)cols);
+  cpu_gemm(true, false, crs, (int)cols, p.k, w, crs, dyg, (int)cols, 0.0f, col, (int)cols);
   for (int j = 0; j < n1 - n0; ++j) col2im(p, col + j * hw, cols, dx + (n0 + j) * xs);
 }
 
@@ -224,8 +222,7 @@ void backward_weight_group(const Conv2dShape& p, const float* x, const float* dy
     gather_dy(p, dy, n0, n1, buf);
     dyg = buf;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p.k, crs, (int)cols, 1.0f, dyg, (int)cols, col, (int)cols,
-              beta, dw, crs);
+  cpu_gemm(false, true, p.k, crs, (int)cols, dyg, (int)cols, col, (int)cols, beta, dw, crs);
 }
 
 // db[k] = the sum of dy over the batch and the plane (nothing when db is null).
@@ -305,6 +302,10 @@ int train_tile(const Conv2dShape& p, bool forward = false) {
   if (mode == TrainConv::winograd2) return 2;
   if (mode == TrainConv::winograd4) return 4;
   if (forward) return 2;
+  // In bf16 the products' operands are rounded to 8 bits: F(4x4)'s transforms amplify that
+  // rounding up to 256x against the direct sum (tests/test_conv2d_infer.cpp), F(2x2)'s at most
+  // 64/9, so bf16 keeps to F(2x2) (tests/test_precision.cpp bounds it).
+  if (cpu_precision() == Precision::bf16) return 2;
   return winograd_cost(p, false, 4) < winograd_cost(p, false, 2) ? 4 : 2;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/runtime.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_packed.h"
 #include "kernels/cpu/scratch.h"
 
@@ -661,7 +662,7 @@ void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float
       for (int c = 0; c < p.c; ++c) input_transform(p, w, x, r0, nr, c, v, ldv, tmp.data());
 #pragma omp for schedule(dynamic, 1)
       for (int xi = 0; xi < xis; ++xi)
-        gemm_packed_a(p.k, tb, p.c, u + xi * kc, v + xi * ldv, w.block, m + xi * ldm, w.block);
+        cpu_gemm_packed_a(p.k, tb, p.c, u + xi * kc, v + xi * ldv, w.block, m + xi * ldm, w.block);
 #pragma omp for schedule(dynamic, 4)
       for (int k = 0; k < p.k; ++k) output_transform(p, e, w, m, ldm, b, r0, nr, k, y, tmp.data());
     }
@@ -698,8 +699,7 @@ void conv2d_backward_weight_winograd_cpu(const Conv2dShape& p, const float* x, c
       for (int k = 0; k < p.k; ++k) dy_transform(p, w, dy, r0, nr, k, d, ldd, tmp.data());
 #pragma omp for schedule(dynamic, 1)
       for (int xi = 0; xi < xis; ++xi)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p.k, p.c, tb, 1.0f, d + xi * ldd, w.block,
-                    v + xi * ldv, w.block, r0 == 0 ? 0.0f : 1.0f, du + xi * kc, p.c);
+        cpu_gemm(false, true, p.k, p.c, tb, d + xi * ldd, w.block, v + xi * ldv, w.block, r0 == 0 ? 0.0f : 1.0f, du + xi * kc, p.c);
     }
 #pragma omp for schedule(static)
     for (int k = 0; k < p.k; ++k) filter_gradients(p, w.m, du, k, dw, tmp.data());

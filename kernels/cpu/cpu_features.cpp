@@ -79,6 +79,7 @@ CpuFeatures cpu_features_detect() {
     const unsigned long long xcr0 = xgetbv0();
     f.os_avx = (xcr0 & 0x6) == 0x6;       // XMM + YMM state
     f.os_avx512 = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
+    f.os_amx = (xcr0 & 0x60000) == 0x60000;  // XTILECFG + XTILEDATA (Linux grants use per process: arch_prctl)
   }
   if (max_leaf >= 7) {
     __cpuid_count(7, 0, a, b, c, d);
@@ -87,6 +88,8 @@ CpuFeatures cpu_features_detect() {
     f.avx512dq = b & (1u << 17);
     f.avx512bw = b & (1u << 30);
     f.avx512vl = b & (1u << 31);
+    f.amx_bf16 = d & (1u << 22);
+    f.amx_tile = d & (1u << 24);
     __cpuid_count(7, 1, a, b, c, d);
     f.avx512_bf16 = a & (1u << 5);
   }
@@ -181,6 +184,9 @@ std::string cpu_path_describe(const CpuPath& p) {
   add(p.cpu.avx512dq, "avx512dq");
   add(p.cpu.avx512vl, "avx512vl");
   add(p.cpu.avx512_bf16, "avx512_bf16");
+  add(p.cpu.amx_tile, "amx_tile");
+  add(p.cpu.amx_bf16, "amx_bf16");
+  add(p.cpu.os_amx, "os-amx-state");
   add(p.cpu.os_avx512, "os-zmm-state");
   std::string s;
   s += "cpu: " + (p.cpu.vendor.empty() ? std::string("unknown") : p.cpu.vendor) + " " + fm + "\n";

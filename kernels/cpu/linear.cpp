@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "kernels/runtime.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/linear_ref.h"
 
 namespace emotune {
@@ -38,7 +39,7 @@ void linear_forward_cpu(const LinearShape& p, const float* x, const float* w, co
     cblas_sgemv(CblasRowMajor, CblasNoTrans, p.out, p.in, 1.0f, w, p.in, x, 1, beta, y, 1);
     return;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p.n, p.out, p.in, 1.0f, x, p.in, w, p.in, beta, y, p.out);
+  cpu_gemm(false, true, p.n, p.out, p.in, x, p.in, w, p.in, beta, y, p.out);
 }
 
 void linear_infer_cpu(const LinearShape& p, const float* x, const float* w, const float* b, bool relu, float* y) {
@@ -62,8 +63,7 @@ void linear_infer_cpu(const LinearShape& p, const float* x, const float* w, cons
       if (p.n == 1)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, no, p.in, 1.0f, w + (int64_t)o0 * p.in, p.in, x, 1, 1.0f, y + o0, 1);
       else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p.n, no, p.in, 1.0f, x, p.in, w + (int64_t)o0 * p.in, p.in,
-                    1.0f, y + o0, p.out);
+        cpu_gemm(false, true, p.n, no, p.in, x, p.in, w + (int64_t)o0 * p.in, p.in, 1.0f, y + o0, p.out);
     }
     if (relu)
       for (int n = 0; n < p.n; ++n) {
@@ -82,9 +82,9 @@ void linear_backward_cpu(const LinearShape& p, const float* x, const float* w, c
     return;
   }
   if (dx)  // [N, IN] = dy [N, OUT] * w [OUT, IN]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p.n, p.in, p.out, 1.0f, dy, p.out, w, p.in, 0.0f, dx, p.in);
+    cpu_gemm(false, false, p.n, p.in, p.out, dy, p.out, w, p.in, 0.0f, dx, p.in);
   if (dw)  // [OUT, IN] = dy^T [OUT, N] * x [N, IN]
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p.out, p.in, p.n, 1.0f, dy, p.out, x, p.in, 0.0f, dw, p.in);
+    cpu_gemm(true, false, p.out, p.in, p.n, dy, p.out, x, p.in, 0.0f, dw, p.in);
   if (db)
     for (int o = 0; o < p.out; ++o) {
       double sum = 0;  // N terms at most a few hundred, but double costs nothing here

@@ -1,0 +1,141 @@
+// The bf16 precision (kernels/runtime.h): every conv and dense product of both networks, as
+// training runs them (conv2d_*_cpu picks Winograd F(2x2) or im2col per layer; linear through
+// gemm), against the fp32 reference loops, with bounds derived from bfloat16's rounding:
+//   an operand rounded to 8 significant bits moves by at most u = 2^-8 of itself, so a product of
+//   two rounded operands by at most (1 + u)^2 - 1 = 2u + u^2 of |a b|.
+//   im2col / dense: the products are the direct terms: |err| <= (2u + u^2 + gamma) * sum |terms|.
+//   Winograd F(2x2): the rounded operands are the transformed U and V; their products pass
+//   through A^T . A, whose gain on absolute values is at most (8/3)^2 = 64/9 times the direct
+//   sum (1-D: |A^T| (|G| 1 . |B^T| 1) = (8, 8) against 3 for unit inputs), so
+//   |err| <= ((2u + u^2) 64/9 + 16 eps) * sum |terms|, the 16 eps being fp32's bound for the rest
+//   (tests/test_conv2d.cpp). Backward-weight runs the same matrices transposed: the same gain.
+// A wrong term is caught by the fp32 tests of the same code; here the point is that bf16 stays
+// inside its bound on every real layer, that fp32 stays the default, and that the switch is live
+// (bf16 results differ from fp32 ones).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/conv2d.h"
+#include "kernels/linear.h"
+#include "kernels/runtime.h"
+#include "tests/shapes.h"
+#include "tests/testing.h"
+
+using namespace emotune;
+using emotune::testing::random_vector;
+
+namespace {
+
+constexpr double kU = 1.0 / 256;
+constexpr double kEps = std::numeric_limits<float>::epsilon();
+constexpr double kProduct = 2 * kU + kU * kU;
+
+// Sets bf16 for the scope, fp32 again after.
+struct Bf16Scope {
+  Bf16Scope() { set_cpu_precision(Precision::bf16); }
+  ~Bf16Scope() { set_cpu_precision(Precision::fp32); }
+};
+
+std::vector<float> absolute(const std::vector<float>& v) {
+  std::vector<float> a(v.size());
+  for (size_t i = 0; i < v.size(); ++i) a[i] = std::fabs(v[i]);
+  return a;
+}
+
+// Worst |got - want| / (factor * bound); CHECKs <= 1. Also returns whether got differs from fp32.
+double check(const char* what, const std::vector<float>& got, const std::vector<float>& want,
+             const std::vector<float>& bound, double factor) {
+  double worst = 0;
+  size_t at = 0, bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double r = std::fabs((double)got[i] - want[i]) / (factor * std::max((double)bound[i], 1e-30));
+    if (!(r <= 1)) ++bad;
+    if (!(r <= worst)) worst = r, at = i;
+  }
+  INFO(what, ": worst at [", at, "] got ", got[at], " want ", want[at], " (", worst, " of the bound)");
+  CHECK(bad == 0);
+  return worst;
+}
+
+bool bf16_or_skip(const char* what) { return testing::isa_or_skip(cpu_bf16_available(), "avx512_bf16", what); }
+
+}  // namespace
+
+TEST_CASE("precision: fp32 is the default, bf16 refused where the CPU lacks it") {
+  CHECK(cpu_precision() == Precision::fp32);
+  if (!cpu_bf16_available()) CHECK_THROWS(set_cpu_precision(Precision::bf16));
+}
+
+TEST_CASE("precision bf16: every conv layer of both networks, forward and both backwards, in bound") {
+  if (!bf16_or_skip("bf16 conv layers")) return;
+  double worst[3] = {};
+  int differs = 0, layers = 0;
+  for (const auto& cs : testing::conv_cases()) {
+    Conv2dShape p = cs.shape;
+    p.n = 4;
+    CAPTURE(cs.name);
+    auto x = random_vector(p.x_size(), 41), w = random_vector(p.w_size(), 42), dy = random_vector(p.y_size(), 43);
+    const auto ax = absolute(x), aw = absolute(w), ady = absolute(dy);
+    std::vector<float> y_ref(p.y_size()), y_bound(p.y_size()), dx_ref(p.x_size()), dx_bound(p.x_size());
+    std::vector<float> dw_ref(p.w_size()), dw_bound(p.w_size()), db(p.k);
+    conv2d_forward_ref_cpu(p, x.data(), w.data(), nullptr, y_ref.data());
+    conv2d_forward_ref_cpu(p, ax.data(), aw.data(), nullptr, y_bound.data());
+    conv2d_backward_input_ref_cpu(p, dy.data(), w.data(), dx_ref.data());
+    conv2d_backward_input_ref_cpu(p, ady.data(), aw.data(), dx_bound.data());
+    conv2d_backward_weight_ref_cpu(p, x.data(), dy.data(), dw_ref.data(), db.data());
+    conv2d_backward_weight_ref_cpu(p, ax.data(), ady.data(), dw_bound.data(), db.data());
+    std::vector<float> y32(p.y_size()), y(p.y_size(), NAN), dx(p.x_size(), NAN), dw(p.w_size(), NAN);
+    conv2d_forward_cpu(p, x.data(), w.data(), nullptr, y32.data());
+    {
+      Bf16Scope bf16;
+      conv2d_forward_cpu(p, x.data(), w.data(), nullptr, y.data());
+      conv2d_backward_input_cpu(p, dy.data(), w.data(), dx.data());
+      conv2d_backward_weight_cpu(p, x.data(), dy.data(), dw.data(), db.data());
+    }
+    // Winograd F(2x2)'s gain (64/9) covers im2col's (1) and fp32's part, including its
+    // reduction lengths (16 eps, tests/test_conv2d.cpp; im2col: the parity test's 4 eps per term
+    // is below (2u + u^2) for the 9 C terms here only up to C ~ 200, so it is added).
+    const double f = kProduct * 64.0 / 9.0 + 16 * kEps;
+    worst[0] = std::max(worst[0], check("forward", y, y_ref, y_bound, f + 4 * kEps * p.c * 9));
+    worst[1] = std::max(worst[1], check("backward-input", dx, dx_ref, dx_bound, f + 4 * kEps * p.k * 9));
+    worst[2] = std::max(worst[2], check("backward-weight", dw, dw_ref, dw_bound, f + 4 * kEps * p.n * p.out_h() * p.out_w()));
+    differs += y != y32;
+    ++layers;
+  }
+  MESSAGE("worst error / bound: forward ", worst[0], ", backward-input ", worst[1], ", backward-weight ", worst[2]);
+  CHECK(differs == layers);  // every layer really ran in bf16
+}
+
+TEST_CASE("precision bf16: every dense layer, forward and backward, in bound") {
+  if (!bf16_or_skip("bf16 dense layers")) return;
+  for (const auto& lc : testing::linear_cases()) {
+    LinearShape p = lc.shape;
+    p.n = 16;
+    CAPTURE(lc.name);
+    auto x = random_vector((size_t)p.n * p.in, 51), w = random_vector((size_t)p.out * p.in, 52);
+    auto b = random_vector(p.out, 53), dy = random_vector((size_t)p.n * p.out, 54);
+    const auto ax = absolute(x), aw = absolute(w), ab = absolute(b), ady = absolute(dy);
+    std::vector<float> y_ref((size_t)p.n * p.out), y_bound(y_ref.size()), dx_ref(x.size()), dx_bound(x.size());
+    std::vector<float> dw_ref(w.size()), dw_bound(w.size()), db(p.out);
+    linear_forward_ref_cpu(p, x.data(), w.data(), b.data(), y_ref.data());
+    linear_forward_ref_cpu(p, ax.data(), aw.data(), ab.data(), y_bound.data());
+    linear_backward_ref_cpu(p, x.data(), w.data(), dy.data(), dx_ref.data(), dw_ref.data(), db.data());
+    linear_backward_ref_cpu(p, ax.data(), aw.data(), ady.data(), dx_bound.data(), dw_bound.data(), db.data());
+    std::vector<float> y(y_ref.size()), y32(y_ref.size()), dx(x.size()), dw(w.size());
+    linear_forward_cpu(p, x.data(), w.data(), b.data(), y32.data());
+    {
+      Bf16Scope bf16;
+      linear_forward_cpu(p, x.data(), w.data(), b.data(), y.data());
+      linear_backward_cpu(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+    }
+    // gamma_(terms + 1) of fp32 sums on top of the products' rounding.
+    auto gamma = [](double terms) { return (terms + 1) * kEps / 2 / (1 - (terms + 1) * kEps / 2); };
+    check("forward", y, y_ref, y_bound, kProduct + gamma(p.in) * (1 + kProduct));
+    check("backward-input", dx, dx_ref, dx_bound, kProduct + gamma(p.out) * (1 + kProduct));
+    check("backward-weight", dw, dw_ref, dw_bound, kProduct + gamma(p.n) * (1 + kProduct));
+    CHECK(y != y32);
+  }
+}
