@@ -90,6 +90,16 @@ std::shared_ptr<InferenceGraph> InferenceGraph::compile(const Module& net, int i
   return g;
 }
 
+std::shared_ptr<InferenceGraph> InferenceGraph::compile_or_fallback(const Module& net, int in_c, int in_h,
+                                                                    int in_w) {
+  try {
+    return compile(net, in_c, in_h, in_w);
+  } catch (const GraphUnsupported& e) {
+    std::fprintf(stderr, "warning: %s; running the training graph\n", e.what());
+    return nullptr;
+  }
+}
+
 // ------------------------------------------------------------------ InferenceBuilder
 InferenceBuilder::InferenceBuilder(InferenceGraph& graph, const InferenceOptions& options, int in_c, int in_h,
                                    int in_w)

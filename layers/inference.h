@@ -30,7 +30,8 @@ namespace emotune {
 class Module;
 
 // The network holds something the graph cannot express (see the top of this file), as opposed
-// to a network that is inconsistent (shapes that do not chain).
+// to an inconsistent network (shapes that do not chain): the one error compile_or_fallback turns
+// into the training graph.
 struct GraphUnsupported : Error {
   using Error::Error;
 };
@@ -47,6 +48,12 @@ class InferenceGraph {
   // an input too small) or an unknown algorithm.
   static std::shared_ptr<InferenceGraph> compile(const Module& net, int in_c, int in_h, int in_w,
                                                  const InferenceOptions& options = {});
+
+  // The one rule for a network the graph cannot express, used by load_model: null after one line
+  // on stderr naming the layer ("warning: inference graph: layer 'x' (...) has no inference step;
+  // running the training graph"), and the caller runs the modules' forward, slower but the same
+  // function. A layer that trains therefore always predicts. Other errors still throw.
+  static std::shared_ptr<InferenceGraph> compile_or_fallback(const Module& net, int in_c, int in_h, int in_w);
 
   // Logits [n, outputs()] for n images [n, in_c, in_h, in_w]. The activation buffers belong to
   // the calling thread, so host threads may share one graph (the kernels' OpenMP regions and

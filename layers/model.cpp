@@ -68,7 +68,7 @@ LoadedModel load_model(const std::string& path, Device device) {
     throw Error("EMOTUNE_GRAPH='" + std::string(graph) + "': expected 'inference' (the default) or 'training'");
   if (device == Device::cpu && !(graph && std::strcmp(graph, "training") == 0)) {
     const int s = m.info.preprocess.size;
-    m.graph = InferenceGraph::compile(*net, 1, s, s);
+    m.graph = InferenceGraph::compile_or_fallback(*net, 1, s, s);  // null: the modules run
   }
   return m;
 }

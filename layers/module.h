@@ -11,7 +11,8 @@
 //   export_onnx        its ONNX nodes (layers/onnx_writer.h; the protobuf is apps/export's)
 //   init_torch         PyTorch's default initialisation of its weights
 // Defaults are loud, never a guess: a layer without lower_to_graph makes the graph refuse the
-// network naming it, one without export_onnx makes the export fail naming it.
+// network (load_model then runs the training graph, with a warning: InferenceGraph::
+// compile_or_fallback), one without export_onnx makes the export fail naming it.
 #pragma once
 #include <cstdint>
 #include <memory>
