@@ -66,51 +66,122 @@ void print_summary(const WatchResult& r, int detect_every) {
   std::printf("speed: %s\n", r.times.per_frame(r.frames).c_str());
 }
 
+struct WatchCommandOptions {
+  std::string video;
+  int camera = -1;
+  std::string out, timeline, plot;
+  bool show = false, explain = false;
+  int recommend = 0;
+  std::string tracks = kDefaultTracks, policy = "match";
+  int detect_every = WatchOptions{}.detect_every;
+  double smooth = SmoothingOptions{}.time_constant_s, hysteresis = SmoothingOptions{}.hysteresis;
+  double min_segment = 3.0;
+  FaceOptions faces;
+  long long max_frames = -1;
+};
+
+void add_watch_flags(CLI::App* cmd, WatchCommandOptions& opt) {
+  auto* video = cmd->add_option("video", opt.video, "video file (mp4, avi, mkv, webm, ...)");
+  auto* camera = cmd->add_option("--camera", opt.camera, "V4L2 camera index (/dev/videoN)");
+  video->excludes(camera);
+  cmd->add_option("--out", opt.out, "write the annotated video (.mp4, .avi, .mkv, .webm)");
+  cmd->add_option("--timeline", opt.timeline, "write every tracked face of every frame (.csv or .json)");
+  cmd->add_option("--plot", opt.plot, "write the timeline plot (PNG)");
+  cmd->add_flag("--show", opt.show, "show the annotated frames in a window (q or Esc stops)");
+  cmd->add_flag("--explain", opt.explain,
+                "draw where the network looked (Grad-CAM of each face's label) in --out / --show; "
+                "one backward pass per face per frame");
+  cmd->add_option("--recommend", opt.recommend, "print N tracks for the clip's mood (per segment when it changes)")
+      ->check(CLI::Range(0, 1000));
+  cmd->add_option("--tracks", opt.tracks, "mood table CSV")->capture_default_str();
+  cmd->add_option("--policy", opt.policy, "match or uplift (docs/music.md)")
+      ->check(CLI::IsMember({"match", "uplift"}))
+      ->capture_default_str();
+  cmd->add_option("--detect-every", opt.detect_every, "run the face detector every K frames, track in between")
+      ->capture_default_str();
+  cmd->add_option("--smooth", opt.smooth, "time constant of the mood smoothing, seconds (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--hysteresis", opt.hysteresis, "lead another class needs before the label changes")
+      ->capture_default_str();
+  cmd->add_option("--min-segment", opt.min_segment, "shortest mood segment for --recommend, seconds")
+      ->capture_default_str();
+  add_face_options(cmd, opt.faces);
+  cmd->add_option("--max-frames", opt.max_frames, "stop after N frames");
+}
+
+// The loop's options, checked (with --plot's file) before anything is loaded.
+WatchOptions watch_options(const WatchCommandOptions& opt) {
+  WatchOptions wo;
+  wo.detect_every = opt.detect_every;
+  wo.smoothing = {opt.smooth, opt.hysteresis};
+  validate_smoothing_options(wo.smoothing);
+  if (opt.detect_every < 1) throw Error("--detect-every must be >= 1");
+  if (!(opt.min_segment >= 0)) throw Error("--min-segment must be >= 0");
+  wo.out = opt.out;
+  wo.timeline = opt.timeline;
+  wo.show = opt.show;
+  wo.explain = opt.explain;
+  if (opt.explain && opt.out.empty() && !opt.show)
+    throw Error("--explain draws on the video: it needs --out FILE or --show");
+  wo.max_frames = opt.max_frames;
+  if (!opt.plot.empty()) {  // fail now rather than after the whole clip
+    FILE* f = std::fopen(opt.plot.c_str(), "ab");
+    if (!f) throw Error(opt.plot + ": cannot write the plot");
+    std::fclose(f);
+  }
+  return wo;
+}
+
+// run_watch with Ctrl-C stopping the loop (its outputs are still finalised) instead of the process.
+WatchResult run_interruptible(VideoSource& source, const EmotionPipeline& pipeline, const WatchOptions& wo) {
+  g_stop = false;
+  auto old_handler = std::signal(SIGINT, on_interrupt);
+  WatchResult r;
+  try {
+    r = run_watch(source, pipeline, wo, &g_stop);
+  } catch (...) {
+    std::signal(SIGINT, old_handler);
+    throw;
+  }
+  std::signal(SIGINT, old_handler);
+  return r;
+}
+
+// `count` tracks for each mood segment of the clip (one segment when the mood held).
+void print_recommendations(const WatchResult& r, const MoodTable& table, Policy policy, int count,
+                           double min_segment) {
+  auto segments = mood_segments(r.rows, r.classes.size(), r.info.fps, min_segment);
+  if (segments.empty()) std::printf("recommendation: none (no face in the clip)\n");
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const MoodSegment& s = segments[i];
+    MoodTarget target = compute_mood_target(r.classes, s.probabilities, policy);
+    std::printf("\n%s %.2f-%.2f s: %s\n", segments.size() == 1 ? "mood of the clip," : "mood segment,",
+                s.start_s, s.end_s, explain_recommendation(r.classes, s.probabilities, target).c_str());
+    int rank = 0;
+    for (const RankedTrack& t : rank_tracks(table, target.target, count))
+      std::printf("  %2d. %s - %s (valence %.2f, energy %.2f)\n", ++rank, t.track->artist.c_str(),
+                  t.track->title.c_str(), t.track->valence, t.track->energy);
+  }
+}
+
+// Exit status 3 for a broken stream, 2 for a clip without a face (the table at the top).
+void set_exit_status(const WatchResult& r) {
+  if (r.broke) {
+    std::cerr << "emotune watch: " << r.stop_reason << "\n";
+    cli_exit_code() = 3;
+  } else if (r.rows.empty()) {
+    std::cerr << "emotune watch: no face found in " << r.info.name << "\n";
+    cli_exit_code() = 2;
+  }
+}
+
 }  // namespace
 
 void add_watch_command(CLI::App& app) {
-  struct Options {
-    std::string video;
-    int camera = -1;
-    std::string out, timeline, plot;
-    bool show = false, explain = false;
-    int recommend = 0;
-    std::string tracks = kDefaultTracks, policy = "match";
-    int detect_every = WatchOptions{}.detect_every;
-    double smooth = SmoothingOptions{}.time_constant_s, hysteresis = SmoothingOptions{}.hysteresis;
-    double min_segment = 3.0;
-    FaceOptions faces;
-    long long max_frames = -1;
-  };
-  auto opt = std::make_shared<Options>();
+  auto opt = std::make_shared<WatchCommandOptions>();
   CLI::App* cmd = app.add_subcommand(
       "watch", "Track the faces of a video or camera, smooth each person's mood, recommend music");
-  auto* video = cmd->add_option("video", opt->video, "video file (mp4, avi, mkv, webm, ...)");
-  auto* camera = cmd->add_option("--camera", opt->camera, "V4L2 camera index (/dev/videoN)");
-  video->excludes(camera);
-  cmd->add_option("--out", opt->out, "write the annotated video (.mp4, .avi, .mkv, .webm)");
-  cmd->add_option("--timeline", opt->timeline, "write every tracked face of every frame (.csv or .json)");
-  cmd->add_option("--plot", opt->plot, "write the timeline plot (PNG)");
-  cmd->add_flag("--show", opt->show, "show the annotated frames in a window (q or Esc stops)");
-  cmd->add_flag("--explain", opt->explain,
-                "draw where the network looked (Grad-CAM of each face's label) in --out / --show; "
-                "one backward pass per face per frame");
-  cmd->add_option("--recommend", opt->recommend, "print N tracks for the clip's mood (per segment when it changes)")
-      ->check(CLI::Range(0, 1000));
-  cmd->add_option("--tracks", opt->tracks, "mood table CSV")->capture_default_str();
-  cmd->add_option("--policy", opt->policy, "match or uplift (docs/music.md)")
-      ->check(CLI::IsMember({"match", "uplift"}))
-      ->capture_default_str();
-  cmd->add_option("--detect-every", opt->detect_every, "run the face detector every K frames, track in between")
-      ->capture_default_str();
-  cmd->add_option("--smooth", opt->smooth, "time constant of the mood smoothing, seconds (0: off)")
-      ->capture_default_str();
-  cmd->add_option("--hysteresis", opt->hysteresis, "lead another class needs before the label changes")
-      ->capture_default_str();
-  cmd->add_option("--min-segment", opt->min_segment, "shortest mood segment for --recommend, seconds")
-      ->capture_default_str();
-  add_face_options(cmd, opt->faces);
-  cmd->add_option("--max-frames", opt->max_frames, "stop after N frames");
+  add_watch_flags(cmd, *opt);
 
   cmd->callback([opt]() {
     if (opt->video.empty() && opt->camera < 0) throw Error("give a VIDEO file or --camera N");
@@ -118,69 +189,22 @@ void add_watch_command(CLI::App& app) {
     // decoder and encoder threads and the detector, and the watch figures in docs/benchmarks.md
     // were measured this way.
     if (!std::getenv("OMP_NUM_THREADS")) omp_set_num_threads(1);
-    WatchOptions wo;
-    wo.detect_every = opt->detect_every;
-    wo.smoothing = {opt->smooth, opt->hysteresis};
-    validate_smoothing_options(wo.smoothing);
-    if (opt->detect_every < 1) throw Error("--detect-every must be >= 1");
-    if (!(opt->min_segment >= 0)) throw Error("--min-segment must be >= 0");
-    wo.out = opt->out;
-    wo.timeline = opt->timeline;
-    wo.show = opt->show;
-    wo.explain = opt->explain;
-    if (opt->explain && opt->out.empty() && !opt->show)
-      throw Error("--explain draws on the video: it needs --out FILE or --show");
-    wo.max_frames = opt->max_frames;
-    if (!opt->plot.empty()) {  // fail now rather than after the whole clip
-      FILE* f = std::fopen(opt->plot.c_str(), "ab");
-      if (!f) throw Error(opt->plot + ": cannot write the plot");
-      std::fclose(f);
-    }
+    const WatchOptions wo = watch_options(*opt);
     MoodTable table;
     Policy policy = parse_policy(opt->policy);
     if (opt->recommend > 0) table = read_mood_table(resolve_option_path(opt->tracks, kDefaultTracks));
     const std::unique_ptr<EmotionPipeline> made = make_pipeline(opt->faces, /*detect=*/true, /*listener=*/false);
-    const EmotionPipeline& pipeline = *made;
     std::unique_ptr<VideoSource> source =
         opt->camera >= 0 ? VideoSource::open_camera(opt->camera) : VideoSource::open_file(opt->video);
 
-    g_stop = false;
-    auto old_handler = std::signal(SIGINT, on_interrupt);
-    WatchResult r;
-    try {
-      r = run_watch(*source, pipeline, wo, &g_stop);
-    } catch (...) {
-      std::signal(SIGINT, old_handler);
-      throw;
-    }
-    std::signal(SIGINT, old_handler);
-
+    const WatchResult r = run_interruptible(*source, *made, wo);
     print_summary(r, wo.detect_every);
     if (!opt->plot.empty())
       plot_timeline(opt->plot, r.rows, r.classes, r.frames / r.info.fps, r.info.fps,
                     "emotune watch: " + r.info.name);
-    if (opt->recommend > 0) {
-      auto segments = mood_segments(r.rows, r.classes.size(), r.info.fps, opt->min_segment);
-      if (segments.empty()) std::printf("recommendation: none (no face in the clip)\n");
-      for (size_t i = 0; i < segments.size(); ++i) {
-        const MoodSegment& s = segments[i];
-        MoodTarget target = compute_mood_target(r.classes, s.probabilities, policy);
-        std::printf("\n%s %.2f-%.2f s: %s\n", segments.size() == 1 ? "mood of the clip," : "mood segment,",
-                    s.start_s, s.end_s, explain_recommendation(r.classes, s.probabilities, target).c_str());
-        int rank = 0;
-        for (const RankedTrack& t : rank_tracks(table, target.target, opt->recommend))
-          std::printf("  %2d. %s - %s (valence %.2f, energy %.2f)\n", ++rank, t.track->artist.c_str(),
-                      t.track->title.c_str(), t.track->valence, t.track->energy);
-      }
-    }
+    if (opt->recommend > 0) print_recommendations(r, table, policy, opt->recommend, opt->min_segment);
     std::fflush(stdout);
-    if (r.broke) {
-      std::cerr << "emotune watch: " << r.stop_reason << "\n";
-      cli_exit_code() = 3;
-    } else if (r.rows.empty()) {
-      std::cerr << "emotune watch: no face found in " << r.info.name << "\n";
-      cli_exit_code() = 2;
-    }
+    set_exit_status(r);
   });
 }
 

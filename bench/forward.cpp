@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
     if (graph == "inference") {
       InferenceOptions o;
       o.conv_algo = conv;
-      g = InferenceGraph::compile(dynamic_cast<Sequential&>(*m.net), 1, s, s, o);
+      g = InferenceGraph::compile(*m.net, 1, s, s, o);
     }
     std::vector<float> x((size_t)batch * s * s);
     std::mt19937 rng(1);

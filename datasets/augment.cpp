@@ -213,88 +213,111 @@ AugmentOptions AugmentOptions::from_json(const std::string& text) {
   return o;
 }
 
+namespace {
+
+// The crop step as a map from its output to the source: a padded shift (crop) or a random
+// resized crop (rcrop, up to 10 tries as torchvision's RandomResizedCrop); identity otherwise.
+Affine crop_map(const AugmentOptions& o, int side, uint64_t key, uint64_t index) {
+  Affine crop;
+  if (o.crop_padding > 0) {
+    Philox4 r = data_rng_bits(key, index, kDrawCrop);
+    uint32_t span = 2 * (uint32_t)o.crop_padding + 1;
+    crop.c = (double)bits_below(r.v[0], span) - o.crop_padding;
+    crop.f = (double)bits_below(r.v[1], span) - o.crop_padding;
+  } else if (o.resized_crop) {
+    const double area = (double)(side * side);
+    const double log_lo = std::log(o.crop_ratio_min), log_hi = std::log(o.crop_ratio_max);
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      Philox4 r = data_rng_bits(key, index, kDrawRcrop + attempt);
+      double s = o.crop_scale_min + (o.crop_scale_max - o.crop_scale_min) * bits_uniform(r.v[0]);
+      double ratio = std::exp(log_lo + (log_hi - log_lo) * bits_uniform(r.v[1]));
+      int w = (int)std::lround(std::sqrt(s * area * ratio));
+      int h = (int)std::lround(std::sqrt(s * area / ratio));
+      if (w < 1 || h < 1 || w > side || h > side) continue;
+      int x0 = (int)bits_below(r.v[2], (uint32_t)(side - w + 1));
+      int y0 = (int)bits_below(r.v[3], (uint32_t)(side - h + 1));
+      crop = crop_resize_map(x0, y0, w, h, side);
+      break;
+    }
+  }
+  return crop;
+}
+
+// Inverse of: rotate about the centre by theta, then shift by (tx, ty); identity when neither is on.
+Affine rotation_map(const AugmentOptions& o, int side, const Philox4& g) {
+  Affine rot;
+  if (o.rotate_degrees != 0 || o.translate != 0) {
+    double theta = o.rotate_degrees * signed_unit(g.v[1]) * (std::numbers::pi / 180.0);
+    double tx = o.translate * side * signed_unit(g.v[2]);
+    double ty = o.translate * side * signed_unit(g.v[3]);
+    double cs = std::cos(theta), sn = std::sin(theta), ctr = 0.5 * (side - 1);
+    // p = R^T (q - ctr - t) + ctr
+    rot.a = cs, rot.b = sn, rot.d = -sn, rot.e = cs;
+    double qx = -ctr - tx, qy = -ctr - ty;
+    rot.c = cs * qx + sn * qy + ctr;
+    rot.f = -sn * qx + cs * qy + ctr;
+  }
+  return rot;
+}
+
+// Crop, flip, rotate and shift composed into one map, warped once (bilinear) through scratch.
+void warp_geometric(float* img, int side, const AugmentOptions& o, uint64_t key, uint64_t index, float* scratch) {
+  const Affine crop = crop_map(o, side, key, index);  // output of the crop step -> source
+  Philox4 g = data_rng_bits(key, index, kDrawGeometry);
+  Affine flip;
+  if (o.hflip && (g.v[0] >> 31)) flip = flip_map(side);
+  const Affine m = crop.after(flip.after(rotation_map(o, side, g)));
+  if (!m.identity()) {
+    std::copy(img, img + side * side, scratch);
+    warp_bilinear(scratch, img, side, m);
+  }
+}
+
+// Contrast about the image mean, then a brightness shift, clamped to [lo, hi].
+void jitter_colour(float* img, int n, const AugmentOptions& o, float lo, float hi, const Philox4& c) {
+  float factor = 1.0f + o.contrast * signed_unit(c.v[0]);
+  float delta = o.brightness * (hi - lo) * signed_unit(c.v[1]);
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += img[i];
+  float mean = (float)(sum / n);
+  for (int i = 0; i < n; ++i) img[i] = std::clamp((img[i] - mean) * factor + mean + delta, lo, hi);
+}
+
+// Random erasing: a rectangle of uniform noise in [lo, hi] (up to 10 tries for one that fits).
+void erase_rectangle(float* img, int side, const AugmentOptions& o, float lo, float hi, uint64_t key,
+                     uint64_t index) {
+  const int n = side * side;
+  const double log_lo = std::log(o.erase_ratio_min), log_hi = std::log(o.erase_ratio_max);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    Philox4 r = data_rng_bits(key, index, kDrawErase + attempt);
+    double a = (o.erase_area_min + (o.erase_area_max - o.erase_area_min) * bits_uniform(r.v[0])) * n;
+    double ratio = std::exp(log_lo + (log_hi - log_lo) * bits_uniform(r.v[1]));
+    int h = (int)std::lround(std::sqrt(a * ratio));
+    int w = (int)std::lround(std::sqrt(a / ratio));
+    if (w < 1 || h < 1 || w >= side || h >= side) continue;
+    int x0 = (int)bits_below(r.v[2], (uint32_t)(side - w + 1));
+    int y0 = (int)bits_below(r.v[3], (uint32_t)(side - h + 1));
+    uint64_t k = 0;
+    Philox4 noise{};
+    for (int y = y0; y < y0 + h; ++y)
+      for (int x = x0; x < x0 + w; ++x, ++k) {
+        if (k % 4 == 0) noise = data_rng_bits(key, index, kDrawNoise + k / 4);
+        img[(size_t)y * side + x] = lo + (hi - lo) * bits_uniform(noise.v[k % 4]);
+      }
+    break;
+  }
+}
+
+}  // namespace
+
 void augment_image(float* img, int side, const AugmentOptions& o, float lo, float hi,
                    uint64_t key, uint64_t index, float* scratch) {
   const int n = side * side;
   if (lo > hi) std::swap(lo, hi);
-
-  if (o.geometric()) {
-    Affine crop;  // output of the crop step -> source
-    if (o.crop_padding > 0) {
-      Philox4 r = data_rng_bits(key, index, kDrawCrop);
-      uint32_t span = 2 * (uint32_t)o.crop_padding + 1;
-      crop.c = (double)bits_below(r.v[0], span) - o.crop_padding;
-      crop.f = (double)bits_below(r.v[1], span) - o.crop_padding;
-    } else if (o.resized_crop) {
-      const double area = (double)n;
-      const double log_lo = std::log(o.crop_ratio_min), log_hi = std::log(o.crop_ratio_max);
-      for (int attempt = 0; attempt < 10; ++attempt) {
-        Philox4 r = data_rng_bits(key, index, kDrawRcrop + attempt);
-        double s = o.crop_scale_min + (o.crop_scale_max - o.crop_scale_min) * bits_uniform(r.v[0]);
-        double ratio = std::exp(log_lo + (log_hi - log_lo) * bits_uniform(r.v[1]));
-        int w = (int)std::lround(std::sqrt(s * area * ratio));
-        int h = (int)std::lround(std::sqrt(s * area / ratio));
-        if (w < 1 || h < 1 || w > side || h > side) continue;
-        int x0 = (int)bits_below(r.v[2], (uint32_t)(side - w + 1));
-        int y0 = (int)bits_below(r.v[3], (uint32_t)(side - h + 1));
-        crop = crop_resize_map(x0, y0, w, h, side);
-        break;
-      }
-    }
-    Philox4 g = data_rng_bits(key, index, kDrawGeometry);
-    Affine flip;
-    if (o.hflip && (g.v[0] >> 31)) flip = flip_map(side);
-    Affine rot;  // inverse of: rotate about the centre by theta, then shift by (tx, ty)
-    if (o.rotate_degrees != 0 || o.translate != 0) {
-      double theta = o.rotate_degrees * signed_unit(g.v[1]) * (std::numbers::pi / 180.0);
-      double tx = o.translate * side * signed_unit(g.v[2]);
-      double ty = o.translate * side * signed_unit(g.v[3]);
-      double cs = std::cos(theta), sn = std::sin(theta), ctr = 0.5 * (side - 1);
-      // p = R^T (q - ctr - t) + ctr
-      rot.a = cs, rot.b = sn, rot.d = -sn, rot.e = cs;
-      double qx = -ctr - tx, qy = -ctr - ty;
-      rot.c = cs * qx + sn * qy + ctr;
-      rot.f = -sn * qx + cs * qy + ctr;
-    }
-    Affine m = crop.after(flip.after(rot));
-    if (!m.identity()) {
-      std::copy(img, img + n, scratch);
-      warp_bilinear(scratch, img, side, m);
-    }
-  }
-
+  if (o.geometric()) warp_geometric(img, side, o, key, index, scratch);
   Philox4 c = data_rng_bits(key, index, kDrawColor);
-  if (o.contrast != 0 || o.brightness != 0) {
-    float factor = 1.0f + o.contrast * signed_unit(c.v[0]);
-    float delta = o.brightness * (hi - lo) * signed_unit(c.v[1]);
-    double sum = 0;
-    for (int i = 0; i < n; ++i) sum += img[i];
-    float mean = (float)(sum / n);
-    for (int i = 0; i < n; ++i)
-      img[i] = std::clamp((img[i] - mean) * factor + mean + delta, lo, hi);
-  }
-
-  if (o.erase_prob > 0 && bits_uniform(c.v[2]) < o.erase_prob) {
-    const double log_lo = std::log(o.erase_ratio_min), log_hi = std::log(o.erase_ratio_max);
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      Philox4 r = data_rng_bits(key, index, kDrawErase + attempt);
-      double a = (o.erase_area_min + (o.erase_area_max - o.erase_area_min) * bits_uniform(r.v[0])) * n;
-      double ratio = std::exp(log_lo + (log_hi - log_lo) * bits_uniform(r.v[1]));
-      int h = (int)std::lround(std::sqrt(a * ratio));
-      int w = (int)std::lround(std::sqrt(a / ratio));
-      if (w < 1 || h < 1 || w >= side || h >= side) continue;
-      int x0 = (int)bits_below(r.v[2], (uint32_t)(side - w + 1));
-      int y0 = (int)bits_below(r.v[3], (uint32_t)(side - h + 1));
-      uint64_t k = 0;
-      Philox4 noise{};
-      for (int y = y0; y < y0 + h; ++y)
-        for (int x = x0; x < x0 + w; ++x, ++k) {
-          if (k % 4 == 0) noise = data_rng_bits(key, index, kDrawNoise + k / 4);
-          img[(size_t)y * side + x] = lo + (hi - lo) * bits_uniform(noise.v[k % 4]);
-        }
-      break;
-    }
-  }
+  if (o.contrast != 0 || o.brightness != 0) jitter_colour(img, n, o, lo, hi, c);
+  if (o.erase_prob > 0 && bits_uniform(c.v[2]) < o.erase_prob) erase_rectangle(img, side, o, lo, hi, key, index);
 }
 
 void augment_image_u8(uint8_t* img, int side, const AugmentOptions& options, uint64_t key,

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "base/softmax.h"
 #include "engine/autograd.h"
 #include "layers/layers.h"
 #include "layers/nets/nets.h"
@@ -90,7 +91,8 @@ GradCam grad_cam(const LoadedModel& model, const float* input, int target) {
 
   GradCam cam;
   cam.layer = net->children()[layer].name;
-  cam.probabilities = softmax_row(z.data(), classes, model.info.temperature);
+  cam.probabilities.resize(classes);
+  softmax_row(z.data(), classes, model.info.temperature, cam.probabilities.data());
   cam.target = target >= 0 ? target : (int)(std::max_element(z.begin(), z.end()) - z.begin());
 
   std::vector<float> seed(classes, 0.0f);

@@ -10,7 +10,7 @@
 #include "kernels/linear.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/runtime.h"
-#include "layers/layers.h"
+#include "layers/module.h"
 
 namespace emotune {
 
@@ -42,20 +42,20 @@ namespace {
 std::vector<float> host(const Tensor& t) { return t.defined() ? t.to_vector() : std::vector<float>(); }
 
 // a = gamma / sqrt(var + eps), shift = beta - mean * a: BN(x) = a * x + shift.
-void bn_affine(const BatchNorm2d& bn, std::vector<float>* a, std::vector<float>* shift) {
-  auto g = host(bn.gamma), be = host(bn.beta), mu = host(bn.running_mean), var = host(bn.running_var);
+void bn_affine(const Tensor& gamma, const Tensor& beta, const Tensor& mean, const Tensor& var, float eps,
+               std::vector<float>* a, std::vector<float>* shift) {
+  auto g = host(gamma), be = host(beta), mu = host(mean), v = host(var);
   a->resize(g.size());
   shift->resize(g.size());
   for (size_t k = 0; k < g.size(); ++k) {
-    (*a)[k] = (float)(g[k] / std::sqrt((double)var[k] + bn.eps()));
+    (*a)[k] = (float)(g[k] / std::sqrt((double)v[k] + eps));
     (*shift)[k] = (float)(be[k] - (double)mu[k] * (*a)[k]);
   }
 }
 
 // Folds BN(z) = a*z + shift into the producer of z: rows of w (per output k) and b.
-void fold(std::vector<float>* w, std::vector<float>* b, int outputs, const BatchNorm2d& bn) {
-  std::vector<float> a, shift;
-  bn_affine(bn, &a, &shift);
+void fold(std::vector<float>* w, std::vector<float>* b, int outputs, const std::vector<float>& a,
+          const std::vector<float>& shift) {
   if ((int)a.size() != outputs) throw Error("inference graph: BatchNorm width does not match its producer");
   const size_t row = w->size() / outputs;
   if (b->empty()) b->assign(outputs, 0.0f);
@@ -72,14 +72,9 @@ int winograd_tile(const InferenceGraph::Step& s, const Conv2dShape& p, const std
   return winograd_cost(p, s.pool2, 4) < winograd_cost(p, s.pool2, 2) ? 4 : 2;
 }
 
-template <typename T>
-const T* as(const Sequential::Child& c) {
-  return dynamic_cast<const T*>(c.module.get());
-}
-
 }  // namespace
 
-std::shared_ptr<InferenceGraph> InferenceGraph::compile(const Sequential& net, int in_c, int in_h, int in_w,
+std::shared_ptr<InferenceGraph> InferenceGraph::compile(const Module& net, int in_c, int in_h, int in_w,
                                                         const InferenceOptions& options) {
   if (options.conv_algo != "auto" && options.conv_algo != "im2col" && options.conv_algo != "winograd" &&
       options.conv_algo != "winograd4")
@@ -89,108 +84,172 @@ std::shared_ptr<InferenceGraph> InferenceGraph::compile(const Sequential& net, i
   g->in_c_ = in_c;
   g->in_h_ = in_h;
   g->in_w_ = in_w;
-  const auto& ch = net.children();
-  int c = in_c, h = in_h, w = in_w;
-  bool flat = false;
-  size_t i = 0;
-  auto skip_dropout = [&] {
-    while (i < ch.size() && as<Dropout>(ch[i])) ++i;
-  };
-  while (i < ch.size()) {
-    auto s = std::make_shared<Step>();
-    s->names = ch[i].name;
-    if (const auto* conv = as<Conv2d>(ch[i])) {
-      if (flat) throw Error("inference graph: " + ch[i].name + ": a convolution after Flatten");
-      ++i;
-      s->kind = Step::conv;
-      const auto& ws = conv->weight.shape();
-      if (ws[1] != c) throw Error("inference graph: " + s->names + " expects " + std::to_string(ws[1]) + " channels");
-      s->shape = Conv2dShape{1, c, h, w, (int)ws[0], (int)ws[2], (int)ws[3], conv->pad(), conv->pad(),
-                             conv->stride(), conv->stride()};
-      s->w = host(conv->weight);
-      s->b = host(conv->bias);
-      if (i < ch.size() && as<BatchNorm2d>(ch[i])) {
-        fold(&s->w, &s->b, s->shape.k, *as<BatchNorm2d>(ch[i]));
-        s->names += "+" + ch[i++].name + "(folded)";
-      }
-      if (i < ch.size() && as<ReLU>(ch[i])) {
-        s->relu_on = true;
-        s->names += "+" + ch[i++].name;
-        if (i < ch.size() && as<BatchNorm2d>(ch[i])) {
-          bn_affine(*as<BatchNorm2d>(ch[i]), &s->scale, &s->shift);
-          s->names += "+" + ch[i++].name + "(epilogue)";
-        }
-      }
-      skip_dropout();
-      if (i < ch.size()) {
-        const auto* mp = as<MaxPool2d>(ch[i]);
-        if (mp && mp->kernel() == 2 && mp->stride() == 2) {
-          s->pool2 = true;
-          s->names += "+" + ch[i++].name;
-        }
-      }
-      c = s->shape.k;
-      h = s->shape.out_h();
-      w = s->shape.out_w();
-      if (s->pool2) h /= 2, w /= 2;
-      if (s->shape.out_h() < 1 || s->shape.out_w() < 1 || h < 1 || w < 1)
-        throw Error("inference graph: " + s->names + ": the input is too small for this network");
-      const bool fits = winograd_supported(s->shape);
-      s->algo = options.conv_algo;
-      s->winograd = options.conv_algo == "winograd" || options.conv_algo == "winograd4"
-                        ? fits
-                        : options.conv_algo != "im2col" && fits && s->shape.c >= kWinogradMinChannels;
-      s->winograd4 = s->winograd && options.conv_algo != "winograd";
-      if (s->winograd) {
-        s->u2.resize((size_t)winograd_weights_size(s->shape, 2));
-        winograd_weights(s->shape, s->w.data(), s->u2.data(), 2);
-      }
-    } else if (const auto* fc = as<Linear>(ch[i])) {
-      ++i;
-      s->kind = Step::dense;
-      s->out = (int)fc->weight.shape()[0];
-      s->in = (int)fc->weight.shape()[1];
-      if ((int64_t)c * h * w != s->in)
-        throw Error("inference graph: " + s->names + " expects " + std::to_string(s->in) + " inputs, gets " +
-                    std::to_string((int64_t)c * h * w));
-      s->w = host(fc->weight);
-      s->b = host(fc->bias);
-      if (i < ch.size() && as<BatchNorm2d>(ch[i])) {
-        fold(&s->w, &s->b, s->out, *as<BatchNorm2d>(ch[i]));
-        s->names += "+" + ch[i++].name + "(folded)";
-      }
-      if (i < ch.size() && as<ReLU>(ch[i])) {
-        s->relu_on = true;
-        s->names += "+" + ch[i++].name;
-      }
-      c = s->out, h = 1, w = 1;
-      flat = true;
-    } else if (const auto* mp = as<MaxPool2d>(ch[i])) {
-      ++i;
-      s->kind = Step::pool;
-      s->pool_shape = Pool2dShape{1, c, h, w, mp->kernel(), mp->kernel(), mp->stride(), mp->stride()};
-      h = s->pool_shape.out_h();
-      w = s->pool_shape.out_w();
-    } else if (as<ReLU>(ch[i])) {
-      ++i;
-      s->kind = Step::relu;
-    } else if (as<Dropout>(ch[i])) {
-      ++i;
-      continue;
-    } else if (as<Flatten>(ch[i])) {
-      ++i;
-      flat = true;
-      continue;
-    } else {
-      throw Error("inference graph: layer '" + ch[i].name + "' (" + ch[i].module->describe() +
-                  ") has no inference step");
-    }
-    s->c = c, s->h = h, s->wd = w;
-    g->steps_.push_back(s);
-  }
-  if (g->steps_.empty() || h != 1 || w != 1) throw Error("inference graph: the network does not end in a dense layer");
-  g->outputs_ = c;
+  InferenceBuilder builder(*g, options, in_c, in_h, in_w);
+  net.lower_to_graph(builder, "");
+  builder.finish();
   return g;
+}
+
+std::shared_ptr<InferenceGraph> InferenceGraph::compile_or_fallback(const Module& net, int in_c, int in_h,
+                                                                    int in_w) {
+  try {
+    return compile(net, in_c, in_h, in_w);
+  } catch (const GraphUnsupported& e) {
+    std::fprintf(stderr, "warning: %s; running the training graph\n", e.what());
+    return nullptr;
+  }
+}
+
+// ------------------------------------------------------------------ InferenceBuilder
+InferenceBuilder::InferenceBuilder(InferenceGraph& graph, const InferenceOptions& options, int in_c, int in_h,
+                                   int in_w)
+    : g_(graph), options_(options), c_(in_c), h_(in_h), w_(in_w) {}
+
+void InferenceBuilder::unsupported(const std::string& name, const std::string& what, const std::string& why) {
+  throw GraphUnsupported("inference graph: layer '" + name + "' (" + what + ") " + why);
+}
+
+void InferenceBuilder::conv2d(const std::string& name, const Tensor& weight, const Tensor& bias, int stride,
+                              int pad) {
+  close();
+  if (flat_) throw Error("inference graph: " + name + ": a convolution after Flatten");
+  const auto& ws = weight.shape();
+  if (ws[1] != c_) throw Error("inference graph: " + name + " expects " + std::to_string(ws[1]) + " channels");
+  auto s = std::make_shared<InferenceGraph::Step>();
+  s->kind = InferenceGraph::Step::conv;
+  s->names = name;
+  s->shape = Conv2dShape{1, c_, h_, w_, (int)ws[0], (int)ws[2], (int)ws[3], pad, pad, stride, stride};
+  s->w = host(weight);
+  s->b = host(bias);
+  open_ = s;
+  stage_ = Stage::producer;
+}
+
+void InferenceBuilder::linear(const std::string& name, const Tensor& weight, const Tensor& bias) {
+  close();
+  auto s = std::make_shared<InferenceGraph::Step>();
+  s->kind = InferenceGraph::Step::dense;
+  s->names = name;
+  s->out = (int)weight.shape()[0];
+  s->in = (int)weight.shape()[1];
+  if ((int64_t)c_ * h_ * w_ != s->in)
+    throw Error("inference graph: " + name + " expects " + std::to_string(s->in) + " inputs, gets " +
+                std::to_string((int64_t)c_ * h_ * w_));
+  s->w = host(weight);
+  s->b = host(bias);
+  flat_ = true;
+  open_ = s;
+  stage_ = Stage::producer;
+}
+
+bool InferenceBuilder::batch_norm(const std::string& name, const Tensor& gamma, const Tensor& beta,
+                                  const Tensor& mean, const Tensor& var, float eps) {
+  const bool fold_here = open_ && stage_ == Stage::producer;
+  const bool epilogue = open_ && open_->kind == InferenceGraph::Step::conv && stage_ == Stage::relu;
+  if (!fold_here && !epilogue) {
+    close();
+    return false;
+  }
+  std::vector<float> a, shift;
+  bn_affine(gamma, beta, mean, var, eps, &a, &shift);
+  if (fold_here) {
+    fold(&open_->w, &open_->b, open_->kind == InferenceGraph::Step::conv ? open_->shape.k : open_->out, a, shift);
+    open_->names += "+" + name + "(folded)";
+    stage_ = Stage::folded;
+  } else {
+    open_->scale = std::move(a);
+    open_->shift = std::move(shift);
+    open_->names += "+" + name + "(epilogue)";
+    stage_ = Stage::affine;
+  }
+  return true;
+}
+
+void InferenceBuilder::relu(const std::string& name) {
+  if (open_ && (stage_ == Stage::producer || stage_ == Stage::folded)) {
+    open_->relu_on = true;
+    open_->names += "+" + name;
+    stage_ = Stage::relu;
+    return;
+  }
+  close();
+  auto s = std::make_shared<InferenceGraph::Step>();
+  s->kind = InferenceGraph::Step::relu;
+  s->names = name;
+  s->c = c_, s->h = h_, s->wd = w_;
+  g_.steps_.push_back(s);
+}
+
+void InferenceBuilder::max_pool2d(const std::string& name, int kernel, int stride) {
+  if (open_ && open_->kind == InferenceGraph::Step::conv && kernel == 2 && stride == 2) {
+    open_->pool2 = true;  // reduced in the conv's epilogue: nothing joins after it
+    open_->names += "+" + name;
+    close();
+    return;
+  }
+  close();
+  auto s = std::make_shared<InferenceGraph::Step>();
+  s->kind = InferenceGraph::Step::pool;
+  s->names = name;
+  s->pool_shape = Pool2dShape{1, c_, h_, w_, kernel, kernel, stride, stride};
+  h_ = s->pool_shape.out_h();
+  w_ = s->pool_shape.out_w();
+  s->c = c_, s->h = h_, s->wd = w_;
+  g_.steps_.push_back(s);
+}
+
+// Between a conv's epilogue and its pool, dropout keeps the step open (only the pool may still
+// join); after a dense step it ends it.
+void InferenceBuilder::dropout(const std::string&) {
+  if (open_ && open_->kind == InferenceGraph::Step::conv)
+    stage_ = Stage::dropout;
+  else
+    close();
+}
+
+void InferenceBuilder::flatten(const std::string&) {
+  close();
+  flat_ = true;
+}
+
+void InferenceBuilder::close() {
+  if (!open_) return;
+  InferenceGraph::Step& s = *open_;
+  if (s.kind == InferenceGraph::Step::conv) {
+    close_conv(s);
+  } else {
+    c_ = s.out, h_ = 1, w_ = 1;
+  }
+  s.c = c_, s.h = h_, s.wd = w_;
+  g_.steps_.push_back(open_);
+  open_.reset();
+}
+
+// The conv step's output shape, and its algorithm for that shape (Winograd's filters made now).
+void InferenceBuilder::close_conv(InferenceGraph::Step& s) {
+  c_ = s.shape.k;
+  h_ = s.shape.out_h();
+  w_ = s.shape.out_w();
+  if (s.pool2) h_ /= 2, w_ /= 2;
+  if (s.shape.out_h() < 1 || s.shape.out_w() < 1 || h_ < 1 || w_ < 1)
+    throw Error("inference graph: " + s.names + ": the input is too small for this network");
+  const bool fits = winograd_supported(s.shape);
+  const std::string& algo = options_.conv_algo;
+  s.algo = algo;
+  s.winograd = algo == "winograd" || algo == "winograd4" ? fits
+                                                         : algo != "im2col" && fits && s.shape.c >= kWinogradMinChannels;
+  s.winograd4 = s.winograd && algo != "winograd";
+  if (s.winograd) {
+    s.u2.resize((size_t)winograd_weights_size(s.shape, 2));
+    winograd_weights(s.shape, s.w.data(), s.u2.data(), 2);
+  }
+}
+
+void InferenceBuilder::finish() {
+  close();
+  if (g_.steps_.empty() || h_ != 1 || w_ != 1)
+    throw GraphUnsupported("inference graph: the network does not end in a dense layer");
+  g_.outputs_ = c_;
 }
 
 std::vector<float> InferenceGraph::forward(const float* x, int n, std::vector<double>* step_ms) const {

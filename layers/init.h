@@ -14,6 +14,10 @@ namespace emotune {
 void init_uniform(Tensor& w, float limit, Rng& rng);
 void init_glorot_uniform(Tensor& w, int64_t fan_in, int64_t fan_out, Rng& rng);
 void init_he_uniform(Tensor& w, int64_t fan_in, Rng& rng);
+// PyTorch's defaults for a conv or dense layer: kernel and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+// (kaiming_uniform with a = sqrt(5)), kernel [OUT, IN] or [K, C, R, S]: fan_in = numel / OUT
+// either way; a layer without bias (undefined) keeps none. Kernel first, then bias.
+void init_torch_uniform(Tensor& weight, Tensor& bias, Rng& rng);
 // "glorot_uniform" | "he_uniform"; throws on anything else.
 void init_weights(Tensor& w, const std::string& kind, int64_t fan_in, int64_t fan_out, Rng& rng);
 

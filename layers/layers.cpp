@@ -5,11 +5,15 @@
 #include "base/error.h"
 #include "engine/autograd.h"
 #include "engine/ops.h"
+#include "layers/inference.h"
 #include "layers/init.h"
+#include "layers/onnx_writer.h"
 
 namespace emotune {
 
 namespace {
+using A = OnnxAttribute;
+
 std::string join(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
 }
@@ -33,6 +37,29 @@ Conv2d::Conv2d(int in, int out, int kernel, const std::string& padding, Rng& rng
 
 Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, weight, bias, stride_, pad_); }
 Tensor Conv2d::forward_relu(const Tensor& x) { return ops::conv2d_relu(x, weight, bias, stride_, pad_); }
+
+// A ReLU right after runs in the conv's output pass (ops::conv2d_relu: values and gradients bit
+// for bit those of the pair).
+Tensor Conv2d::forward_with_next(const Tensor& x, const Module* next, int* consumed) {
+  const bool relu_next = dynamic_cast<const ReLU*>(next) != nullptr;
+  *consumed = relu_next ? 2 : 1;
+  return relu_next ? forward_relu(x) : forward(x);
+}
+
+void Conv2d::lower_to_graph(InferenceBuilder& graph, const std::string& name) const {
+  graph.conv2d(name, weight, bias, stride_, pad_);
+}
+
+void Conv2d::export_onnx(OnnxWriter& onnx, const std::string& name) const {
+  std::vector<std::string> params{onnx.initializer(name + ".weight", weight)};
+  if (bias.defined()) params.push_back(onnx.initializer(name + ".bias", bias));
+  const int k = kernel_, s = stride_, p = pad_;
+  onnx.node("Conv", name, params,
+            {A::of_ints("kernel_shape", {k, k}), A::of_ints("strides", {s, s}), A::of_ints("pads", {p, p, p, p}),
+             A::of_ints("dilations", {1, 1}), A::of_int("group", 1)});
+}
+
+void Conv2d::init_torch(Rng& rng) { init_torch_uniform(weight, bias, rng); }
 
 std::string Conv2d::describe() const {
   return fmt("Conv2d(%d->%d, %dx", in_, out_, kernel_) + std::to_string(kernel_) + ", " +
@@ -59,6 +86,23 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   return ops::batch_norm(x, gamma, beta, running_mean, running_var, training_, momentum_, eps_);
 }
 
+// Folded into the conv or dense layer before it, or that layer's epilogue after its ReLU.
+void BatchNorm2d::lower_to_graph(InferenceBuilder& graph, const std::string& name) const {
+  if (!graph.batch_norm(name, gamma, beta, running_mean, running_var, eps_))
+    graph.unsupported(name, describe(),
+                      "has no inference step here: a BatchNorm folds into the conv or dense layer just before it, "
+                      "or follows that layer's ReLU");
+}
+
+// The inference form, with the running statistics.
+void BatchNorm2d::export_onnx(OnnxWriter& onnx, const std::string& name) const {
+  onnx.node("BatchNormalization", name,
+            {onnx.initializer(name + ".gamma", gamma), onnx.initializer(name + ".beta", beta),
+             onnx.initializer(name + ".running_mean", running_mean),
+             onnx.initializer(name + ".running_var", running_var)},
+            {A::of_float("epsilon", eps_)});
+}
+
 std::string BatchNorm2d::describe() const {
   return "BatchNorm2d(" + std::to_string(channels_) + ")";
 }
@@ -76,6 +120,13 @@ Tensor MaxPool2d::forward(const Tensor& x) { return ops::max_pool2d(x, kernel_, 
 std::string MaxPool2d::describe() const {
   return fmt("MaxPool2d(%dx%d, stride %d)", kernel_, kernel_, stride_);
 }
+void MaxPool2d::lower_to_graph(InferenceBuilder& graph, const std::string& name) const {
+  graph.max_pool2d(name, kernel_, stride_);
+}
+void MaxPool2d::export_onnx(OnnxWriter& onnx, const std::string& name) const {
+  const int k = kernel_, s = stride_;
+  onnx.node("MaxPool", name, {}, {A::of_ints("kernel_shape", {k, k}), A::of_ints("strides", {s, s})});
+}
 
 Dropout::Dropout(float p) : p_(p) {
   if (!(p >= 0.0f && p < 1.0f)) throw Error("Dropout: rate must be in [0, 1)");
@@ -84,6 +135,10 @@ Dropout::Dropout(float p) : p_(p) {
 // Each step draws from its own 2^32-element slice of the Philox stream: a mask depends only on
 // (seed, step), so a resumed run reproduces it.
 Tensor Dropout::forward(const Tensor& x) { return ops::dropout(x, p_, training_, seed_, step_ << 32); }
+
+// The identity at inference: no step, no node.
+void Dropout::lower_to_graph(InferenceBuilder& graph, const std::string& name) const { graph.dropout(name); }
+void Dropout::export_onnx(OnnxWriter&, const std::string&) const {}
 
 std::string Dropout::describe() const {
   char buf[32];
@@ -101,6 +156,18 @@ Linear::Linear(int in, int out, Rng& rng, float l2, const std::string& init)
 }
 
 Tensor Linear::forward(const Tensor& x) { return ops::linear(x, weight, bias); }
+
+void Linear::lower_to_graph(InferenceBuilder& graph, const std::string& name) const {
+  graph.linear(name, weight, bias);
+}
+
+void Linear::export_onnx(OnnxWriter& onnx, const std::string& name) const {
+  std::vector<std::string> params{onnx.initializer(name + ".weight", weight)};
+  if (bias.defined()) params.push_back(onnx.initializer(name + ".bias", bias));
+  onnx.node("Gemm", name, params, {A::of_int("transB", 1)});  // y = x W^T + b, W stored [OUT, IN]
+}
+
+void Linear::init_torch(Rng& rng) { init_torch_uniform(weight, bias, rng); }
 
 std::string Linear::describe() const {
   std::string s = "Linear(" + std::to_string(in_) + "->" + std::to_string(out_);
@@ -124,7 +191,14 @@ void Linear::collect_penalties(std::vector<Tensor>& out) {
 
 // ------------------------------------------------------------------ ReLU, Flatten
 Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }
+void ReLU::lower_to_graph(InferenceBuilder& graph, const std::string& name) const { graph.relu(name); }
+void ReLU::export_onnx(OnnxWriter& onnx, const std::string& name) const { onnx.node("Relu", name); }
+
 Tensor Flatten::forward(const Tensor& x) { return ops::flatten(x); }
+void Flatten::lower_to_graph(InferenceBuilder& graph, const std::string& name) const { graph.flatten(name); }
+void Flatten::export_onnx(OnnxWriter& onnx, const std::string& name) const {
+  onnx.node("Flatten", name, {}, {A::of_int("axis", 1)});  // [N, C, H, W] -> [N, C*H*W], NCHW order
+}
 
 // ------------------------------------------------------------------ Sequential
 Sequential& Sequential::add(const std::string& name, std::shared_ptr<Module> m) {
@@ -134,25 +208,33 @@ Sequential& Sequential::add(const std::string& name, std::shared_ptr<Module> m) 
   return *this;
 }
 
-// A Conv2d followed by a ReLU runs as one op (ops::conv2d_relu: the ReLU in the conv's output
-// pass); everything else module by module.
 Tensor Sequential::forward(const Tensor& x) { return forward_range(x, 0, children_.size()); }
 
+// Each child may run the next one with it (forward_with_next: Conv2d + ReLU), inside the range.
 Tensor Sequential::forward_range(const Tensor& x, size_t begin, size_t end) {
   if (begin > end || end > children_.size())
     throw Error("Sequential::forward_range: [" + std::to_string(begin) + ", " + std::to_string(end) +
                 ") is not a range of the " + std::to_string(children_.size()) + " children");
   Tensor y = x;
-  for (size_t i = begin; i < end; ++i) {
-    auto* conv = dynamic_cast<Conv2d*>(children_[i].module.get());
-    if (conv && i + 1 < end && dynamic_cast<ReLU*>(children_[i + 1].module.get())) {
-      y = conv->forward_relu(y);
-      ++i;
-      continue;
-    }
-    y = children_[i].module->forward(y);
+  for (size_t i = begin; i < end;) {
+    const Module* next = i + 1 < end ? children_[i + 1].module.get() : nullptr;
+    int consumed = 1;
+    y = children_[i].module->forward_with_next(y, next, &consumed);
+    i += consumed;
   }
   return y;
+}
+
+void Sequential::lower_to_graph(InferenceBuilder& graph, const std::string& name) const {
+  for (const auto& c : children_) c.module->lower_to_graph(graph, join(name, c.name));
+}
+
+void Sequential::export_onnx(OnnxWriter& onnx, const std::string& name) const {
+  for (const auto& c : children_) c.module->export_onnx(onnx, join(name, c.name));
+}
+
+void Sequential::init_torch(Rng& rng) {
+  for (auto& c : children_) c.module->init_torch(rng);
 }
 
 std::string Sequential::describe() const {

@@ -1,6 +1,8 @@
 // The layers: Conv2d, BatchNorm2d, MaxPool2d, Dropout, Linear, ReLU, Flatten, Sequential.
 // Each is a thin Module over one op of engine/ops.h; weights are initialised from the Rng given
 // at construction (Keras defaults: glorot_uniform kernels, zero biases, BN gamma 1 beta 0).
+// Each class is the one declaration of its layer type (layers/module.h): its lowering into the
+// inference graph, its ONNX nodes and its other hooks are defined beside its forward in layers.cpp.
 #pragma once
 #include <memory>
 #include <string>
@@ -17,13 +19,17 @@ class Conv2d : public Module {
   Conv2d(int in, int out, int kernel, const std::string& padding, Rng& rng, bool bias = true,
          int stride = 1, const std::string& init = "glorot_uniform");
   Tensor forward(const Tensor& x) override;
-  // forward followed by ReLU, in one pass (Sequential runs a Conv2d + ReLU pair through it).
+  // forward followed by ReLU, in one pass: forward_with_next runs a Conv2d + ReLU pair through it.
   Tensor forward_relu(const Tensor& x);
+  Tensor forward_with_next(const Tensor& x, const Module* next, int* consumed) override;
+  void lower_to_graph(InferenceBuilder& graph, const std::string& name) const override;
+  void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
+  void init_torch(Rng& rng) override;
   std::string describe() const override;
   void collect(const std::string& prefix, std::vector<ParamRef>& params,
                std::vector<NamedTensor>& buffers) override;
   Tensor weight, bias;
-  // Hyper-parameters, for exporters (apps/export/onnx.cpp): symmetric zero padding pad().
+  // Hyper-parameters: symmetric zero padding pad().
   int kernel() const { return kernel_; }
   int stride() const { return stride_; }
   int pad() const { return pad_; }
@@ -38,6 +44,8 @@ class BatchNorm2d : public Module {
   // momentum: weight of the new batch (Keras' momentum m is 1 - m here); eps as Keras' 1e-3.
   explicit BatchNorm2d(int channels, float momentum = 0.01f, float eps = 1e-3f);
   Tensor forward(const Tensor& x) override;
+  void lower_to_graph(InferenceBuilder& graph, const std::string& name) const override;
+  void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
   std::string describe() const override;
   void collect(const std::string& prefix, std::vector<ParamRef>& params,
                std::vector<NamedTensor>& buffers) override;
@@ -53,6 +61,8 @@ class MaxPool2d : public Module {
  public:
   explicit MaxPool2d(int kernel, int stride = -1) : kernel_(kernel), stride_(stride < 0 ? kernel : stride) {}
   Tensor forward(const Tensor& x) override;
+  void lower_to_graph(InferenceBuilder& graph, const std::string& name) const override;
+  void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
   std::string describe() const override;
   int kernel() const { return kernel_; }
   int stride() const { return stride_; }
@@ -65,6 +75,8 @@ class Dropout : public Module {
  public:
   explicit Dropout(float p);
   Tensor forward(const Tensor& x) override;
+  void lower_to_graph(InferenceBuilder& graph, const std::string& name) const override;
+  void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
   std::string describe() const override;
   void set_seed(uint64_t seed) override { seed_ = seed; }
   void set_step(uint64_t step) override { step_ = step; }
@@ -79,6 +91,9 @@ class Linear : public Module {
   // l2 > 0 adds l2 * sum(weight^2) to the loss (Keras' kernel_regularizer=l2(l2)).
   Linear(int in, int out, Rng& rng, float l2 = 0.0f, const std::string& init = "glorot_uniform");
   Tensor forward(const Tensor& x) override;
+  void lower_to_graph(InferenceBuilder& graph, const std::string& name) const override;
+  void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
+  void init_torch(Rng& rng) override;
   std::string describe() const override;
   void collect(const std::string& prefix, std::vector<ParamRef>& params,
                std::vector<NamedTensor>& buffers) override;
@@ -93,12 +108,16 @@ class Linear : public Module {
 class ReLU : public Module {
  public:
   Tensor forward(const Tensor& x) override;
+  void lower_to_graph(InferenceBuilder& graph, const std::string& name) const override;
+  void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
   std::string describe() const override { return "ReLU"; }
 };
 
 class Flatten : public Module {
  public:
   Tensor forward(const Tensor& x) override;
+  void lower_to_graph(InferenceBuilder& graph, const std::string& name) const override;
+  void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
   std::string describe() const override { return "Flatten"; }
 };
 
@@ -109,6 +128,10 @@ class Sequential : public Module {
   // Children [begin, end) only, as forward runs them (a Conv2d + ReLU pair inside the range runs
   // as one op): a prefix up to an activation and the rest from it (layers/gradcam.h).
   Tensor forward_range(const Tensor& x, size_t begin, size_t end);
+  // The children's, in order, named "<name>.<child>" ("<child>" at the top).
+  void lower_to_graph(InferenceBuilder& graph, const std::string& name) const override;
+  void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
+  void init_torch(Rng& rng) override;
   std::string describe() const override;
   void collect(const std::string& prefix, std::vector<ParamRef>& params,
                std::vector<NamedTensor>& buffers) override;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "base/softmax.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
 #include "layers/inference.h"
@@ -67,7 +68,7 @@ LoadedModel load_model(const std::string& path, Device device) {
     throw Error("EMOTUNE_GRAPH='" + std::string(graph) + "': expected 'inference' (the default) or 'training'");
   if (device == Device::cpu && !(graph && std::strcmp(graph, "training") == 0)) {
     const int s = m.info.preprocess.size;
-    m.graph = InferenceGraph::compile(*net, 1, s, s);
+    m.graph = InferenceGraph::compile_or_fallback(*net, 1, s, s);  // null: the modules run
   }
   return m;
 }
@@ -88,23 +89,13 @@ std::vector<std::vector<float>> predict_probabilities(const LoadedModel& model, 
       Tensor x = Tensor::from_host({m, 1, s, s}, inputs + (size_t)start * s * s, model.device);
       logits = model.net->forward(x).to_vector();
     }
-    for (int i = 0; i < m; ++i)
-      out.push_back(softmax_row(logits.data() + (size_t)i * c, c, model.info.temperature));
+    for (int i = 0; i < m; ++i) {
+      std::vector<float> p(c);
+      softmax_row(logits.data() + (size_t)i * c, c, model.info.temperature, p.data());
+      out.push_back(std::move(p));
+    }
   }
   return out;
-}
-
-std::vector<float> softmax_row(const float* logits, int classes, double temperature) {
-  std::vector<float> z(logits, logits + classes);
-  if (temperature != 1.0)
-    for (float& v : z) v = (float)(v / temperature);
-  float mx = z[0];
-  for (int k = 1; k < classes; ++k) mx = std::max(mx, z[k]);
-  std::vector<float> p(classes);
-  double sum = 0;
-  for (int k = 0; k < classes; ++k) sum += p[k] = std::exp(z[k] - mx);
-  for (float& v : p) v = (float)(v / sum);
-  return p;
 }
 
 }  // namespace emotune

@@ -30,7 +30,8 @@ struct LoadedModel {
   Device device = Device::cpu;
   // On the CPU: the network compiled into the inference graph (layers/inference.h: BatchNorm
   // folded, fused epilogues, Winograd), which predict_probabilities runs instead of `net`.
-  // Null on a GPU, or when $EMOTUNE_GRAPH=training asks for the training graph.
+  // Null on a GPU, when $EMOTUNE_GRAPH=training asks for the training graph, or when the graph
+  // cannot express a layer of the network (InferenceGraph::compile_or_fallback: one warning line).
   std::shared_ptr<const InferenceGraph> graph;
 };
 
@@ -41,12 +42,8 @@ LoadedModel load_model(const std::string& path, Device device = Device::cpu);
 // Class probabilities softmax(logits / model.info.temperature) for n preprocessed inputs
 // [n, 1, size, size] on the host: every front end (predict, recommend, watch, serve) gets its
 // probabilities here, so a calibrated model is calibrated everywhere. Runs in eval mode without
-// gradients (through model.graph when there is one). Returns n rows of classes.size() probabilities.
+// gradients (through model.graph when there is one). Returns n rows of classes.size() probabilities,
+// each softmax_row<float> of base/softmax.h (bit for bit predict's softmax of old).
 std::vector<std::vector<float>> predict_probabilities(const LoadedModel& model, const float* inputs, int n);
-
-// softmax(logits / temperature) of one row of `classes` logits, in float as predict has always
-// computed it; temperature 1 skips the division, so an uncalibrated model's output is bit for bit
-// what it was before temperatures existed.
-std::vector<float> softmax_row(const float* logits, int classes, double temperature);
 
 }  // namespace emotune

@@ -1,11 +1,26 @@
 #include "layers/module.h"
 
+#include "base/error.h"
 #include "engine/ops.h"
+#include "layers/inference.h"
 
 namespace emotune {
 
 void Module::collect(const std::string&, std::vector<ParamRef>&, std::vector<NamedTensor>&) {}
 void Module::collect_penalties(std::vector<Tensor>&) {}
+
+Tensor Module::forward_with_next(const Tensor& x, const Module*, int* consumed) {
+  *consumed = 1;
+  return forward(x);
+}
+
+void Module::lower_to_graph(InferenceBuilder& graph, const std::string& name) const {
+  graph.unsupported(name, describe(), "has no inference step");
+}
+
+void Module::export_onnx(OnnxWriter&, const std::string& name) const {
+  throw Error("onnx export: layer '" + name + "' (" + describe() + ") has no ONNX translation");
+}
 
 std::vector<ParamRef> Module::parameters() {
   std::vector<ParamRef> p;

@@ -2,6 +2,17 @@
 // train/eval, a device move, and the per-step context dropout needs.
 // Names are "<child>.<tensor>" ("conv1.weight", "bn1.running_mean"), stable across runs: they
 // are the keys of checkpoints.
+//
+// A layer type is declared once, by its class: besides forward it overrides the virtuals below
+// that apply to it, and nothing else in the code switches on its type (docs/architecture.md,
+// "Adding an op"):
+//   forward_with_next  run with the next layer as one op (Conv2d + ReLU)
+//   lower_to_graph     its step(s) in the CPU inference graph (layers/inference.h)
+//   export_onnx        its ONNX nodes (layers/onnx_writer.h; the protobuf is apps/export's)
+//   init_torch         PyTorch's default initialisation of its weights
+// Defaults are loud, never a guess: a layer without lower_to_graph makes the graph refuse the
+// network (load_model then runs the training graph, with a warning: InferenceGraph::
+// compile_or_fallback), one without export_onnx makes the export fail naming it.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -11,9 +22,13 @@
 
 #include "engine/checkpoint.h"
 #include "engine/optim.h"
+#include "engine/rng.h"
 #include "engine/tensor.h"
 
 namespace emotune {
+
+class InferenceBuilder;  // layers/inference.h
+class OnnxWriter;        // layers/onnx_writer.h
 
 class Module {
  public:
@@ -31,6 +46,18 @@ class Module {
   // Dropout masks derive from (seed, step): the trainer sets the step before each forward.
   virtual void set_seed(uint64_t seed) { (void)seed; }
   virtual void set_step(uint64_t step) { (void)step; }
+
+  // forward(x), or, when this layer and `next` (the following layer of a Sequential, or null) run
+  // faster as one op, both: *consumed says how many ran (1 or 2). Values and gradients are those of
+  // the layers run one by one. Default: this layer alone.
+  virtual Tensor forward_with_next(const Tensor& x, const Module* next, int* consumed);
+  // Appends this layer, named `name`, to the inference graph being built, through the builder's
+  // calls (which fuse it into the step before where they can). Default: the builder's unsupported.
+  virtual void lower_to_graph(InferenceBuilder& graph, const std::string& name) const;
+  // Appends this layer's ONNX nodes and initialisers. Default: Error naming the layer.
+  virtual void export_onnx(OnnxWriter& onnx, const std::string& name) const;
+  // Redraws the weights as PyTorch initialises them (make_network, init "torch"). Default: none.
+  virtual void init_torch(Rng& rng) { (void)rng; }
 
   bool training() const { return training_; }
   std::vector<ParamRef> parameters();

@@ -307,3 +307,20 @@ TEST_CASE("emotune export: writes the file; bad input is a clear error that leav
                        Error);  // not a checkpoint
   CHECK_FALSE(std::filesystem::exists(dir + "/y.onnx"));
 }
+
+namespace {
+// A layer with a forward and no export_onnx (layers/module.h): the exporter's loud default.
+class Untranslated : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return x; }
+  std::string describe() const override { return "Untranslated"; }
+};
+}  // namespace
+
+TEST_CASE("onnx export: a layer without an ONNX translation is an error naming it") {
+  LoadedModel m = make_model("paper");
+  auto net = std::dynamic_pointer_cast<Sequential>(m.net);
+  REQUIRE(net);
+  net->add("mystery", std::make_shared<Untranslated>());
+  CHECK_THROWS_WITH_AS(onnx_export_model(m, {}), doctest::Contains("layer 'mystery' (Untranslated)"), Error);
+}

@@ -1,11 +1,16 @@
 // The CPU inference graph (layers/inference.h) against the training graph's eval-mode forward:
 // both networks with random weights and random BatchNorm statistics (negative gammas included, so
 // the paper net's BN-after-ReLU scale is negative somewhere before a pool), with each conv
-// algorithm; the shipped models; what it fused; how load_model and predict_probabilities use it.
+// algorithm; the shipped models; what it fused; how load_model and predict_probabilities use it;
+// a layer it cannot compile (the training graph runs it, after one warning).
 // Every layer shape of both networks is checked kernel by kernel in test_conv2d_infer.cpp.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -13,6 +18,8 @@
 
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
+#include "engine/ops.h"
+#include "base/softmax.h"
 #include "layers/inference.h"
 #include "layers/layers.h"
 #include "layers/model.h"
@@ -155,4 +162,94 @@ TEST_CASE("inference graph: EMOTUNE_GRAPH chooses the graph, and a wrong value i
   CHECK_THROWS_WITH_AS(load_model(path), doctest::Contains("EMOTUNE_GRAPH"), Error);
   unsetenv("EMOTUNE_GRAPH");
   std::filesystem::remove(path);
+}
+
+namespace {
+
+// A layer the graph has no step for: a forward, and nothing else a layer may declare
+// (layers/module.h). Doubling keeps the logits away from a uniform softmax.
+class Doubler : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return ops::scale(x, 2.0f); }
+  std::string describe() const override { return "Doubler"; }
+};
+
+// What the callback writes to stderr (fd 2) while it runs.
+template <typename F>
+std::string stderr_of(F&& f) {
+  std::fflush(stderr);
+  char path[] = "/tmp/emotune_stderr_XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  const int saved = dup(2);
+  dup2(fd, 2);
+  f();
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  std::string text;
+  char buf[256];
+  lseek(fd, 0, SEEK_SET);
+  for (ssize_t k; (k = read(fd, buf, sizeof buf)) > 0;) text.append(buf, (size_t)k);
+  close(fd);
+  unlink(path);
+  return text;
+}
+
+}  // namespace
+
+// The trap of issue 24: a new layer trained, then every CPU predict failed to load the model
+// because the graph refused it. load_model now compiles through compile_or_fallback (the one
+// rule), so such a model predicts with the training graph's forward, after one warning line.
+TEST_CASE("inference graph: a layer it cannot compile falls back to the training graph, with one warning") {
+  Rng rng(5);
+  auto net = std::make_shared<Sequential>();
+  net->add("conv", std::make_shared<Conv2d>(1, 4, 3, "same", rng));
+  net->add("relu", std::make_shared<ReLU>());
+  net->add("double", std::make_shared<Doubler>());
+  net->add("flatten", std::make_shared<Flatten>());
+  net->add("fc", std::make_shared<Linear>(4 * 8 * 8, 3, rng));
+  net->set_training(false);
+  CHECK_THROWS_WITH_AS(InferenceGraph::compile(*net, 1, 8, 8), doctest::Contains("'double' (Doubler)"),
+                       GraphUnsupported);
+
+  std::shared_ptr<InferenceGraph> graph;
+  const std::string warning = stderr_of([&] { graph = InferenceGraph::compile_or_fallback(*net, 1, 8, 8); });
+  CHECK(graph == nullptr);
+  CHECK(warning.find("warning: ") == 0);
+  CHECK(warning.find("'double'") != std::string::npos);
+  CHECK(warning.find("training graph") != std::string::npos);
+  CHECK(std::count(warning.begin(), warning.end(), '\n') == 1);
+
+  // predict_probabilities over the model load_model would return: the training graph's logits,
+  // through the one softmax, bit for bit.
+  LoadedModel m;
+  m.net = net;
+  m.info.classes = {"a", "b", "c"};
+  m.info.preprocess.size = 8;
+  m.graph = graph;
+  const int n = 4;
+  const auto x = random_vector((size_t)n * 8 * 8, 21, 0.0f, 1.0f);
+  const auto probs = predict_probabilities(m, x.data(), n);
+  std::vector<float> logits;
+  {
+    NoGradGuard no_grad;
+    logits = net->forward(Tensor::from_host({n, 1, 8, 8}, x.data())).to_vector();
+  }
+  REQUIRE(probs.size() == (size_t)n);
+  for (int i = 0; i < n; ++i) {
+    std::vector<float> want(3);
+    softmax_row(logits.data() + (size_t)i * 3, 3, 1.0, want.data());
+    CHECK(probs[i] == want);
+  }
+  CHECK(*std::max_element(probs[0].begin(), probs[0].end()) > 0.34f);  // not a uniform guess
+}
+
+TEST_CASE("inference graph: a shape error is not a fallback") {
+  Rng rng(1);
+  Sequential net;
+  net.add("conv", std::make_shared<Conv2d>(3, 4, 3, "same", rng));  // the input has one channel
+  net.add("flatten", std::make_shared<Flatten>());
+  net.add("fc", std::make_shared<Linear>(4 * 8 * 8, 2, rng));
+  CHECK_THROWS_WITH_AS(InferenceGraph::compile_or_fallback(net, 1, 8, 8), doctest::Contains("conv"), Error);
 }

@@ -6,7 +6,8 @@
 
 #include "apps/export/proto_writer.h"
 #include "base/error.h"
-#include "layers/layers.h"
+#include "layers/module.h"
+#include "layers/onnx_writer.h"
 
 namespace emotune {
 
@@ -30,22 +31,22 @@ constexpr int type_tensor_type = 1, type_tensor_elem_type = 1, type_tensor_shape
 constexpr int shape_dim = 1, dim_value = 1, dim_param = 2;
 }  // namespace f
 
-ProtoWriter attr_int(const char* name, int64_t v) {
-  ProtoWriter a;
-  a.bytes(f::attr_name, name).int64(f::attr_i, v).varint(f::attr_type, f::attr_type_int);
-  return a;
-}
-ProtoWriter attr_float(const char* name, float v) {
-  ProtoWriter a;
-  a.bytes(f::attr_name, name).float32(f::attr_f, v).varint(f::attr_type, f::attr_type_float);
-  return a;
-}
-ProtoWriter attr_ints(const char* name, std::initializer_list<int64_t> vs) {
-  ProtoWriter a;
-  a.bytes(f::attr_name, name);
-  for (int64_t v : vs) a.int64(f::attr_ints, v);
-  a.varint(f::attr_type, f::attr_type_ints);
-  return a;
+ProtoWriter attribute(const OnnxAttribute& a) {
+  ProtoWriter w;
+  w.bytes(f::attr_name, a.name);
+  switch (a.type) {
+    case OnnxAttribute::integer:
+      w.int64(f::attr_i, a.i).varint(f::attr_type, f::attr_type_int);
+      break;
+    case OnnxAttribute::real:
+      w.float32(f::attr_f, a.f).varint(f::attr_type, f::attr_type_float);
+      break;
+    case OnnxAttribute::integers:
+      for (int64_t v : a.ints) w.int64(f::attr_ints, v);
+      w.varint(f::attr_type, f::attr_type_ints);
+      break;
+  }
+  return w;
 }
 
 ProtoWriter value_info(const std::string& name, const std::vector<std::string>& symbolic, const Shape& fixed) {
@@ -59,12 +60,13 @@ ProtoWriter value_info(const std::string& name, const std::vector<std::string>& 
   return vi;
 }
 
-// The graph being built: nodes in order, then the initialisers (the weights).
-struct GraphBuilder {
+// The graph being built: nodes in order, then the initialisers (the weights). The layers write
+// into it through OnnxWriter (layers/onnx_writer.h), each in its export_onnx.
+class GraphBuilder : public OnnxWriter {
+ public:
   ProtoWriter nodes, initializers;
-  std::string last = "input";  // the value the next node reads
 
-  std::string initializer(const std::string& name, const Tensor& t) {
+  std::string initializer(const std::string& name, const Tensor& t) override {
     ProtoWriter w;
     for (int64_t d : t.shape()) w.int64(f::tensor_dims, d);
     w.varint(f::tensor_data_type, f::tensor_float).bytes(f::tensor_name, name);
@@ -73,56 +75,24 @@ struct GraphBuilder {
     initializers.message(f::graph_initializer, w);
     return name;
   }
-  // A node reading `last` plus `params`, writing `output` (which becomes `last`).
-  void node(const std::string& op, const std::string& output, const std::vector<std::string>& params = {},
-            const std::vector<ProtoWriter>& attrs = {}) {
+
+ protected:
+  // A node reading `last_` plus `inputs`, writing `output` (which becomes `last_`).
+  void add_node(const std::string& op, const std::string& output, const std::vector<std::string>& inputs,
+                const std::vector<OnnxAttribute>& attrs) override {
     ProtoWriter n;
-    n.bytes(f::node_input, last);
-    for (const auto& in : params) n.bytes(f::node_input, in);
+    n.bytes(f::node_input, last_);
+    for (const auto& in : inputs) n.bytes(f::node_input, in);
     n.bytes(f::node_output, output).bytes(f::node_name, output).bytes(f::node_op_type, op);
-    for (const auto& a : attrs) n.message(f::node_attribute, a);
+    for (const auto& a : attrs) n.message(f::node_attribute, attribute(a));
     nodes.message(f::graph_node, n);
-    last = output;
+    last_ = output;
   }
+
+ private:
+  std::string last_ = "input";  // the value the next node reads
 };
 
-std::string join(const std::string& prefix, const std::string& name) {
-  return prefix.empty() ? name : prefix + "." + name;
-}
-
-void add_module(GraphBuilder& g, const std::string& name, Module& m) {
-  if (auto* seq = dynamic_cast<Sequential*>(&m)) {
-    for (const auto& child : seq->children()) add_module(g, join(name, child.name), *child.module);
-  } else if (auto* conv = dynamic_cast<Conv2d*>(&m)) {
-    std::vector<std::string> params{g.initializer(name + ".weight", conv->weight)};
-    if (conv->bias.defined()) params.push_back(g.initializer(name + ".bias", conv->bias));
-    const int k = conv->kernel(), s = conv->stride(), p = conv->pad();
-    g.node("Conv", name, params,
-           {attr_ints("kernel_shape", {k, k}), attr_ints("strides", {s, s}), attr_ints("pads", {p, p, p, p}),
-            attr_ints("dilations", {1, 1}), attr_int("group", 1)});
-  } else if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) {
-    g.node("BatchNormalization", name,
-           {g.initializer(name + ".gamma", bn->gamma), g.initializer(name + ".beta", bn->beta),
-            g.initializer(name + ".running_mean", bn->running_mean),
-            g.initializer(name + ".running_var", bn->running_var)},
-           {attr_float("epsilon", bn->eps())});
-  } else if (dynamic_cast<ReLU*>(&m)) {
-    g.node("Relu", name);
-  } else if (auto* pool = dynamic_cast<MaxPool2d*>(&m)) {
-    const int k = pool->kernel(), s = pool->stride();
-    g.node("MaxPool", name, {}, {attr_ints("kernel_shape", {k, k}), attr_ints("strides", {s, s})});
-  } else if (dynamic_cast<Dropout*>(&m)) {
-    // The identity at inference: nothing to emit.
-  } else if (dynamic_cast<Flatten*>(&m)) {
-    g.node("Flatten", name, {}, {attr_int("axis", 1)});  // [N, C, H, W] -> [N, C*H*W], NCHW order
-  } else if (auto* fc = dynamic_cast<Linear*>(&m)) {
-    std::vector<std::string> params{g.initializer(name + ".weight", fc->weight)};
-    if (fc->bias.defined()) params.push_back(g.initializer(name + ".bias", fc->bias));
-    g.node("Gemm", name, params, {attr_int("transB", 1)});  // y = x W^T + b, W stored [OUT, IN]
-  } else {
-    throw Error("onnx export: layer '" + name + "' (" + m.describe() + ") has no ONNX translation");
-  }
-}
 }  // namespace
 
 std::string onnx_export_model(const LoadedModel& model, const std::map<std::string, std::string>& extra_metadata) {
@@ -130,11 +100,11 @@ std::string onnx_export_model(const LoadedModel& model, const std::map<std::stri
   const int s = model.info.preprocess.size;
   const int c = (int)model.info.classes.size();
   GraphBuilder g;
-  add_module(g, "", *model.net);
+  model.net->export_onnx(g, "");  // each layer's nodes (layers/layers.cpp), in order
   if (model.info.temperature != 1.0)  // a calibrated model: softmax(logits / T), as emotune predict
     g.node("Div", "scaled_logits",
            {g.initializer("temperature", Tensor::from_vector({1}, {(float)model.info.temperature}))});
-  g.node("Softmax", "probabilities", {}, {attr_int("axis", -1)});
+  g.node("Softmax", "probabilities", {}, {OnnxAttribute::of_int("axis", -1)});
 
   ProtoWriter graph;
   graph.append(g.nodes).bytes(f::graph_name, "emotune_" + model.info.arch).append(g.initializers);

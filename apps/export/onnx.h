@@ -8,9 +8,10 @@
 //   metadata_props: classes (JSON list), preprocess (JSON, as in the checkpoint), arch,
 //                   emotune_version, emotune_commit, input_layout, output
 //
-// The graph follows the network layer by layer: Conv, BatchNormalization (inference form, with
-// the running statistics), Relu, MaxPool, Flatten, Gemm (transB = 1, weights stay [OUT, IN]),
-// then Softmax; a calibrated model (metadata "temperature" T != 1) gets a Div by T (the
+// The graph follows the network layer by layer, each layer writing its own nodes (its
+// export_onnx in layers/layers.cpp, through layers/onnx_writer.h): Conv, BatchNormalization
+// (inference form, with the running statistics), Relu, MaxPool, Flatten, Gemm (transB = 1, weights
+// stay [OUT, IN]), then Softmax; a calibrated model (metadata "temperature" T != 1) gets a Div by T (the
 // initialiser "temperature", shape [1]) before it, as predict applies it. Dropout is the identity at inference and is left out. Weights are float32
 // initialisers named by their checkpoint keys ("conv1.weight").
 //

@@ -8,6 +8,7 @@
 
 #include "apps/train/trainer.h"
 #include "base/error.h"
+#include "base/softmax.h"
 #include "datasets/sampler.h"
 #include "engine/checkpoint.h"
 
@@ -72,15 +73,12 @@ std::vector<float> softmax_at_temperature(const std::vector<float>& logits, int 
                                           double temperature) {
   const size_t n = logits.size() / ((size_t)views * classes);
   std::vector<float> probs(n * classes);
-  std::vector<double> p(classes);
+  std::vector<double> p(classes), q(classes);
   for (size_t i = 0; i < n; ++i) {
     std::fill(p.begin(), p.end(), 0.0);
     for (int v = 0; v < views; ++v) {
-      const float* z = logits.data() + (i * views + v) * classes;
-      double mx = z[0] / temperature, sum = 0;
-      for (int k = 1; k < classes; ++k) mx = std::max(mx, z[k] / temperature);
-      for (int k = 0; k < classes; ++k) sum += std::exp(z[k] / temperature - mx);
-      for (int k = 0; k < classes; ++k) p[k] += std::exp(z[k] / temperature - mx) / sum / views;
+      softmax_row(logits.data() + (i * views + v) * classes, classes, temperature, q.data());
+      for (int k = 0; k < classes; ++k) p[k] += q[k] / views;  // double sums, rounded once below
     }
     std::copy(p.begin(), p.end(), probs.begin() + i * classes);
   }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "apps/train/progress.h"
+#include "base/softmax.h"
 #include "engine/autograd.h"
 
 namespace emotune {
@@ -23,6 +24,7 @@ EvalResult evaluate_network(Module& net, const Dataset& data, const Preprocess& 
   // Each chunk holds batch_size images times their views.
   const int chunk = std::max(1, opt.batch_size / views);
   std::vector<float> input((size_t)chunk * views * px), one(px);
+  std::vector<double> q(num_classes);  // one view's softmax
   Progress progress("evaluate", (int64_t)n);
   double loss_sum = 0;
   for (size_t start = 0; start < n; start += chunk) {
@@ -42,12 +44,8 @@ EvalResult evaluate_network(Module& net, const Dataset& data, const Preprocess& 
     for (int i = 0; i < m; ++i) {
       float* p = r.probs.data() + (start + i) * num_classes;
       for (int v = 0; v < views; ++v) {
-        const float* z = logits.data() + ((size_t)i * views + v) * num_classes;
-        float mx = z[0];
-        for (int c = 1; c < num_classes; ++c) mx = std::max(mx, z[c]);
-        double sum = 0;
-        for (int c = 0; c < num_classes; ++c) sum += std::exp((double)z[c] - mx);
-        for (int c = 0; c < num_classes; ++c) p[c] += (float)(std::exp((double)z[c] - mx) / sum / views);
+        softmax_row(logits.data() + ((size_t)i * views + v) * num_classes, num_classes, 1.0, q.data());
+        for (int c = 0; c < num_classes; ++c) p[c] += (float)(q[c] / views);  // float sums, as always
       }
       loss_sum += -std::log(std::max(1e-12, (double)p[r.labels[start + i]]));
     }

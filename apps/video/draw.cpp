@@ -81,32 +81,31 @@ void write_png_bgr(const std::string& path, const cv::Mat& bgr) {
   save_png(path, rgb.cols, rgb.rows, 3, rgb.data, (int)rgb.step);
 }
 
-void plot_timeline(const std::string& path, const std::vector<TimelineRow>& rows,
-                   const std::vector<std::string>& classes, double duration_s, double fps,
-                   const std::string& title) {
+namespace {
+
+// A plot's frame, its 0-100% ticks, its time ticks over [0, dur] seconds and its title above.
+void draw_axis(cv::Mat& img, cv::Rect plot, const std::string& ylabel, double dur) {
+  cv::rectangle(img, plot, kInk, 1);
+  for (int i = 0; i <= 4; ++i) {
+    int y = plot.y + plot.height - i * plot.height / 4;
+    char b[16];
+    std::snprintf(b, sizeof b, "%d%%", 25 * i);
+    text(img, b, {plot.x - 42, y + 4}, 0.4);
+  }
+  for (int i = 0; i <= 8; ++i) {
+    int x = plot.x + i * plot.width / 8;
+    char b[16];
+    std::snprintf(b, sizeof b, "%.1f", dur * i / 8);
+    text(img, b, {x - 10, plot.y + plot.height + 16}, 0.4);
+  }
+  text(img, "seconds", {plot.x + plot.width / 2 - 25, plot.y + plot.height + 34}, 0.45);
+  text(img, ylabel, {plot.x, plot.y - 8}, 0.5);
+}
+
+// Panel 1: stacked mean smoothed shares per pixel column, then its axis and the class legend.
+void draw_shares_panel(cv::Mat& img, cv::Rect top, const std::vector<TimelineRow>& rows,
+                       const std::vector<std::string>& classes, double dur, double fps) {
   const size_t n = classes.size();
-  cv::Mat img(640, 1000, CV_8UC3, kWhite);
-  text(img, title, {10, 20}, 0.55);
-  const double dur = duration_s > 0 ? duration_s : 1;
-  auto axis = [&](cv::Rect plot, const std::string& ylabel) {
-    cv::rectangle(img, plot, kInk, 1);
-    for (int i = 0; i <= 4; ++i) {
-      int y = plot.y + plot.height - i * plot.height / 4;
-      char b[16];
-      std::snprintf(b, sizeof b, "%d%%", 25 * i);
-      text(img, b, {plot.x - 42, y + 4}, 0.4);
-    }
-    for (int i = 0; i <= 8; ++i) {
-      int x = plot.x + i * plot.width / 8;
-      char b[16];
-      std::snprintf(b, sizeof b, "%.1f", dur * i / 8);
-      text(img, b, {x - 10, plot.y + plot.height + 16}, 0.4);
-    }
-    text(img, "seconds", {plot.x + plot.width / 2 - 25, plot.y + plot.height + 34}, 0.45);
-    text(img, ylabel, {plot.x, plot.y - 8}, 0.5);
-  };
-  // Panel 1: stacked mean smoothed shares per pixel column.
-  const cv::Rect top(60, 50, 800, 230);
   std::vector<std::vector<double>> col(top.width, std::vector<double>(n, 0));
   std::vector<int> count(top.width, 0);
   for (const auto& r : rows) {  // each row covers its frame's time span, at least one column
@@ -131,14 +130,17 @@ void plot_timeline(const std::string& path, const std::vector<TimelineRow>& rows
       if (y0 > y1) cv::line(img, {top.x + x, y0}, {top.x + x, y1}, class_colour(classes[c]), 1);
     }
   }
-  axis(top, "emotion shares over time (smoothed, all faces in view)");
+  draw_axis(img, top, "emotion shares over time (smoothed, all faces in view)", dur);
   for (size_t c = 0; c < n; ++c) {
     int y = top.y + 12 + 20 * (int)c;
     cv::rectangle(img, cv::Rect(top.x + top.width + 15, y - 10, 14, 12), class_colour(classes[c]), cv::FILLED);
     text(img, classes[c], {top.x + top.width + 35, y}, 0.45);
   }
-  // Panel 2: the liveliest track (largest mean frame-to-frame change of its raw probabilities,
-  // L1): where smoothing has the most to do.
+}
+
+// The liveliest track (largest mean frame-to-frame change of its raw probabilities, L1): where
+// smoothing has the most to do. 0 when no track has two frames.
+int liveliest_track(const std::vector<TimelineRow>& rows, size_t n) {
   std::map<int, std::pair<double, int>> change;  // id -> (sum of changes, frames)
   std::map<int, const TimelineRow*> prev;
   for (const auto& r : rows) {
@@ -152,19 +154,25 @@ void plot_timeline(const std::string& path, const std::vector<TimelineRow>& rows
   double most = -1;
   for (auto& [id, v] : change)
     if (v.second > 1 && v.first / v.second > most) longest = id, most = v.first / v.second;
-  const cv::Rect bot(60, 360, 800, 220);
-  axis(bot, longest ? "track #" + std::to_string(longest) + ": raw (thin) vs smoothed (thick)"
-                    : "no face in view");
+  return longest;
+}
+
+// Panel 2: one track's raw (thin) and smoothed (thick) probabilities of the classes that reach 15%.
+void draw_track_panel(cv::Mat& img, cv::Rect bot, const std::vector<TimelineRow>& rows,
+                      const std::vector<std::string>& classes, double dur, int track) {
+  const size_t n = classes.size();
+  draw_axis(img, bot, track ? "track #" + std::to_string(track) + ": raw (thin) vs smoothed (thick)" : "no face in view",
+            dur);
   std::vector<double> peak(n, 0);
   for (const auto& r : rows)
-    if (r.track == longest)
+    if (r.track == track)
       for (size_t c = 0; c < n && c < r.smoothed.size(); ++c) peak[c] = std::max(peak[c], r.smoothed[c]);
   int legend = 0;
   for (size_t c = 0; c < n; ++c) {
     if (peak[c] < 0.15) continue;
     std::vector<cv::Point> raw, sm;
     for (const auto& r : rows) {
-      if (r.track != longest) continue;
+      if (r.track != track) continue;
       int x = bot.x + std::clamp((int)(r.time_s / dur * bot.width), 0, bot.width - 1);
       raw.push_back({x, bot.y + bot.height - (int)std::lround(r.raw[c] * bot.height)});
       sm.push_back({x, bot.y + bot.height - (int)std::lround(r.smoothed[c] * bot.height)});
@@ -176,6 +184,18 @@ void plot_timeline(const std::string& path, const std::vector<TimelineRow>& rows
     cv::line(img, {bot.x + bot.width + 15, y - 4}, {bot.x + bot.width + 30, y - 4}, col_c, 3);
     text(img, classes[c], {bot.x + bot.width + 35, y}, 0.45);
   }
+}
+
+}  // namespace
+
+void plot_timeline(const std::string& path, const std::vector<TimelineRow>& rows,
+                   const std::vector<std::string>& classes, double duration_s, double fps,
+                   const std::string& title) {
+  cv::Mat img(640, 1000, CV_8UC3, kWhite);
+  text(img, title, {10, 20}, 0.55);
+  const double dur = duration_s > 0 ? duration_s : 1;
+  draw_shares_panel(img, cv::Rect(60, 50, 800, 230), rows, classes, dur, fps);
+  draw_track_panel(img, cv::Rect(60, 360, 800, 220), rows, classes, dur, liveliest_track(rows, classes.size()));
   write_png_bgr(path, img);
 }
 

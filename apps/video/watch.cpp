@@ -35,6 +35,207 @@ std::string WatchTimes::per_frame(long long frames) const {
   return b;
 }
 
+namespace {
+
+// One run of the loop: the outputs, the tracks and their smoothers, and the frame buffers carried
+// from frame to frame. Each stage is a method, timed into result.times by the loop.
+class WatchLoop {
+ public:
+  // The outputs open before the tracker checks its options, as they always have.
+  WatchLoop(VideoSource& source, const EmotionPipeline& pipeline, const WatchOptions& options, WatchResult& result)
+      : source_(source), pipeline_(pipeline), options_(options), r_(result), info_(result.info),
+        out_(open_outputs(options, result)), tracker_(options.tracker),
+        gray_{info_.width, info_.height, std::vector<uint8_t>((size_t)info_.width * info_.height)} {}
+
+  void run(const std::atomic<bool>* stop);
+
+ private:
+  struct Outputs {
+    std::unique_ptr<TimelineWriter> timeline;
+    std::unique_ptr<VideoSink> sink;
+    std::unique_ptr<PreviewWindow> window;
+  };
+  static Outputs open_outputs(const WatchOptions& options, const WatchResult& result);
+  bool read_frame(long long f);
+  void detect();
+  void move_tracks(long long f, const cv::Mat& cur_gray);
+  void forget_ended_tracks();
+  std::vector<FaceResult> classify();
+  std::vector<FaceAnnotation> smooth(long long f, double time_s, const std::vector<FaceResult>& faces);
+  bool show(const std::vector<FaceResult>& faces, const std::vector<FaceAnnotation>& notes);
+
+  VideoSource& source_;
+  const EmotionPipeline& pipeline_;
+  const WatchOptions& options_;
+  WatchResult& r_;
+  const VideoInfo& info_;
+  Outputs out_;
+  FaceTracker tracker_;
+  std::map<int, MoodSmoother> smoothers_;
+  std::map<int, double> last_seen_;  // time (s) a track was last classified
+  GrayImage gray_;
+  cv::Mat prev_gray_, bgr_;
+  StageTimes stage_;  // the pipeline's own split of classify, not reported by watch
+};
+
+// Outputs first: a bad path fails before any work.
+WatchLoop::Outputs WatchLoop::open_outputs(const WatchOptions& options, const WatchResult& result) {
+  const VideoInfo& info = result.info;
+  Outputs out;
+  if (!options.timeline.empty())
+    out.timeline = std::make_unique<TimelineWriter>(options.timeline, info.name, info.fps, result.classes);
+  if (!options.out.empty()) out.sink = std::make_unique<VideoSink>(options.out, info.width, info.height, info.fps);
+  if (options.show) out.window = std::make_unique<PreviewWindow>("emotune watch: " + info.name);
+  return out;
+}
+
+void WatchLoop::run(const std::atomic<bool>* stop) {
+  const auto start = Clock::now();
+  for (long long f = 0;; ++f) {
+    if (options_.max_frames >= 0 && f >= options_.max_frames) break;
+    if (stop && stop->load()) {
+      r_.stopped_by_user = true;
+      break;
+    }
+    if (!read_frame(f)) break;
+    const double time_s = info_.camera ? std::chrono::duration<double>(Clock::now() - start).count()
+                                       : (double)f / info_.fps;
+
+    auto t = Clock::now();
+    cv::Mat cur_gray(info_.height, info_.width, CV_8UC1, gray_.pixels.data());
+    cv::cvtColor(bgr_, cur_gray, cv::COLOR_BGR2GRAY);  // BT.601 weights, as base/image
+    r_.times.convert += ms_since(t);
+
+    if (f % options_.detect_every == 0) detect();
+    move_tracks(f, cur_gray);
+    cur_gray.copyTo(prev_gray_);
+    forget_ended_tracks();
+
+    const std::vector<FaceResult> faces = classify();
+    const std::vector<FaceAnnotation> notes = smooth(f, time_s, faces);
+    if ((out_.sink || out_.window) && !show(faces, notes)) {
+      r_.stopped_by_user = true;
+      ++r_.frames;
+      break;
+    }
+    ++r_.frames;
+  }
+  r_.times.total = ms_since(start);
+  if (out_.sink) out_.sink->release();
+  if (out_.timeline) out_.timeline->close();
+}
+
+// False at the end of the stream; a broken stream says where it broke.
+bool WatchLoop::read_frame(long long f) {
+  const auto t = Clock::now();
+  const bool ok = source_.read(bgr_);
+  r_.times.decode += ms_since(t);
+  if (!ok && source_.broke()) {
+    r_.broke = true;
+    r_.stop_reason = info_.name + ": the stream broke at frame " + std::to_string(f) +
+                     (info_.frame_count > 0 ? " of " + std::to_string(info_.frame_count) : "") +
+                     "; everything up to frame " + std::to_string(f - 1) + " was written";
+  }
+  return ok;
+}
+
+void WatchLoop::detect() {
+  const auto t = Clock::now();
+  std::vector<FaceResult> found = pipeline_.detect(gray_);
+  std::vector<FaceBox> boxes;
+  for (const auto& face : found) boxes.push_back(face.box);
+  tracker_.update(boxes);
+  ++r_.detections;
+  r_.times.detect += ms_since(t);
+}
+
+// The motion step: every track between detections; on a detection frame the tracks the detector
+// missed (a missed track is kept only while its face is still there).
+void WatchLoop::move_tracks(long long f, const cv::Mat& cur_gray) {
+  const auto t = Clock::now();
+  std::vector<FaceTrack> tracks = tracker_.tracks();
+  const bool detected = f % options_.detect_every == 0;
+  for (const FaceTrack& tr : tracks) {
+    if (detected && tr.missed == 0) continue;
+    if (prev_gray_.empty()) continue;
+    MotionStep m = track_face_motion(prev_gray_, cur_gray, tr.box);
+    if (m.found)
+      tracker_.move(tr.id, m.box);
+    else
+      tracker_.drop(tr.id);
+  }
+  r_.times.track += ms_since(t);
+}
+
+// Ended tracks free their smoother.
+void WatchLoop::forget_ended_tracks() {
+  for (auto it = smoothers_.begin(); it != smoothers_.end();) {
+    bool alive = false;
+    for (const FaceTrack& tr : tracker_.tracks()) alive |= tr.id == it->first;
+    if (!alive) last_seen_.erase(it->first);
+    it = alive ? std::next(it) : smoothers_.erase(it);
+  }
+}
+
+// The tracked faces of the frame, classified in one batch.
+std::vector<FaceResult> WatchLoop::classify() {
+  std::vector<FaceBox> boxes;
+  for (const FaceTrack& tr : tracker_.tracks()) boxes.push_back(tr.box);
+  const auto t = Clock::now();
+  std::vector<FaceResult> faces = pipeline_.faces_at(gray_, boxes);  // crops, rotation if aligning
+  pipeline_.classify(gray_, faces, &stage_);
+  r_.times.network += ms_since(t);
+  r_.faces_classified += (long long)faces.size();
+  return faces;
+}
+
+// Each track's smoother takes its face's probabilities; the timeline gets a row per face.
+std::vector<FaceAnnotation> WatchLoop::smooth(long long f, double time_s, const std::vector<FaceResult>& faces) {
+  const auto t = Clock::now();
+  std::vector<FaceAnnotation> notes;
+  const auto& tracks = tracker_.tracks();
+  for (size_t i = 0; i < tracks.size(); ++i) {
+    const int id = tracks[i].id;
+    auto it = smoothers_.find(id);
+    if (it == smoothers_.end()) it = smoothers_.emplace(id, MoodSmoother(r_.classes.size(), options_.smoothing)).first;
+    const double dt = last_seen_.count(id) ? time_s - last_seen_[id] : 0.0;
+    last_seen_[id] = time_s;
+    it->second.update(faces[i].probabilities, dt);
+    TimelineRow row{f, time_s, id, tracks[i].box, faces[i].probabilities, it->second.smoothed(), it->second.label()};
+    if (out_.timeline) out_.timeline->add(row);
+    const double top = row.smoothed.empty() ? 0.0 : *std::max_element(row.smoothed.begin(), row.smoothed.end());
+    notes.push_back({id, tracks[i].box, row.smoothed, row.label, top < pipeline_.unsure_below()});
+    r_.rows.push_back(std::move(row));
+  }
+  if (out_.timeline) out_.timeline->end_frame();
+  r_.times.smooth += ms_since(t);
+  return notes;
+}
+
+// Explanations, annotations, then the frame to --out and the window. False when the window was
+// closed (q / Esc).
+bool WatchLoop::show(const std::vector<FaceResult>& faces, const std::vector<FaceAnnotation>& notes) {
+  auto t = Clock::now();
+  if (options_.explain) {
+    // Each face's map for the label it is shown with (the smoothed one), under the annotations.
+    for (size_t i = 0; i < faces.size(); ++i) {
+      std::vector<FaceResult> one{faces[i]};
+      pipeline_.explain(gray_, one, (int)notes[i].label);
+      draw_explanation(bgr_.data, bgr_.cols, bgr_.rows, bgr_.step, one[0]);
+    }
+    r_.times.explain += ms_since(t);
+  }
+  t = Clock::now();
+  draw_annotations(bgr_, notes, r_.classes);
+  r_.times.draw += ms_since(t);
+  t = Clock::now();
+  if (out_.sink) out_.sink->write(bgr_);
+  r_.times.encode += ms_since(t);
+  return !out_.window || out_.window->show(bgr_);
+}
+
+}  // namespace
+
 WatchResult run_watch(VideoSource& source, const EmotionPipeline& pipeline,
                       const WatchOptions& options, const std::atomic<bool>* stop) {
   if (options.detect_every < 1)
@@ -43,144 +244,7 @@ WatchResult run_watch(VideoSource& source, const EmotionPipeline& pipeline,
   WatchResult result;
   result.info = source.info();
   result.classes = pipeline.model().info.classes;
-  const VideoInfo& info = result.info;
-  const size_t ncls = result.classes.size();
-
-  // Outputs first: a bad path fails before any work.
-  std::unique_ptr<TimelineWriter> timeline;
-  if (!options.timeline.empty())
-    timeline = std::make_unique<TimelineWriter>(options.timeline, info.name, info.fps, result.classes);
-  std::unique_ptr<VideoSink> sink;
-  if (!options.out.empty()) sink = std::make_unique<VideoSink>(options.out, info.width, info.height, info.fps);
-  std::unique_ptr<PreviewWindow> window;
-  if (options.show) window = std::make_unique<PreviewWindow>("emotune watch: " + info.name);
-
-  FaceTracker tracker(options.tracker);
-  std::map<int, MoodSmoother> smoothers;
-  std::map<int, double> last_seen;  // time (s) a track was last classified
-  GrayImage gray{info.width, info.height, std::vector<uint8_t>((size_t)info.width * info.height)};
-  cv::Mat prev_gray;
-  cv::Mat bgr;
-  const auto start = Clock::now();
-  StageTimes stage;
-  for (long long f = 0;; ++f) {
-    if (options.max_frames >= 0 && f >= options.max_frames) break;
-    if (stop && stop->load()) {
-      result.stopped_by_user = true;
-      break;
-    }
-    auto t = Clock::now();
-    bool ok = source.read(bgr);
-    result.times.decode += ms_since(t);
-    if (!ok) {
-      if (source.broke()) {
-        result.broke = true;
-        result.stop_reason = info.name + ": the stream broke at frame " + std::to_string(f) +
-                             (info.frame_count > 0 ? " of " + std::to_string(info.frame_count) : "") +
-                             "; everything up to frame " + std::to_string(f - 1) + " was written";
-      }
-      break;
-    }
-    const double time_s = info.camera ? std::chrono::duration<double>(Clock::now() - start).count()
-                                      : (double)f / info.fps;
-
-    t = Clock::now();
-    cv::Mat cur_gray(info.height, info.width, CV_8UC1, gray.pixels.data());
-    cv::cvtColor(bgr, cur_gray, cv::COLOR_BGR2GRAY);  // BT.601 weights, as base/image
-    result.times.convert += ms_since(t);
-
-    if (f % options.detect_every == 0) {
-      t = Clock::now();
-      std::vector<FaceResult> found = pipeline.detect(gray);
-      std::vector<FaceBox> boxes;
-      for (const auto& r : found) boxes.push_back(r.box);
-      tracker.update(boxes);
-      ++result.detections;
-      result.times.detect += ms_since(t);
-    }
-    {
-      // The motion step: every track between detections; on a detection frame the tracks the
-      // detector missed (a missed track is kept only while its face is still there).
-      t = Clock::now();
-      std::vector<FaceTrack> tracks = tracker.tracks();
-      const bool detected = f % options.detect_every == 0;
-      for (const FaceTrack& tr : tracks) {
-        if (detected && tr.missed == 0) continue;
-        if (prev_gray.empty()) continue;
-        MotionStep m = track_face_motion(prev_gray, cur_gray, tr.box);
-        if (m.found)
-          tracker.move(tr.id, m.box);
-        else
-          tracker.drop(tr.id);
-      }
-      result.times.track += ms_since(t);
-    }
-    cur_gray.copyTo(prev_gray);
-
-    // Ended tracks free their smoother.
-    for (auto it = smoothers.begin(); it != smoothers.end();) {
-      bool alive = false;
-      for (const FaceTrack& tr : tracker.tracks()) alive |= tr.id == it->first;
-      if (!alive) last_seen.erase(it->first);
-      it = alive ? std::next(it) : smoothers.erase(it);
-    }
-
-    std::vector<FaceBox> boxes;
-    for (const FaceTrack& tr : tracker.tracks()) boxes.push_back(tr.box);
-    t = Clock::now();
-    std::vector<FaceResult> faces = pipeline.faces_at(gray, boxes);  // crops, rotation if aligning
-    pipeline.classify(gray, faces, &stage);  // one batch for the frame
-    result.times.network += ms_since(t);
-    result.faces_classified += (long long)faces.size();
-
-    t = Clock::now();
-    std::vector<FaceAnnotation> notes;
-    const auto& tracks = tracker.tracks();
-    for (size_t i = 0; i < tracks.size(); ++i) {
-      const int id = tracks[i].id;
-      auto it = smoothers.find(id);
-      if (it == smoothers.end()) it = smoothers.emplace(id, MoodSmoother(ncls, options.smoothing)).first;
-      const double dt = last_seen.count(id) ? time_s - last_seen[id] : 0.0;
-      last_seen[id] = time_s;
-      it->second.update(faces[i].probabilities, dt);
-      TimelineRow row{f, time_s, id, tracks[i].box, faces[i].probabilities, it->second.smoothed(),
-                      it->second.label()};
-      if (timeline) timeline->add(row);
-      const double top = row.smoothed.empty() ? 0.0 : *std::max_element(row.smoothed.begin(), row.smoothed.end());
-      notes.push_back({id, tracks[i].box, row.smoothed, row.label, top < pipeline.unsure_below()});
-      result.rows.push_back(std::move(row));
-    }
-    if (timeline) timeline->end_frame();
-    result.times.smooth += ms_since(t);
-
-    if (options.explain && (sink || window)) {
-      // Each face's map for the label it is shown with (the smoothed one), under the annotations.
-      t = Clock::now();
-      for (size_t i = 0; i < faces.size(); ++i) {
-        std::vector<FaceResult> one{faces[i]};
-        pipeline.explain(gray, one, (int)notes[i].label);
-        draw_explanation(bgr.data, bgr.cols, bgr.rows, bgr.step, one[0]);
-      }
-      result.times.explain += ms_since(t);
-    }
-    if (sink || window) {
-      t = Clock::now();
-      draw_annotations(bgr, notes, result.classes);
-      result.times.draw += ms_since(t);
-      t = Clock::now();
-      if (sink) sink->write(bgr);
-      result.times.encode += ms_since(t);
-      if (window && !window->show(bgr)) {
-        result.stopped_by_user = true;
-        ++result.frames;
-        break;
-      }
-    }
-    ++result.frames;
-  }
-  result.times.total = ms_since(start);
-  if (sink) sink->release();
-  if (timeline) timeline->close();
+  WatchLoop(source, pipeline, options, result).run(stop);
   return result;
 }
 
