@@ -65,8 +65,11 @@ void fold(std::vector<float>* w, std::vector<float>* b, int outputs, const std::
   }
 }
 
-// The Winograd tile for this call: F(4x4) when winograd_cost (kernels/conv2d_infer.h) says so.
+// The Winograd tile for this call: F(4x4) when winograd_cost (kernels/conv2d_infer.h) says so,
+// except in bf16, whose 8-bit operands F(4x4)'s transforms would amplify up to 256x
+// (docs/precision.md): F(2x2) there.
 int winograd_tile(const InferenceGraph::Step& s, const Conv2dShape& p, const std::string& algo) {
+  if (cpu_precision() == Precision::bf16) return 2;
   if (algo == "winograd4") return 4;
   if (!s.winograd4) return 2;
   return winograd_cost(p, s.pool2, 4) < winograd_cost(p, s.pool2, 2) ? 4 : 2;
