@@ -204,14 +204,15 @@ void EmotionPipeline::classify(const GrayImage& image, std::vector<FaceResult>& 
 }
 
 void EmotionPipeline::explain(const GrayImage& image, std::vector<FaceResult>& faces, int target,
-                              StageTimes* times) const {
+                              StageTimes* times, bool face_pictures) const {
   if (faces.empty()) return;
   auto t0 = Clock::now();
   const size_t plane = (size_t)model_.info.preprocess.size * model_.info.preprocess.size;
   std::vector<float> inputs = prepare_face_inputs(image, faces, model_.info.preprocess);
   for (size_t i = 0; i < faces.size(); ++i) {
     faces[i].explanation = grad_cam(model_, inputs.data() + i * plane, target);
-    faces[i].explained_face = rotated_face_image(image, faces[i].crop, faces[i].rotation, kExplainSide);
+    if (face_pictures)
+      faces[i].explained_face = rotated_face_image(image, faces[i].crop, faces[i].rotation, kExplainSide);
   }
   if (times) times->explain += ms_between(t0, Clock::now());
 }

@@ -147,10 +147,11 @@ class EmotionPipeline {
   // Grad-CAM of each face (layers/gradcam.h) for `target`, or for its predicted class when
   // target < 0: fills faces[i].explanation. One forward and one backward per face on the training
   // graph; it uses the network's gradient flags, so one call at a time per pipeline (the rule of
-  // serve's workers: one pipeline each). Fills faces[i].explained_face too. Throws on a target
-  // out of range.
+  // serve's workers: one pipeline each). Fills faces[i].explained_face too (the picture that
+  // explanation_png / write_explanation_png draw on) unless face_pictures is false: watch draws the
+  // map onto its own frame and needs no picture. Throws on a target out of range.
   void explain(const GrayImage& image, std::vector<FaceResult>& faces, int target = -1,
-               StageTimes* times = nullptr) const;
+               StageTimes* times = nullptr, bool face_pictures = true) const;
 
   // The threshold classify() marks faces unsure below (kDefaultUnsureBelow); set it before the
   // pipeline is shared. Throws for a value outside [0, 1].

@@ -203,8 +203,9 @@ std::vector<FaceAnnotation> WatchLoop::smooth(long long f, double time_s, const 
     it->second.update(faces[i].probabilities, dt);
     TimelineRow row{f, time_s, id, tracks[i].box, faces[i].probabilities, it->second.smoothed(), it->second.label()};
     if (out_.timeline) out_.timeline->add(row);
-    const double top = row.smoothed.empty() ? 0.0 : *std::max_element(row.smoothed.begin(), row.smoothed.end());
-    notes.push_back({id, tracks[i].box, row.smoothed, row.label, top < pipeline_.unsure_below()});
+    // The smoothed probabilities decide, by the pipeline's one rule (is_unsure).
+    const bool unsure = is_unsure(std::vector<float>(row.smoothed.begin(), row.smoothed.end()), pipeline_.unsure_below());
+    notes.push_back({id, tracks[i].box, row.smoothed, row.label, unsure});
     r_.rows.push_back(std::move(row));
   }
   if (out_.timeline) out_.timeline->end_frame();
@@ -220,7 +221,7 @@ bool WatchLoop::show(const std::vector<FaceResult>& faces, const std::vector<Fac
     // Each face's map for the label it is shown with (the smoothed one), under the annotations.
     for (size_t i = 0; i < faces.size(); ++i) {
       std::vector<FaceResult> one{faces[i]};
-      pipeline_.explain(gray_, one, (int)notes[i].label);
+      pipeline_.explain(gray_, one, (int)notes[i].label, nullptr, /*face_pictures=*/false);
       draw_explanation(bgr_.data, bgr_.cols, bgr_.rows, bgr_.step, one[0]);
     }
     r_.times.explain += ms_since(t);
