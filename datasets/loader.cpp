@@ -1,12 +1,12 @@
 #include "datasets/loader.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/error.h"
 #include "datasets/random.h"
 #include "datasets/sampler.h"
-#include "engine/dispatch.h"
 
 namespace emotune {
 
@@ -58,7 +58,7 @@ BatchLoader::BatchLoader(const Dataset& data, const LoaderOptions& options)
   try {
     for (Slot& s : slots_) {
       const size_t bytes = img_bytes + tgt_bytes + 2 * idx_bytes;
-      s.memory = opt_.pinned ? alloc_host_pinned(bytes) : alloc_cpu(bytes);
+      s.memory = opt_.memory.allocate ? opt_.memory.allocate(bytes) : std::aligned_alloc(64, align64(bytes));
       if (!s.memory) throw Error("loader: out of host memory for batch buffers");
       char* p = (char*)s.memory;
       s.batch.images = (float*)p;
@@ -88,8 +88,9 @@ void BatchLoader::shutdown() {
     if (t.joinable()) t.join();
   workers_.clear();
   for (Slot& s : slots_) {
-    if (opt_.pinned) free_host_pinned(s.memory);
-    else free_cpu(s.memory);
+    if (!s.memory) continue;
+    if (opt_.memory.allocate) opt_.memory.release(s.memory);
+    else std::free(s.memory);
     s.memory = nullptr;
   }
 }

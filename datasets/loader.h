@@ -12,9 +12,9 @@
 // [size][num_classes] float (one-hot, or the sample's soft distribution when the data set has
 // soft targets and use_soft is on), labels [size] int32 and the dataset index of every sample.
 // Buffers live in a ring of `prefetch` slots: batch b is assembled into slot b % prefetch once
-// batch b - prefetch has been released. With `pinned` (batches bound for a GPU) they come from
-// alloc_host_pinned(), page-locked so that host-to-device copies can be asynchronous; without it
-// plain memory, and a CUDA build's loader never loads the CUDA backend.
+// batch b - prefetch has been released. With a page-locked `memory` allocator (batches bound for a
+// GPU) host-to-device copies can be asynchronous; without one, plain aligned memory, and a CUDA
+// build's loader never loads the CUDA backend.
 //
 // Determinism: the epoch order is computed from (seed, epoch) (shuffle or weighted sampler) and
 // sample k of the epoch is augmented from (seed, epoch, k); batches come out in order. So for a
@@ -64,7 +64,14 @@ struct LoaderOptions {
   bool use_soft = true;       // use soft targets when the data set has them
   Preprocess preprocess;      // default: scale 1/255, mean 0, std 1
   int prefetch = 0;           // ring slots; 0: 2 * threads + 2
-  bool pinned = false;        // page-locked buffers, for batches copied to a CUDA device
+  // Where the batch buffers come from: 64-byte-aligned host memory by default; a caller whose
+  // batches go to a GPU passes a page-locked allocator (the trainer: the engine's
+  // alloc_host_pinned), so that host-to-device copies can be asynchronous. The data sets know
+  // nothing of devices.
+  struct HostAllocator {
+    void* (*allocate)(size_t bytes) = nullptr;  // null: aligned host memory
+    void (*release)(void* p) = nullptr;
+  } memory;
   // Optional: runs on the assembling thread after each batch is filled (e.g. mixup, or a test
   // that injects a failure). It must be deterministic for the batch to stay deterministic; an
   // exception it throws reaches the caller of next() for that batch.

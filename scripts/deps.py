@@ -57,7 +57,7 @@ ALLOWED = {
     # Not kernels/cuda: the engine loads it as a plugin through the C entry in kernels/table.h.
     "engine": ["kernels", "base"],
     "layers": ["engine", "kernels", "base"],
-    "datasets": ["engine", "kernels", "base"],
+    "datasets": ["kernels", "base"],
     "apps/vision": ["base"],
     "apps/music": ["base"],
     "apps/pipeline": ["apps/vision", "apps/music", "layers", "engine", "base"],

@@ -38,7 +38,7 @@ LoaderOptions loader_options() {
   o.threads = 3;
   o.seed = 21;
   o.augment = AugmentOptions::full();
-  o.pinned = true;  // page-locked, as a CUDA training run's loader
+  o.memory = {alloc_host_pinned, free_host_pinned};  // page-locked, as a CUDA training run's loader
   return o;
 }
 

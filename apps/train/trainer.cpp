@@ -20,6 +20,7 @@
 #include "datasets/loader.h"
 #include "datasets/sampler.h"
 #include "engine/autograd.h"
+#include "engine/dispatch.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/runtime.h"
@@ -78,7 +79,7 @@ void make_loader(Training& t) {
   lopt.sampler = balance == Balance::sampler ? SamplerKind::weighted : SamplerKind::none;
   lopt.num_classes = c.classes;
   lopt.preprocess = t.pre;
-  lopt.pinned = t.dev == Device::cuda;
+  if (t.dev == Device::cuda) lopt.memory = {alloc_host_pinned, free_host_pinned};  // page-locked
   t.loader = std::make_unique<BatchLoader>(t.train, lopt);
   if (balance == Balance::loss_weights) {
     std::vector<int64_t> counts = t.train.class_counts();
