@@ -14,14 +14,37 @@
 #include "apps/train/plot.h"
 #include "apps/train/trainer.h"
 #include "engine/checkpoint.h"
+#include "engine/runtime.h"
 #include "layers/model.h"
 
 namespace emotune {
 
+namespace {
+
+// One row per face in the order evaluated: its index there, true class, predicted class (the first
+// largest probability, as the metrics count it) and that probability (at T = 1). Written whole, then
+// renamed into place.
+void write_predictions_csv(const std::string& path, const EvalResult& r, int classes) {
+  std::string out = "face,label,predicted,top_probability\n";
+  char line[96];
+  for (size_t i = 0; i < r.labels.size(); ++i) {
+    const float* p = r.probs.data() + i * classes;
+    int best = 0;
+    for (int k = 1; k < classes; ++k)
+      if (p[k] > p[best]) best = k;
+    std::snprintf(line, sizeof line, "%zu,%d,%d,%.6f\n", i, r.labels[i], best, p[best]);
+    out += line;
+  }
+  write_file_atomic(path, out);
+}
+
+}  // namespace
+
 void add_evaluate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("evaluate", "measure a model on a FER-2013 split");
   struct Args {
-    std::string model = kDefaultModel, split = "PublicTest", tta = "all", out, device = "cpu";
+    std::string model = kDefaultModel, split = "PublicTest", tta = "all", out, device = "cpu", precision = "fp32";
+    std::string predictions;  // CSV of each face's prediction (the last TTA mode's)
     TrainConfig c;  // the data options
     int64_t limit = 0;
     int batch = 256;
@@ -37,8 +60,13 @@ void add_evaluate_command(CLI::App& app) {
   cmd->add_option("--limit", a->limit, "evaluate a seeded subset of this many samples (0: all)");
   cmd->add_option("--batch-size", a->batch, "images per forward pass")->capture_default_str();
   cmd->add_flag("--json", a->json, "print the metrics as JSON");
+  cmd->add_option("--precision", a->precision,
+                  "CPU conv/dense products: fp32 | bf16 | auto (docs/precision.md)")->capture_default_str();
+  cmd->add_option("--predictions", a->predictions,
+                  "write face,label,predicted,top_probability per face (CSV; with several TTA modes, the last)");
   cmd->callback([a]() {
     Device dev = parse_device(a->device);
+    runtime_set_precision(a->precision);
     const std::string model_path = resolve_option_path(a->model, kDefaultModel);
     LoadedModel m = load_model(model_path, dev);
     TrainConfig c = a->c;
@@ -57,6 +85,7 @@ void add_evaluate_command(CLI::App& app) {
       eo.batch_size = a->batch;
       eo.progress = true;
       EvalResult r = evaluate_network(*m.net, d, m.info.preprocess, c.classes, eo);
+      if (!a->predictions.empty()) write_predictions_csv(a->predictions, r, c.classes);
       const CalibrationComparison cal = compare_calibration(r, c.classes, m.info.temperature);
       auto js = nlohmann::ordered_json::parse(metrics_json(r.metrics, m.info.classes));
       js["calibration"] = nlohmann::ordered_json::parse(comparison_json(cal));
