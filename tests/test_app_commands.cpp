@@ -482,6 +482,33 @@ TEST_CASE("predict, recommend and evaluate find the shipped defaults from any wo
   std::string text((std::istreambuf_iterator<char>(ev)), std::istreambuf_iterator<char>());
   CHECK(contains(text, "\"accuracy\""));
 
+  // --predictions: a header and one row per face, whose predictions give the accuracy printed.
+  const std::string pred = elsewhere + "/pred.csv";
+  CHECK(run_in("evaluate --json --tta none --split Training --predictions " + pred + " --data " + src +
+                   "/tests/data/fer2013/tiny.csv",
+               out) == 0);
+  std::ifstream eo(out);  // stderr's progress lines share the file: the JSON is from the first '{' to the last '}'
+  std::string etext((std::istreambuf_iterator<char>(eo)), std::istreambuf_iterator<char>());
+  REQUIRE(etext.find('{') != std::string::npos);
+  json em = json::parse(etext.substr(etext.find('{'), etext.rfind('}') - etext.find('{') + 1));
+  std::ifstream pf(pred);
+  std::string line;
+  std::getline(pf, line);
+  CHECK(line == "face,label,predicted,top_probability");
+  int rows = 0, right = 0;
+  while (std::getline(pf, line)) {
+    int face, label, predicted;
+    double top;
+    REQUIRE(std::sscanf(line.c_str(), "%d,%d,%d,%lf", &face, &label, &predicted, &top) == 4);
+    CHECK(face == rows);
+    CHECK((top > 0 && top <= 1));
+    ++rows;
+    right += label == predicted;
+  }
+  CHECK(rows > 0);
+  CHECK(std::fabs((double)right / rows - em["none"]["accuracy"].get<double>()) < 1e-9);
+  CHECK(run_in("evaluate --tta none --precision fp16 --data " + src + "/tests/data/fer2013/tiny.csv", out) != 0);
+
   // A path the user gave is used as given, so the error names exactly what they typed.
   CHECK(run_in("predict --model models/paper.safetensors " + src + "/examples/face.jpg", out) == 1);
   std::ifstream err(out);
