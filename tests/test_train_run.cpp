@@ -20,6 +20,7 @@
 
 #include "apps/train/config.h"
 #include "apps/train/history.h"
+#include "apps/train/holdout.h"
 #include "apps/train/trainer.h"
 #include "engine/checkpoint.h"
 #include "engine/runtime.h"
@@ -306,4 +307,41 @@ TEST_CASE("precision: a run trained in bf16 resumes in fp32 from its fp32 checkp
   TrainConfig f = testing::tiny_train_config(dir, "fp32only");
   f.epochs = 1;
   CHECK(all_values(run_training(f).run_dir + "/last.safetensors") != w1);
+}
+
+TEST_CASE("stratified_holdout: disjoint, complete, per class round(fraction * count), seeded") {
+  std::vector<uint8_t> labels;
+  for (int c = 0; c < 7; ++c)
+    for (int k = 0; k < 10 * (c + 1) + (c == 1 ? -9 : 0); ++k) labels.push_back((uint8_t)c);  // class 1: 11 faces
+  const Holdout a = stratified_holdout(labels, 0.1, 3), b = stratified_holdout(labels, 0.1, 3);
+  CHECK(a.train == b.train);
+  CHECK(a.held_out == b.held_out);
+  CHECK(stratified_holdout(labels, 0.1, 4).held_out != a.held_out);
+  std::vector<int> seen(labels.size(), 0), held(7, 0), count(7, 0);
+  for (size_t i : a.train) ++seen[i];
+  for (size_t i : a.held_out) ++seen[i], ++held[labels[i]];
+  for (uint8_t l : labels) ++count[l];
+  for (int s : seen) CHECK(s == 1);
+  for (int c = 0; c < 7; ++c) CHECK(held[c] == (int)std::llround(0.1 * count[c]));
+  CHECK(std::is_sorted(a.train.begin(), a.train.end()));
+  CHECK(stratified_holdout(labels, 0.0, 3).held_out.empty());
+  CHECK_THROWS(stratified_holdout(labels, 1.0, 3));
+}
+
+TEST_CASE("val_fraction: validation on a slice of Training, PublicTest measured once at the end") {
+  std::string dir = testing::temp_dir("train_holdout");
+  testing::write_synthetic_csv(dir, 35, 14);  // 5 Training and 2 PublicTest faces a class
+  TrainConfig c = testing::tiny_train_config(dir, "holdout");
+  c.epochs = 2;
+  c.val_fraction = 0.25;
+  const TrainResult r = run_training(c);
+  REQUIRE(fs::exists(r.run_dir + "/test_metrics.json"));
+  const nlohmann::json t = nlohmann::json::parse(std::ifstream(r.run_dir + "/test_metrics.json"));
+  CHECK(t["split"] == "PublicTest");
+  CHECK(t["selected_on"] == "Training holdout 25%");
+  CHECK(t["samples"].get<int>() == 14);
+  CHECK(std::fabs(t["accuracy"].get<double>() - r.test_accuracy) < 1e-12);
+  // The validation figures are the holdout's: round(0.25 * 5) = 1 face of each class.
+  const nlohmann::json v = nlohmann::json::parse(std::ifstream(r.run_dir + "/val_metrics.json"));
+  CHECK(v["samples"].get<int>() == 7);
 }

@@ -174,6 +174,7 @@ std::string CalibrationRecord::to_json() const {
                {"limit", limit},
                {"seed", seed},
                {"fit_half", fit_half},
+               {"holdout", holdout},
                {"report_half", 1 - fit_half},
                {"n_fit", n_fit},
                {"n_report", n_report},
@@ -194,6 +195,7 @@ CalibrationRecord CalibrationRecord::from_json(const std::string& text, const st
     r.limit = j.value("limit", (int64_t)0);
     r.seed = j.at("seed").get<uint64_t>();
     r.fit_half = j.at("fit_half").get<int>();
+    r.holdout = j.value("holdout", 0.0);
     r.n_fit = j.value("n_fit", (int64_t)0);
     r.n_report = j.value("n_report", (int64_t)0);
     if (j.contains("before")) r.before = stats_from_json(j["before"]);
@@ -215,6 +217,7 @@ CalibrationRecord calibrate_model(const LoadedModel& model, const Dataset& faces
   rec.seed = setup.seed;
   rec.limit = setup.limit;
   rec.fit_half = setup.fit_half;
+  rec.holdout = setup.holdout;
   const SplitHalves h = stratified_halves(faces.labels, setup.seed);
   const std::vector<size_t>& fit = h.half[setup.fit_half];
   const std::vector<size_t>& report = h.half[1 - setup.fit_half];
@@ -249,7 +252,11 @@ std::string calibration_summary(const CalibrationRecord& r) {
   std::snprintf(s, sizeof s,
                 "temperature %s, fitted on half %d of %s (seed %llu, %lld faces); on the other half (%lld "
                 "faces), %d bins: ECE %.4f -> %.4f, NLL %.4f -> %.4f",
-                temperature_string(r.temperature).c_str(), r.fit_half, r.split.c_str(), (unsigned long long)r.seed,
+                temperature_string(r.temperature).c_str(), r.fit_half,
+                (r.holdout > 0 ? "the held-out " + std::to_string((int)std::lround(100 * r.holdout)) + "% of " + r.split
+                               : r.split)
+                    .c_str(),
+                (unsigned long long)r.seed,
                 (long long)r.n_fit, (long long)r.n_report, kCalibrationBins, r.before.ece, r.after.ece,
                 r.before.nll, r.after.nll);
   return s;
@@ -262,6 +269,11 @@ Dataset load_faces_for_report(TrainConfig config, const std::string& split, int6
   const CalibrationRecord rec = CalibrationRecord::from_json(calibration_json, "the model");
   if (rec.split != canonical_split(split) || rec.labels != config.labels)
     return load_labelled_split(config, split, limit);
+  if (rec.holdout > 0) {
+    *note = "the model's temperature was fitted on a held-out " + std::to_string((int)std::lround(100 * rec.holdout)) +
+            "% of " + rec.split + ", which these faces include";
+    return load_labelled_split(config, split, limit);
+  }
   config.seed = rec.seed;
   const Dataset all = load_labelled_split(config, split, rec.limit);
   const SplitHalves h = stratified_halves(all.labels, rec.seed);

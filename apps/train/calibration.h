@@ -75,6 +75,7 @@ struct CalibrationRecord {
   uint64_t seed = 1;                              // the halves' seed (and the --limit subset's)
   int64_t limit = 0;                              // the split's seeded subset (0: all of it)
   int fit_half = 0;                               // reported on half 1 - fit_half
+  double holdout = 0;  // > 0: the faces were the run's held-out fraction of `split` (apps/train/holdout.h)
   int64_t n_fit = 0, n_report = 0;
   CalibrationStats before, after;  // on the report half, at T = 1 and at `temperature`
 
@@ -88,6 +89,7 @@ struct CalibrationSetup {
   uint64_t seed = 1;
   int64_t limit = 0;  // the faces were loaded with this seeded limit (recorded, for evaluate)
   int fit_half = 0;
+  double holdout = 0;  // > 0: `faces` are this held-out fraction of the split, not all of it
   EvalOptions eval;  // device and batch size; tta is ignored (none)
 };
 
@@ -106,7 +108,9 @@ std::string calibration_summary(const CalibrationRecord& r);
 
 // The faces `emotune evaluate` reports on. When the model's temperature was fitted on a half of
 // this split with these labels (its `calibration` JSON), that split is loaded as the calibration
-// loaded it and only the other half is kept, with `note` saying so; `limit` then takes a seeded
+// loaded it and only the other half is kept, with `note` saying so (a temperature fitted on a
+// held-out slice of the training split leaves every other split whole; evaluated on the training
+// split itself, the note says that it includes those faces); `limit` then takes a seeded
 // subset of that half. Otherwise load_labelled_split(config, split, limit), note empty.
 Dataset load_faces_for_report(TrainConfig config, const std::string& split, int64_t limit,
                               const std::string& calibration_json, std::string* note);

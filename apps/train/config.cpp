@@ -44,7 +44,10 @@ const std::vector<ConfigKey>& train_config_keys() {
       key("ferplus", &C::ferplus, "fer2013new.csv for the FER+ label modes"),
       key("classes", &C::classes, "number of classes: 7, or 8 with FER+ contempt"),
       key("train_split", &C::train_split, "split trained on (Training)"),
-      key("val_split", &C::val_split, "split used to select the best epoch (PublicTest)"),
+      key("val_split", &C::val_split,
+          "split used to select the best epoch (PublicTest); with val_fraction > 0, the split reported once at the end"),
+      key("val_fraction", &C::val_fraction,
+          "> 0: validate (best epoch, plateau, calibration) on this seeded, stratified fraction of train_split, held out of training"),
       key("epochs", &C::epochs, "epochs to train"),
       key("batch_size", &C::batch_size, "batch size"),
       key("optimizer", &C::optimizer, "sgd | adam | adamw"),
@@ -125,6 +128,7 @@ void TrainConfig::validate() const {
   need(init == "keras" || init == "torch", "'init' must be keras or torch");
   need(export_epoch == "best" || export_epoch == "last", "'export_epoch' must be best or last");
   need(threads >= 0, "'threads' must be >= 0");
+  need(val_fraction >= 0 && val_fraction <= 0.5, "'val_fraction' must be in [0, 0.5]");
   need(precision == "fp32" || precision == "bf16" || precision == "auto", "'precision' must be fp32, bf16 or auto");
   need(limit_train >= 0 && limit_val >= 0, "limits must be >= 0");
   need(max_loss > 0, "'max_loss' must be > 0");

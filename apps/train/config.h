@@ -46,6 +46,7 @@ struct TrainConfig {
   std::string device = "cpu";      // cpu | cuda
   int threads = 2;                 // batch-loader threads
   std::string precision = "fp32";  // fp32 | bf16 | auto: the CPU's conv and dense products (kernels/runtime.h)
+  double val_fraction = 0.0;       // > 0: validate on this held-out slice of train_split (apps/train/holdout.h)
   int64_t limit_train = 0;         // use a seeded subset of this many training samples (0: all)
   int64_t limit_val = 0;
   bool skip_bad = false;

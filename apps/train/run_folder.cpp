@@ -19,6 +19,7 @@ RunPaths run_paths(const std::string& dir) {
   p.curves = (run / "curves.png").string();
   p.confusion = (run / "confusion.png").string();
   p.val_metrics = (run / "val_metrics.json").string();
+  p.test_metrics = (run / "test_metrics.json").string();
   p.last = (run / "last.safetensors").string();
   p.best = (run / "best.safetensors").string();
   p.model = (run / "model.safetensors").string();

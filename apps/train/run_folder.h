@@ -9,6 +9,7 @@ namespace emotune {
 struct RunPaths {
   std::string dir;
   std::string config, metrics, curves, confusion, val_metrics;  // config.json, metrics.csv, ...
+  std::string test_metrics;  // with val_fraction > 0: val_split's figures, measured once at the end
   std::string last, best, model;                                // the three .safetensors
 };
 

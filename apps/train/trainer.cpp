@@ -5,12 +5,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "apps/train/batch_upload.h"
 #include "apps/train/calibration.h"
 #include "apps/train/checkpoints.h"
 #include "apps/train/evaluation.h"
 #include "apps/train/history.h"
+#include "apps/train/holdout.h"
 #include "apps/train/plot.h"
 #include "apps/train/progress.h"
 #include "apps/train/run_folder.h"
@@ -20,6 +22,7 @@
 #include "datasets/loader.h"
 #include "datasets/sampler.h"
 #include "engine/autograd.h"
+#include "engine/checkpoint.h"
 #include "engine/dispatch.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
@@ -40,6 +43,8 @@ struct Training {
   std::string title;  // of the plots
   ReferenceCurve reference;  // config.reference_curve, drawn beside the validation accuracy
   Dataset train, val;
+  Dataset test;          // val_fraction > 0: val_split, evaluated once after the last epoch
+  std::string val_name;  // what validation is: val_split, or "Training holdout 10%"
   Preprocess pre;  // the paper's: pixels / 255
   std::unique_ptr<BatchLoader> loader;
   Tensor class_weight;  // per-class loss weights (balance = loss-weights), else undefined
@@ -61,7 +66,23 @@ void load_data(Training& t) {
   const TrainConfig& c = t.c;
   std::fprintf(stderr, "loading %s ...\n", c.data.c_str());
   t.train = load_labelled_split(c, c.train_split, c.limit_train);
+  if (c.val_fraction > 0) {  // honest selection: validate on a slice of training, report val_split once
+    const Holdout h = stratified_holdout(t.train.labels, c.val_fraction, c.seed);
+    if (h.held_out.empty() || h.train.empty())
+      throw Error("val_fraction " + std::to_string(c.val_fraction) + " leaves no validation or no training faces");
+    t.val = t.train.subset(h.held_out);
+    t.train = t.train.subset(h.train);
+    t.test = load_labelled_split(c, c.val_split, c.limit_val);
+    t.val_name = c.train_split + " holdout " + std::to_string((int)std::lround(100 * c.val_fraction)) + "%";
+    std::fprintf(stderr,
+                 "train: %zu samples (%s minus the holdout), validation: %zu samples (%s, seed %llu), "
+                 "reported once at the end: %zu samples (%s)\n",
+                 t.train.size(), c.train_split.c_str(), t.val.size(), t.val_name.c_str(), (unsigned long long)c.seed,
+                 t.test.size(), c.val_split.c_str());
+    return;
+  }
   t.val = load_labelled_split(c, c.val_split, c.limit_val);
+  t.val_name = c.val_split;
   std::fprintf(stderr, "train: %zu samples (%s), validation: %zu samples (%s)\n", t.train.size(),
                c.train_split.c_str(), t.val.size(), c.val_split.c_str());
 }
@@ -240,7 +261,7 @@ void save_epoch(Training& t, TrainState& st, const EvalResult& ev, int epoch) {
     st.best_epoch = epoch;
     save_best_checkpoint(t.paths, *t.net, meta, ev.metrics, class_names(t.c.classes), epoch);
     plot_confusion_matrix(t.paths.confusion, ev.metrics.confusion, class_names(t.c.classes),
-                          t.title + ", epoch " + std::to_string(epoch + 1) + ", " + t.c.val_split);
+                          t.title + ", epoch " + std::to_string(epoch + 1) + ", " + t.val_name);
   }
   st.epochs_done = epoch + 1;
   save_last_checkpoint(t.paths, *t.net, *t.opt, *t.schedule, meta, st);
@@ -270,11 +291,12 @@ void run_epoch(Training& t, TrainState& st, int epoch) {
 // calibrated. Only the exported file changes; the run's checkpoints and numbers do not.
 void calibrate_export(const Training& t) {
   CalibrationSetup s;
-  s.split = t.c.val_split;
+  s.split = t.c.val_fraction > 0 ? t.c.train_split : t.c.val_split;
+  s.holdout = t.c.val_fraction;
   s.labels = t.c.labels;
   s.data = t.c.data;
   s.seed = t.c.seed;
-  s.limit = t.c.limit_val;  // t.val is this seeded subset, so evaluate can find the same halves
+  s.limit = t.c.val_fraction > 0 ? t.c.limit_train : t.c.limit_val;  // t.val is this seeded subset, so evaluate can find the same halves
   s.eval.device = t.dev;
   if (t.val.size() < 2) {
     std::fprintf(stderr, "calibration skipped: %zu validation face(s), too few for two halves\n", t.val.size());
@@ -285,19 +307,40 @@ void calibrate_export(const Training& t) {
   std::fprintf(stderr, "calibration: %s\n", calibration_summary(r).c_str());
 }
 
+// With val_fraction > 0: val_split's figures of the exported model, measured once, here, after
+// everything was chosen on the holdout (test_metrics.json, and one line). Returns the accuracy.
+double report_test_split(const Training& t) {
+  if (t.test.size() == 0) return -1;
+  const LoadedModel m = load_model(t.paths.model, t.dev);
+  EvalOptions eo;
+  eo.device = t.dev;
+  const EvalResult r = evaluate_network(*m.net, t.test, m.info.preprocess, t.c.classes, eo);
+  auto js = nlohmann::ordered_json::parse(metrics_json(r.metrics, m.info.classes));
+  js["split"] = t.c.val_split;
+  js["calibration"] = nlohmann::ordered_json::parse(comparison_json(compare_calibration(r, t.c.classes, m.info.temperature)));
+  js["selected_on"] = t.val_name;
+  write_file_atomic(t.paths.test_metrics, js.dump(2) + "\n");
+  std::fprintf(stderr, "%s (reported once, chose nothing): accuracy %.2f%%, macro-F1 %.4f (%zu faces; %s)\n",
+               t.c.val_split.c_str(), 100 * r.metrics.accuracy, r.metrics.macro_f1, t.test.size(),
+               t.paths.test_metrics.c_str());
+  return r.metrics.accuracy;
+}
+
 TrainResult finish(const Training& t, const TrainState& st) {
   // Drawn again here so that resuming a finished run with another reference curve redraws it.
   write_curves(t.paths.curves, st.history, t.title, t.reference);
   export_model(t.paths, t.c.save_dtype, t.c.export_epoch);
   calibrate_export(t);
+  const double test_accuracy = report_test_split(t);
   TrainResult r;
   r.run_dir = t.paths.dir;
   r.best_val_accuracy = st.best_val_acc;
   r.best_epoch = st.best_epoch;
   r.epochs_done = (int)st.history.size();
+  r.test_accuracy = test_accuracy;
   const EpochRecord* last = st.history.empty() ? nullptr : &st.history.back();
   std::fprintf(stderr, "best %s accuracy %.2f%% at epoch %d, last %.2f%% at epoch %d; model: %s (%s epoch)\n",
-               t.c.val_split.c_str(), 100 * st.best_val_acc, st.best_epoch + 1, last ? 100 * last->val_acc : 0.0,
+               t.val_name.c_str(), 100 * st.best_val_acc, st.best_epoch + 1, last ? 100 * last->val_acc : 0.0,
                last ? last->epoch + 1 : 0, t.paths.model.c_str(), t.c.export_epoch.c_str());
   return r;
 }

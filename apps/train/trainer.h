@@ -28,6 +28,7 @@ struct TrainResult {
   double best_val_accuracy = 0;
   int best_epoch = -1;  // 0-based
   int epochs_done = 0;
+  double test_accuracy = -1;  // val_fraction > 0: val_split's accuracy, measured once at the end; else -1
 };
 
 // `resume_dir`: empty for a new run, else the run folder to continue (its config.json is used;
