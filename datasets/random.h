@@ -11,7 +11,7 @@
 namespace emotune {
 
 // Purposes, so that shuffling and augmentation never share numbers.
-enum class RngStream : uint32_t { shuffle = 1, sampler = 2, augment = 3, grid = 4 };
+enum class RngStream : uint32_t { shuffle = 1, sampler = 2, augment = 3, grid = 4, mixup = 5 };
 
 inline uint64_t data_rng_key(uint64_t seed, RngStream stream, uint64_t epoch) {
   Philox4 r = philox4x32(epoch, (uint64_t)stream, seed);

@@ -68,6 +68,7 @@ const std::vector<ConfigKey>& train_config_keys() {
       key("augment", &C::augment, "augmentation: none | full | crop=4,flip,rotate=10,..."),
       key("balance", &C::balance, "class balance: none | sampler | loss-weights"),
       key("label_smoothing", &C::label_smoothing, "label smoothing in [0, 1)"),
+      key("mixup", &C::mixup, "mixup alpha: images and targets mixed in pairs by Beta(alpha, alpha) per batch (0: off)"),
       key("seed", &C::seed, "seed for initialisation, shuffling, augmentation and dropout"),
       key("init", &C::init, "weight initialisation: keras (glorot, zero bias) | torch (PyTorch defaults)"),
       key("device", &C::device, "cpu | cuda"),
@@ -125,6 +126,7 @@ void TrainConfig::validate() const {
   need(labels == "fer2013" || !ferplus.empty(), "'ferplus' (fer2013new.csv) is required for FER+ labels");
   need(classes == 7 || labels != "fer2013", "8 classes need FER+ labels (contempt)");
   need(label_smoothing >= 0 && label_smoothing < 1, "'label_smoothing' must be in [0, 1)");
+  need(mixup >= 0 && mixup <= 10, "'mixup' must be in [0, 10] (0: off)");
   need(init == "keras" || init == "torch", "'init' must be keras or torch");
   need(export_epoch == "best" || export_epoch == "last", "'export_epoch' must be best or last");
   need(threads >= 0, "'threads' must be >= 0");

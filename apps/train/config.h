@@ -41,6 +41,7 @@ struct TrainConfig {
   std::string augment = "none";    // datasets/augment.h AugmentOptions::parse spec
   std::string balance = "none";    // none | sampler | loss-weights
   double label_smoothing = 0.0;
+  double mixup = 0.0;              // > 0: mixup's Beta(alpha, alpha) (datasets/mixup.h); 0: off
   uint64_t seed = 1;
   std::string init = "keras";      // keras | torch: weight initialisation (layers/nets/nets.h)
   std::string device = "cpu";      // cpu | cuda

@@ -20,6 +20,7 @@
 #include "datasets/classes.h"
 #include "datasets/ferplus.h"
 #include "datasets/loader.h"
+#include "datasets/mixup.h"
 #include "datasets/sampler.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
@@ -97,6 +98,11 @@ void make_loader(Training& t) {
   lopt.threads = c.threads;
   lopt.drop_last = true;  // a last batch of 1 would break batch norm's statistics
   lopt.augment = AugmentOptions::parse(c.augment);
+  if (c.mixup > 0) {
+    const double alpha = c.mixup;
+    const uint64_t seed = c.seed;
+    lopt.batch_hook = [alpha, seed](Batch& b, int64_t) { mixup_batch(b, alpha, seed); };
+  }
   lopt.sampler = balance == Balance::sampler ? SamplerKind::weighted : SamplerKind::none;
   lopt.num_classes = c.classes;
   lopt.preprocess = t.pre;
