@@ -48,6 +48,7 @@ void add_evaluate_command(CLI::App& app) {
     TrainConfig c;  // the data options
     int64_t limit = 0;
     int batch = 256;
+    int tta_crop = 44;
     bool json = false;
   };
   auto a = std::make_shared<Args>();
@@ -60,6 +61,9 @@ void add_evaluate_command(CLI::App& app) {
   cmd->add_option("--limit", a->limit, "evaluate a seeded subset of this many samples (0: all)");
   cmd->add_option("--batch-size", a->batch, "images per forward pass")->capture_default_str();
   cmd->add_flag("--json", a->json, "print the metrics as JSON");
+  cmd->add_option("--tta-crop", a->tta_crop,
+                  "ten-crop: side of the five crops (and their mirrors) before resizing back; 40 as Khaireddin & Chen")
+      ->capture_default_str();
   cmd->add_option("--precision", a->precision,
                   "CPU conv/dense products: fp32 | bf16 | auto (docs/precision.md)")->capture_default_str();
   cmd->add_option("--predictions", a->predictions,
@@ -82,6 +86,7 @@ void add_evaluate_command(CLI::App& app) {
       EvalOptions eo;
       eo.device = dev;
       eo.tta = tta_mode_from_name(mode);
+      eo.tta_crop = a->tta_crop;
       eo.batch_size = a->batch;
       eo.progress = true;
       EvalResult r = evaluate_network(*m.net, d, m.info.preprocess, c.classes, eo);

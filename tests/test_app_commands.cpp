@@ -508,6 +508,9 @@ TEST_CASE("predict, recommend and evaluate find the shipped defaults from any wo
   CHECK(rows > 0);
   CHECK(std::fabs((double)right / rows - em["none"]["accuracy"].get<double>()) < 1e-9);
   CHECK(run_in("evaluate --tta none --precision fp16 --data " + src + "/tests/data/fer2013/tiny.csv", out) != 0);
+  CHECK(run_in("evaluate --tta ten-crop --tta-crop 40 --split Training --data " + src + "/tests/data/fer2013/tiny.csv", out) == 0);
+  CHECK(run_in("evaluate --tta ten-crop --tta-crop 60 --split Training --data " + src + "/tests/data/fer2013/tiny.csv", out) != 0);
+  CHECK(contains(testing::read_text(out), "crop size 60 must be 1..48"));
 
   // A path the user gave is used as given, so the error names exactly what they typed.
   CHECK(run_in("predict --model models/paper.safetensors " + src + "/examples/face.jpg", out) == 1);
