@@ -8,9 +8,9 @@
 
 namespace emotune {
 
-// Unset variables keep the struct's defaults. As before the settings object: an empty
-// EMOTUNE_TRAIN_CONV means auto, an empty or "0" EMOTUNE_CUDA_SYNC off, an empty
-// EMOTUNE_CONV_TUNE on (only "0" turns it off); an empty EMOTUNE_GRAPH is kept, and refused.
+// Unset variables keep the struct's defaults. Values mean what they meant when each part read its
+// own variable: an empty EMOTUNE_TRAIN_CONV is auto; EMOTUNE_CUDA_SYNC is off when empty or "0";
+// EMOTUNE_CONV_TUNE is on unless it is "0"; an empty EMOTUNE_GRAPH is kept, and refused.
 RuntimeSettings runtime_settings_from_env();
 
 // First thing in main(): the settings from the environment, the CPU path chosen (with
