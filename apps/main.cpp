@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "apps/commands.h"
+#include "apps/runtime_env.h"
 #include "base/error.h"
 #include "engine/runtime.h"
 
@@ -19,7 +20,9 @@ static void single_thread_kernels_for_serve(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  emotune::runtime_select_cpu_path(argc, argv);  // may re-exec once with OPENBLAS_CORETYPE set; first
+  // The runtime settings from the environment (apps/runtime_env.h), first: choosing the CPU path
+  // may re-exec once with OPENBLAS_CORETYPE set. A wrong value ends here, with the variable named.
+  emotune::runtime_start_from_env("emotune", argv);
   if (emotune::print_version_if_asked(argc, argv)) return 0;
   emotune::runtime_init_threads();
   single_thread_kernels_for_serve(argc, argv);

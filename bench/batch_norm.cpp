@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "bench/check.h"
 #include "bench/provenance.h"
 #include "kernels/batch_norm.h"
@@ -63,6 +64,8 @@ void validate(const std::string& name, Problem& q) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_batch_norm", argv, /*select_cpu_path=*/false);
   bench::add_provenance();
   benchmark::AddCustomContext("emotune_problem", "fp32, NCHW as [N, C, HW], batch " + std::to_string(kBatch) +
                                                      ", wall clock");

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "bench/cuda_bench.cuh"
 #include "bench/provenance.h"
 #include "kernels/batch_norm.h"
@@ -137,6 +138,8 @@ void bench_bn(benchmark::State& state, bool ours, Dir d, BatchNormShape p, std::
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_cuda_batch_norm", argv, /*select_cpu_path=*/false);
   benchmark::Initialize(&argc, argv);
   if (device_count_cuda() == 0) {
     std::printf("bench_cuda_batch_norm: no CUDA GPU on this machine, nothing to measure\n");

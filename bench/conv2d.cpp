@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "bench/check.h"
 #include "bench/provenance.h"
 #include "kernels/conv2d.h"
@@ -145,6 +146,8 @@ std::string sanitize(std::string s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_conv2d", argv, /*select_cpu_path=*/false);
   // Own flags first; the rest go to Google Benchmark.
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {

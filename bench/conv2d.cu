@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "bench/cuda_bench.cuh"
 #include "bench/provenance.h"
 #include "kernels/conv2d.h"
@@ -346,6 +347,8 @@ void add_context() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_cuda_conv2d", argv, /*select_cpu_path=*/false);
   benchmark::Initialize(&argc, argv);
   if (device_count_cuda() == 0) {
     std::printf("bench_cuda_conv2d: no CUDA GPU on this machine, nothing to measure\n");

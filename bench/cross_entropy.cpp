@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "bench/check.h"
 #include "bench/provenance.h"
 #include "kernels/cpu/cross_entropy_ref.h"
@@ -50,6 +51,8 @@ void validate(const std::string& name, Problem& q) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_cross_entropy", argv, /*select_cpu_path=*/false);
   bench::add_provenance();
   benchmark::AddCustomContext("emotune_problem", "fp32 logits [N, C], class weights, label smoothing 0.1, wall clock");
   for (int batch : {16, 128}) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "bench/check.h"
 #include "bench/provenance.h"
 #include "kernels/dropout.h"
@@ -44,6 +45,8 @@ void validate(const std::string& name, Problem& q) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_dropout", argv, /*select_cpu_path=*/false);
   bench::add_provenance();
   benchmark::AddCustomContext("emotune_problem", "fp32, p 0.5, batch " + std::to_string(kBatch) + ", wall clock");
   for (const auto& c : testing::linear_cases()) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "bench/check.h"
 #include "bench/provenance.h"
 #include "kernels/elementwise.h"
@@ -75,6 +76,8 @@ void validate(const std::string& shape, Problem& q) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_elementwise", argv, /*select_cpu_path=*/false);
   bench::add_provenance();
   benchmark::AddCustomContext("emotune_problem", "fp32, conv2d output sizes at batch " + std::to_string(kBatch) +
                                                      ", wall clock");

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/runtime_env.h"
 #include "base/image.h"
 #include "bench/provenance.h"
 #include "kernels/cpu/cpu_features.h"
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_explain: --threads, --rounds and --per-round must be >= 1\n");
     return 2;
   }
-  cpu_path_init(argc, argv);
+  emotune::runtime_start_from_env("bench_explain", argv);  // apps/runtime_env.h
   set_cpu_threads(threads);
   try {
     LoadedModel m = load_model(model);

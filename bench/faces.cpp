@@ -19,6 +19,7 @@
 #include <string>
 
 #include "apps/pipeline/pipeline.h"
+#include "apps/runtime_env.h"
 #include "apps/vision/align.h"
 #include "apps/vision/face.h"
 #include "datasets/dataset.h"
@@ -265,6 +266,8 @@ int margin(const std::string& model_path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_faces", argv, /*select_cpu_path=*/false);
   std::string mode = argc > 1 ? argv[1] : "";
   std::string model = kSource + "/models/vgg.safetensors";
   for (int i = 2; i + 1 < argc; i += 2) {

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/runtime_env.h"
 #include "bench/provenance.h"
 #include "engine/autograd.h"
 #include "kernels/cpu/cpu_features.h"
@@ -55,10 +56,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_forward: need --batch, --threads, --iters >= 1 and --graph inference|training\n");
     return 2;
   }
-  cpu_path_init(argc, argv);
+  emotune::runtime_start_from_env("bench_forward", argv);  // apps/runtime_env.h
   set_cpu_threads(threads);
   try {
-    setenv("EMOTUNE_GRAPH", "training", 1);  // load the modules; the graph is compiled below
+    RuntimeSettings settings = runtime_settings();
+    settings.graph = "training";  // load the modules; the graph is compiled below
+    runtime_configure(settings);
     LoadedModel m = load_model(model);
     const int s = m.info.preprocess.size;
     std::shared_ptr<InferenceGraph> g;

@@ -32,6 +32,7 @@
 #include "apps/music/recommend.h"
 #include "apps/pipeline/pipeline.h"
 #include "apps/pipeline/recommendation.h"
+#include "apps/runtime_env.h"
 #include "bench/provenance.h"
 #include "engine/checkpoint.h"
 #include "layers/model.h"
@@ -137,6 +138,8 @@ void BM_recommend_cold(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_inference", argv, /*select_cpu_path=*/false);
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--image") == 0 && i + 1 < argc)

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "bench/provenance.h"
 #include "datasets/augment.h"
 #include "datasets/dataset.h"
@@ -115,6 +116,8 @@ bool validate() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_loader", argv, /*select_cpu_path=*/false);
   bool real = false;
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {

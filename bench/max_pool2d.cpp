@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "bench/check.h"
 #include "bench/provenance.h"
 #include "kernels/cpu/max_pool2d_ref.h"
@@ -41,6 +42,8 @@ void validate(const std::string& name, Problem& q) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_max_pool2d", argv, /*select_cpu_path=*/false);
   bench::add_provenance();
   benchmark::AddCustomContext("emotune_problem", "fp32, NCHW, batch " + std::to_string(kBatch) + ", wall clock");
   for (const auto& c : testing::pool_cases()) {

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "base/error.h"
 #include "bench/cuda_bench.cuh"
 #include "bench/provenance.h"
@@ -124,6 +125,8 @@ void bench_pool(benchmark::State& state, bool ours, Dir d, Pool2dShape p, std::s
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_cuda_max_pool2d", argv, /*select_cpu_path=*/false);
   benchmark::Initialize(&argc, argv);
   if (device_count_cuda() == 0) {
     std::printf("bench_cuda_max_pool2d: no CUDA GPU on this machine, nothing to measure\n");

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "bench/check.h"
 #include "bench/provenance.h"
 #include "kernels/optim.h"
@@ -86,6 +87,8 @@ int64_t parameters(const std::string& net) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_optim", argv, /*select_cpu_path=*/false);
   bench::add_provenance();
   benchmark::AddCustomContext("emotune_problem", "fp32, one update of every conv and dense parameter, wall clock");
   for (const std::string net : {"paper", "vgg"}) {

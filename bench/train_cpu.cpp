@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/runtime_env.h"
 #include "bench/provenance.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
@@ -52,7 +53,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_train_cpu: --batch, --threads and --iters must be >= 1\n");
     return 2;
   }
-  cpu_path_init(argc, argv);
+  emotune::runtime_start_from_env("bench_train_cpu", argv);  // apps/runtime_env.h
   set_cpu_threads(threads);
   try {
     if (precision != "fp32" && precision != "bf16") throw std::runtime_error("--precision: fp32 or bf16");

@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "apps/runtime_env.h"
 #include "bench/provenance.h"
 #include "engine/dispatch.h"
 #include "engine/ops.h"
@@ -70,6 +71,8 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_train_step", argv, /*select_cpu_path=*/false);
   register_all();
   bench::add_provenance();
   benchmark::AddCustomContext("cuda", cuda_available() ? "available" : "not available");

@@ -32,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/runtime_env.h"
 #include "apps/video/draw.h"
 #include "apps/video/watch.h"
 #include "base/error.h"
@@ -117,6 +118,8 @@ std::string shell(const char* cmd) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("bench_watch", argv, /*select_cpu_path=*/false);
   std::string model = std::string(EMOTUNE_SOURCE_DIR) + "/models/vgg.safetensors", json_out, clip_out;
   std::string snapshot, png;
   int frames = 150, at = 0, only_faces = 0;

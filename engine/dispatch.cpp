@@ -21,6 +21,10 @@ const KernelTable& cpu_table() {
 
 // The CUDA backend, loaded on first use (kernels/table.h, CudaBackend): a CPU command of a CUDA
 // build never maps cudart or cuBLAS. `error` is why it cannot run, empty when it can.
+// The settings the plugin is handed when it is loaded, and its setter once it is (null before).
+CudaSettings g_cuda_settings;
+decltype(&set_cuda_settings) g_cuda_configure = nullptr;
+
 struct Cuda {
   CudaBackend backend;
   int devices = 0;
@@ -44,6 +48,10 @@ const Cuda& cuda() {
         throw Error("device cuda: " + plugin_path(file) +
                     " was built with another kernel table (a plugin from another build; rebuild or "
                     "reinstall emotune)");
+      if (c.backend.configure) {
+        c.backend.configure(g_cuda_settings);
+        g_cuda_configure = c.backend.configure;
+      }
       c.devices = c.backend.kernels.device_count ? c.backend.kernels.device_count() : 0;
       if (c.devices == 0) c.error = "device cuda: no CUDA GPU is available on this machine";
     } catch (const Error& e) {
@@ -61,6 +69,23 @@ const Cuda& cuda() {
 const KernelTable* g_override[2] = {nullptr, nullptr};
 
 }  // namespace
+
+void cuda_backend_configure(const CudaSettings& s) {
+  g_cuda_settings = s;
+  if (g_cuda_configure) {
+    g_cuda_configure(s);
+    return;
+  }
+#if EMOTUNE_HAS_CUDA
+  // Linked into this program (the CUDA tests and benchmarks): its kernels may run without ever
+  // going through the table, so the settings go there now.
+  using Entry = bool (*)(CudaBackend*, size_t);
+  if (auto entry = reinterpret_cast<Entry>(dlsym(RTLD_DEFAULT, "emotune_cuda_backend"))) {
+    CudaBackend b;
+    if (entry(&b, sizeof(CudaBackend)) && b.configure) b.configure(s);
+  }
+#endif
+}
 
 void override_kernel_table_for_testing(Device d, const KernelTable* table) {
   g_override[static_cast<int>(d)] = table;

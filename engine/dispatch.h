@@ -26,6 +26,12 @@ bool cuda_available();
 // True when the CUDA backend was compiled in (a GPU may still be absent).
 bool cuda_built();
 
+// The CUDA backend's start-up settings (kernels/runtime.h; engine/runtime.h's runtime_configure
+// calls this). Kept and handed to the plugin when it is loaded, or at once when the backend is
+// already in the process (loaded, or linked by a CUDA test or benchmark that calls its kernels
+// directly). Never loads the plugin itself: a CPU command never maps cudart.
+void cuda_backend_configure(const CudaSettings& s);
+
 // Page-locked host memory for batch buffers when CUDA is available, plain memory otherwise.
 void* alloc_host_pinned(size_t bytes);
 void free_host_pinned(void* p);

@@ -1,12 +1,52 @@
 #include "engine/runtime.h"
 
 #include "base/error.h"
+#include "engine/dispatch.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/runtime.h"
 
 namespace emotune {
 
-void runtime_select_cpu_path(int argc, char** argv) { cpu_path_init(argc, argv); }
+namespace {
+
+RuntimeSettings& settings() {
+  static RuntimeSettings s;
+  return s;
+}
+
+TrainConvMode parse_train_conv(const std::string& v) {
+  if (v == "auto") return TrainConvMode::auto_;
+  if (v == "im2col") return TrainConvMode::im2col;
+  if (v == "winograd") return TrainConvMode::winograd2;
+  if (v == "winograd4") return TrainConvMode::winograd4;
+  throw Error("EMOTUNE_TRAIN_CONV: unknown value '" + v + "' (auto, im2col, winograd, winograd4)");
+}
+
+}  // namespace
+
+void runtime_select_cpu_path(const RuntimeSettings& s, char** argv) {
+  CpuPathInputs in;
+  in.openblas_coretype = s.openblas_coretype;
+  in.reexec_marker = s.blas_reexec_marker;
+  in.cpu_path = s.cpu_path;
+  in.test_core = s.cpu_test_core;
+  cpu_path_init(in, argv);
+}
+
+void runtime_configure(const RuntimeSettings& s) {
+  // Every check before any change, so that a wrong value leaves the settings as they were.
+  if (s.graph != "inference" && s.graph != "training")
+    throw Error("EMOTUNE_GRAPH='" + s.graph + "': expected 'inference' (the default) or 'training'");
+  const TrainConvMode conv = parse_train_conv(s.train_conv);
+  settings() = s;
+  set_train_conv_mode(conv);
+  CudaSettings cuda;
+  cuda.launch_sync = s.cuda_sync;
+  cuda.conv_tune = s.cuda_conv_tune;
+  cuda_backend_configure(cuda);
+}
+
+const RuntimeSettings& runtime_settings() { return settings(); }
 void runtime_init_threads() { cpu_threads_init(); }
 void runtime_set_threads(int n) { set_cpu_threads(n); }
 

@@ -1,5 +1,5 @@
-// The compute runtime as the front ends see it: the start-up choices (the CPU kernel path, the
-// CPU thread count) and their description. The commands reach CPU features and threads only
+// The compute runtime as the front ends see it: the start-up choices (the runtime settings, the
+// CPU kernel path, the CPU thread count) and their description. The commands reach CPU features and threads only
 // through these calls; the kernels' own headers (kernels/cpu/cpu_features.h, kernels/runtime.h)
 // stay below the engine.
 #pragma once
@@ -7,10 +7,42 @@
 
 namespace emotune {
 
-// First thing in main(): picks the CPU kernel path, and may re-execute the program once with
-// OPENBLAS_CORETYPE set when OpenBLAS chose kernels weaker than the CPU supports
+// The process-wide settings of the engine and the kernels, one object: built once in main (from the
+// environment by apps/runtime_env.h, the only reader of these variables), given to
+// runtime_select_cpu_path and runtime_configure, and from there handed to each part at its own
+// level. The names in brackets are the environment variables (docs/architecture.md, "Runtime
+// settings"). Each field holds the value as given; runtime_configure checks it.
+struct RuntimeSettings {
+  // The network load_model gives a CPU model (EMOTUNE_GRAPH): "inference" (the compiled
+  // InferenceGraph, layers/inference.h) or "training" (the modules, as training runs them).
+  std::string graph = "inference";
+  // The conv algorithm of CPU training (EMOTUNE_TRAIN_CONV): auto, im2col, winograd (F(2x2)) or
+  // winograd4 (F(4x4)); kernels/runtime.h, TrainConvMode.
+  std::string train_conv = "auto";
+  // CUDA: synchronise after every kernel launch (EMOTUNE_CUDA_SYNC, for debugging), and autotune
+  // the conv tiles (EMOTUNE_CONV_TUNE; false: the heuristic). kernels/runtime.h, CudaSettings.
+  bool cuda_sync = false;
+  bool cuda_conv_tune = true;
+  // The CPU path's inputs (kernels/cpu/cpu_features.h), empty when unset: OPENBLAS_CORETYPE,
+  // EMOTUNE_BLAS_REEXEC (the re-exec's marker), EMOTUNE_CPU_PATH (generic: no re-exec),
+  // EMOTUNE_CPU_TEST_CORE (tests: decide as if OpenBLAS had chosen this core).
+  std::string openblas_coretype;
+  std::string blas_reexec_marker;
+  std::string cpu_path;
+  std::string cpu_test_core;
+};
+
+// First thing in main(): picks the CPU kernel path from `s`, and may re-execute the program once
+// with OPENBLAS_CORETYPE set when OpenBLAS chose kernels weaker than the CPU supports
 // (kernels/cpu/cpu_features.h says why and how to override it).
-void runtime_select_cpu_path(int argc, char** argv);
+void runtime_select_cpu_path(const RuntimeSettings& s, char** argv);
+// Checks every field (an Error naming the variable and its allowed values) and hands each part its
+// value: the CPU training conv mode and the CUDA backend's settings (kernels/runtime.h); the
+// layers read runtime_settings(). Nothing is changed when it throws. Call before the work starts;
+// may be called again (the tests do).
+void runtime_configure(const RuntimeSettings& s);
+// The settings in force: the defaults above until runtime_configure.
+const RuntimeSettings& runtime_settings();
 // The CPU kernels' thread count: OpenMP's default team (OMP_NUM_THREADS, else the cores), or
 // `n`; OpenBLAS always single-threaded inside the OpenMP team (kernels/runtime.h).
 void runtime_init_threads();

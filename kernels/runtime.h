@@ -40,6 +40,16 @@ Precision cpu_precision();
 // True when this CPU can run the bf16 products.
 bool cpu_bf16_available();
 
+// The conv algorithm of the CPU training products (kernels/cpu/conv2d.cpp, train_tile), process-wide:
+//   auto       Winograd F(2x2) forward, F(4x4) or F(2x2) backward by cost, im2col where Winograd
+//              does not pay (the default)
+//   im2col     im2col + sgemm everywhere (the path before Winograd, for comparisons)
+//   winograd2  / winograd4: that tile wherever Winograd applies
+// Set at start-up (engine/runtime.h, runtime_configure, from EMOTUNE_TRAIN_CONV); read per product.
+enum class TrainConvMode { auto_, im2col, winograd2, winograd4 };
+void set_train_conv_mode(TrainConvMode m);
+TrainConvMode train_conv_mode();
+
 // For its lifetime OpenBLAS runs single-threaded and OpenMP does all the threading (the CPU
 // inference graph): OpenBLAS's spinning pool would otherwise fight the OpenMP team for the same
 // cores between layers. Restores the previous count. One at a time per process.
@@ -53,6 +63,19 @@ class BlasSerialScope {
  private:
   int saved_;
 };
+
+// The CUDA backend's start-up settings. The engine hands them to the plugin when it loads it and
+// whenever they are set again (engine/dispatch.h, cuda_backend_configure; kernels/table.h).
+//   launch_sync  synchronise after every kernel launch, so that a failing kernel is reported at
+//                its own launch (EMOTUNE_CUDA_SYNC; kernels/cuda/check.h)
+//   conv_tune    time every conv tile once per shape and keep the fastest; false: the heuristic
+//                (EMOTUNE_CONV_TUNE=0; kernels/cuda/conv2d_cuda.h)
+struct CudaSettings {
+  bool launch_sync = false;
+  bool conv_tune = true;
+};
+void set_cuda_settings(const CudaSettings& s);
+CudaSettings cuda_settings();
 
 void* alloc_cuda(size_t bytes);
 void free_cuda(void* p);

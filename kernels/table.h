@@ -65,6 +65,7 @@ struct CudaBackend {
   KernelTable kernels;
   void* (*alloc_pinned)(size_t bytes) = nullptr;  // page-locked host memory for batch buffers
   void (*free_pinned)(void* p) = nullptr;
+  decltype(&set_cuda_settings) configure = nullptr;  // the start-up settings (kernels/runtime.h)
 };
 
 }  // namespace emotune

@@ -9,6 +9,7 @@
 #include "base/softmax.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
+#include "engine/runtime.h"
 #include "layers/inference.h"
 #include "layers/init.h"
 #include "layers/nets/nets.h"
@@ -63,10 +64,8 @@ LoadedModel load_model(const std::string& path, Device device) {
   net->to(device);
   m.net = net;
   m.device = device;
-  const char* graph = std::getenv("EMOTUNE_GRAPH");
-  if (graph && std::strcmp(graph, "training") != 0 && std::strcmp(graph, "inference") != 0)
-    throw Error("EMOTUNE_GRAPH='" + std::string(graph) + "': expected 'inference' (the default) or 'training'");
-  if (device == Device::cpu && !(graph && std::strcmp(graph, "training") == 0)) {
+  // EMOTUNE_GRAPH, checked at start-up (engine/runtime.h).
+  if (device == Device::cpu && runtime_settings().graph != "training") {
     const int s = m.info.preprocess.size;
     m.graph = InferenceGraph::compile_or_fallback(*net, 1, s, s);  // null: the modules run
   }

@@ -30,8 +30,9 @@ struct LoadedModel {
   Device device = Device::cpu;
   // On the CPU: the network compiled into the inference graph (layers/inference.h: BatchNorm
   // folded, fused epilogues, Winograd), which predict_probabilities runs instead of `net`.
-  // Null on a GPU, when $EMOTUNE_GRAPH=training asks for the training graph, or when the graph
-  // cannot express a layer of the network (InferenceGraph::compile_or_fallback: one warning line).
+  // Null on a GPU, when the runtime settings ask for the training graph (EMOTUNE_GRAPH=training,
+  // engine/runtime.h), or when the graph cannot express a layer of the network
+  // (InferenceGraph::compile_or_fallback: one warning line).
   std::shared_ptr<const InferenceGraph> graph;
 };
 

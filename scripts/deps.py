@@ -5,6 +5,8 @@ The allowed edges are written here and nowhere else (ALLOWED, EXTERNAL_ALLOWED).
 read from the real build inputs and compared with them:
   * the #include graph: every "..." include of every source file under the library folders,
     mapped to the module (folder) that holds the included file;
+  * the environment: no source file below apps/ calls getenv (ENV_FREE); the runtime settings are
+    read once, in apps/runtime_env.cpp, and handed down (engine/runtime.h);
   * the link graph: the LINK_LIBRARIES of every emotune library target, written by CMake at
     configure time (cmake/link_graph.cmake) into <build>/link_graph.txt, closed transitively, so a
     library that links OpenCV through another one is caught too.
@@ -105,6 +107,12 @@ NEVER_REACH = {
     "videoio": [m[0] for m in MODULES if m[0] != "apps/video/plugin"],
 }
 
+# Modules whose files may not read the environment: every setting reaches them through the runtime
+# settings object (engine/runtime.h), built from the environment in apps/ (apps/runtime_env.h), so
+# that tests, benchmarks and the emotune binary all see the same values, checked in one place.
+ENV_FREE = ["base", "kernels", "engine", "layers", "datasets"]
+GETENV_RE = re.compile(r"\bgetenv\s*\(")
+
 # Modules drawn side by side in the picture (no edge between them).
 RANKS = [["layers", "datasets"], ["kernels", "kernels/cuda"], ["apps/vision", "apps/music"]]
 
@@ -156,6 +164,20 @@ def include_graph():
     return edges
 
 
+def getenv_calls():
+    """[(file, line, text)] for every getenv call in an ENV_FREE module (comments skipped)."""
+    calls = []
+    for rel in source_files():
+        if rel.split("/")[0] not in ENV_FREE:
+            continue
+        with open(os.path.join(ROOT, rel), encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, 1):
+                code = line.split("//")[0]
+                if GETENV_RE.search(code):
+                    calls.append((rel, n, line.strip()))
+    return calls
+
+
 def link_graph(build):
     """{target: set(direct link items)} as CMake wrote it, or None without a build folder."""
     path = os.path.join(build, "link_graph.txt") if build else None
@@ -179,10 +201,13 @@ def closure(graph, target):
     return seen
 
 
-def check(build, extra_includes=(), extra_links=None, quiet=False):
-    """Prints every problem and returns their number. extra_includes / extra_links inject
-    edges for the self-test."""
+def check(build, extra_includes=(), extra_links=None, quiet=False, extra_getenv=()):
+    """Prints every problem and returns their number. extra_includes / extra_links /
+    extra_getenv inject edges and calls for the self-test."""
     problems = []
+    for rel, n, text in getenv_calls() + list(extra_getenv):
+        problems.append(f"{rel}:{n}: reads the environment ({text}); below apps/ settings come from "
+                        f"the runtime settings (engine/runtime.h, built in apps/runtime_env.cpp)")
     for src, dst, rel, n, inc in include_graph() + list(extra_includes):
         if dst in EXTERNALS:
             if src not in EXTERNAL_ALLOWED[dst]:
@@ -240,15 +265,18 @@ def selftest(build):
         ("the commands link the video plugin (FFmpeg at every start)", (), {"emotune_commands": {"emotune_videoio"}}),
         ("the engine links cuBLAS (its constructors at every start)", (), {"emotune_engine": {"CUDA::cublas"}}),
         ("apps/video links videoio itself", (), {"emotune_video": {"opencv_videoio"}}),
+        ("a kernel reads the environment", (), None,
+         [("kernels/cpu/conv2d.cpp", 1, 'const char* v = std::getenv("EMOTUNE_TRAIN_CONV");')]),
     ]
     failed = 0
     baseline = set(check(build, quiet=True))  # an injected edge must add a problem of its own
-    for what, incs, links in cases:
+    for what, incs, links, *getenvs in cases:
         if links is not None and link_graph(build) is None:
             print(f"deps selftest: {what}: needs --build with link_graph.txt")
             failed += 1
             continue
-        found = [p for p in check(build, incs, links, quiet=True) if p not in baseline]
+        found = [p for p in check(build, incs, links, quiet=True, extra_getenv=getenvs[0] if getenvs else ())
+                 if p not in baseline]
         ok = len(found) >= 1
         print(f"deps selftest: {what}: {'caught: ' + found[0] if ok else 'NOT CAUGHT'}")
         failed += not ok

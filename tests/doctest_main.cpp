@@ -3,12 +3,13 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
-#include "kernels/cpu/cpu_features.h"
+#include "apps/runtime_env.h"
 #include "tests/testing.h"
 
 int main(int argc, char** argv) {
-  // As emotune's main: OpenBLAS kernels that match the CPU even where the library does not know it.
-  emotune::cpu_path_init(argc, argv);
+  // As emotune's main: the runtime settings from the environment, and OpenBLAS kernels that match
+  // the CPU even where the library does not know it (apps/runtime_env.h).
+  emotune::runtime_start_from_env(argv[0], argv);
   doctest::Context context(argc, argv);
   int rc = context.run();
   if (context.shouldExit()) return rc;

@@ -13,6 +13,8 @@
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -448,6 +450,37 @@ TEST_CASE("the built emotune binary: recommend on the shipped example, exit code
   rc = std::system(flat.c_str());
   REQUIRE(WIFEXITED(rc));
   CHECK(WEXITSTATUS(rc) == 2);
+}
+
+TEST_CASE("the built emotune binary: the runtime settings come from the environment, checked at start") {
+  std::string bin = std::string(EMOTUNE_BINARY_DIR) + "/bin/emotune";
+  if (!fs::exists(bin)) {
+    MESSAGE("SKIPPED (emotune binary not built): " << bin);
+    return;
+  }
+  const std::string log = testing::temp_dir("app_runtime_env") + "/out.txt";
+  auto run_bin = [&](const std::string& env, const std::string& args) {
+    const std::string cmd = "env " + env + " " + bin + " " + args + " > " + log + " 2>&1";
+    const int rc = std::system(cmd.c_str());
+    REQUIRE(WIFEXITED(rc));
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    return std::make_pair(WEXITSTATUS(rc), text.str());
+  };
+  const std::string recommend =
+      "recommend --image " + testing::source_dir() + "/examples/face.jpg --model " + paper_checkpoint() + " --json";
+  // A wrong value stops the program before any work, with the variable and its allowed values named.
+  auto [code, out] = run_bin("EMOTUNE_TRAIN_CONV=bogus", recommend);
+  CHECK(code == 1);
+  CHECK(contains(out, "emotune: error: EMOTUNE_TRAIN_CONV: unknown value 'bogus' (auto, im2col, winograd, winograd4)"));
+  std::tie(code, out) = run_bin("EMOTUNE_GRAPH=fast", recommend);
+  CHECK(code == 1);
+  CHECK(contains(out, "EMOTUNE_GRAPH='fast': expected 'inference' (the default) or 'training'"));
+  // Valid values are taken: the same command runs on the training graph and im2col.
+  std::tie(code, out) = run_bin("EMOTUNE_GRAPH=training EMOTUNE_TRAIN_CONV=im2col EMOTUNE_CONV_TUNE=0", recommend);
+  CHECK(code == 0);
+  CHECK(contains(out, "\"faces_found\""));
 }
 
 TEST_CASE("predict, recommend and evaluate find the shipped defaults from any working directory") {

@@ -19,6 +19,7 @@
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
 #include "engine/ops.h"
+#include "engine/runtime.h"
 #include "base/softmax.h"
 #include "layers/inference.h"
 #include "layers/layers.h"
@@ -95,9 +96,12 @@ TEST_CASE("inference graph: the shipped models give the training graph's logits"
   for (const std::string name : {"paper", "vgg"}) {
     const std::string path = "models/" + name + ".safetensors";
     if (!std::filesystem::exists(path)) continue;
-    setenv("EMOTUNE_GRAPH", "training", 1);
+    const RuntimeSettings saved = runtime_settings();
+    RuntimeSettings training = saved;
+    training.graph = "training";
+    runtime_configure(training);
     LoadedModel m = load_model(path);
-    unsetenv("EMOTUNE_GRAPH");
+    runtime_configure(saved);
     CHECK(m.graph == nullptr);
     auto x = random_vector((size_t)5 * 48 * 48, 3, 0.0f, 1.0f);
     const auto want = training_forward(dynamic_cast<Sequential&>(*m.net), x, 5);
@@ -146,21 +150,29 @@ TEST_CASE("inference graph: refuses what it cannot run, with the layer named") {
   CHECK_THROWS_AS(InferenceGraph::compile(*make_network("paper", 7, 1), 1, 8, 8), Error);
 }
 
-TEST_CASE("inference graph: EMOTUNE_GRAPH chooses the graph, and a wrong value is an error") {
+TEST_CASE("inference graph: the graph setting (EMOTUNE_GRAPH) chooses the graph, and a wrong value is an error") {
   const std::string path = (std::filesystem::temp_directory_path() / "emotune_graph_test.safetensors").string();
   save_safetensors(path, make_network("paper", 7, 1)->state_dict(),
                    {{"arch", "paper"},
                     {"classes", "[\"angry\",\"disgust\",\"fear\",\"happy\",\"sad\",\"surprise\",\"neutral\"]"},
                     {"preprocess", Preprocess{}.to_json()}});
-  unsetenv("EMOTUNE_GRAPH");
+  const RuntimeSettings saved = runtime_settings();
+  RuntimeSettings s;  // the defaults: EMOTUNE_GRAPH unset
+  runtime_configure(s);
   CHECK(load_model(path).graph != nullptr);
-  setenv("EMOTUNE_GRAPH", "inference", 1);
+  s.graph = "inference";
+  runtime_configure(s);
   CHECK(load_model(path).graph != nullptr);
-  setenv("EMOTUNE_GRAPH", "training", 1);
+  s.graph = "training";
+  runtime_configure(s);
   CHECK(load_model(path).graph == nullptr);
-  setenv("EMOTUNE_GRAPH", "fast", 1);
-  CHECK_THROWS_WITH_AS(load_model(path), doctest::Contains("EMOTUNE_GRAPH"), Error);
-  unsetenv("EMOTUNE_GRAPH");
+  // A wrong value is refused when the settings are given, and leaves the ones in force unchanged.
+  RuntimeSettings wrong = s;
+  wrong.graph = "fast";
+  CHECK_THROWS_WITH_AS(runtime_configure(wrong), doctest::Contains("EMOTUNE_GRAPH='fast'"), Error);
+  CHECK(runtime_settings().graph == "training");
+  CHECK(load_model(path).graph == nullptr);
+  runtime_configure(saved);
   std::filesystem::remove(path);
 }
 

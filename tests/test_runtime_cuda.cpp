@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/dispatch.h"
+#include "engine/runtime.h"
 #include "kernels/conv2d.h"
 #include "kernels/runtime.h"
 #include "kernels/table.h"
@@ -16,6 +17,30 @@
 
 using namespace emotune;
 using emotune::testing::DeviceBuffer;
+
+// Needs no GPU: the settings are plain values. This program links the backend and calls its
+// kernels directly, so runtime_configure must reach that copy without going through the table
+// (engine/dispatch.cpp, cuda_backend_configure), as EMOTUNE_CONV_TUNE=0 in scripts/gpu-check.sh
+// expects of the CUDA tests.
+TEST_CASE("cuda: runtime_configure hands EMOTUNE_CUDA_SYNC and EMOTUNE_CONV_TUNE to the linked backend") {
+  const RuntimeSettings saved = runtime_settings();
+  // doctest_main configured the settings from the environment before any test ran.
+  CHECK(cuda_settings().launch_sync == saved.cuda_sync);
+  CHECK(cuda_settings().conv_tune == saved.cuda_conv_tune);
+  RuntimeSettings s = saved;
+  s.cuda_sync = !saved.cuda_sync;
+  s.cuda_conv_tune = !saved.cuda_conv_tune;
+  runtime_configure(s);
+  CHECK(cuda_settings().launch_sync == s.cuda_sync);
+  CHECK(cuda_settings().conv_tune == s.cuda_conv_tune);
+  runtime_configure(saved);
+  CHECK(cuda_settings().launch_sync == saved.cuda_sync);
+  CHECK(cuda_settings().conv_tune == saved.cuda_conv_tune);
+  CudaBackend b;
+  REQUIRE(emotune_cuda_backend(&b, sizeof(CudaBackend)));
+  const bool exported = b.configure != nullptr;  // a bool first: doctest cannot print a function pointer
+  CHECK(exported);
+}
 
 // Needs no GPU: filling the table only takes function addresses.
 TEST_CASE("cuda: register_cuda_kernels fills every entry of the dispatch table") {

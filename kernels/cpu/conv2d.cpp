@@ -260,7 +260,7 @@ namespace {
 // backward-input (as the conv of dy with the turned, channel-swapped filters) and backward-weight
 // (conv2d_backward_weight_winograd_cpu). The filters change every step, so they are transformed
 // on each call (about 1% of the products at batch 16). EMOTUNE_TRAIN_CONV=im2col keeps im2col +
-// sgemm everywhere, for comparisons.
+// sgemm everywhere, for comparisons (kernels/runtime.h, TrainConvMode).
 constexpr int kWinogradTrainMinChannels = 16;
 
 // Transforming the filters costs about 40 operations per 3x3 filter against 32 multiply-adds per
@@ -268,20 +268,6 @@ constexpr int kWinogradTrainMinChannels = 16;
 // 1, when the autograd graph runs inference) im2col is cheaper.
 bool enough_tiles(const Conv2dShape& p) {
   return (int64_t)p.n * ((p.out_h() + 1) / 2) * ((p.out_w() + 1) / 2) >= 64;
-}
-
-enum class TrainConv { auto_, im2col, winograd2, winograd4 };
-
-TrainConv train_conv_mode() {
-  static const TrainConv mode = [] {
-    const char* v = std::getenv("EMOTUNE_TRAIN_CONV");
-    if (!v || !*v || !std::strcmp(v, "auto")) return TrainConv::auto_;
-    if (!std::strcmp(v, "im2col")) return TrainConv::im2col;
-    if (!std::strcmp(v, "winograd")) return TrainConv::winograd2;
-    if (!std::strcmp(v, "winograd4")) return TrainConv::winograd4;
-    throw Error(std::string("EMOTUNE_TRAIN_CONV: unknown value '") + v + "' (auto, im2col, winograd, winograd4)");
-  }();
-  return mode;
 }
 
 // The Winograd tile for a training product, 0 for im2col (fewer than 16 channels on either side:
@@ -295,12 +281,12 @@ TrainConv train_conv_mode() {
 // 5x5 or 6x6 output by half; gradients with F(4x4)'s rounding agree with Keras' to ~1e-5 of their
 // scale (the oracle's tolerance is 2e-4).
 int train_tile(const Conv2dShape& p, bool forward = false) {
-  const TrainConv mode = train_conv_mode();
-  if (mode == TrainConv::im2col || !winograd_supported(p) || std::min(p.c, p.k) < kWinogradTrainMinChannels ||
+  const TrainConvMode mode = train_conv_mode();
+  if (mode == TrainConvMode::im2col || !winograd_supported(p) || std::min(p.c, p.k) < kWinogradTrainMinChannels ||
       !enough_tiles(p))
     return 0;
-  if (mode == TrainConv::winograd2) return 2;
-  if (mode == TrainConv::winograd4) return 4;
+  if (mode == TrainConvMode::winograd2) return 2;
+  if (mode == TrainConvMode::winograd4) return 4;
   if (forward) return 2;
   // In bf16 the products' operands are rounded to 8 bits: F(4x4)'s transforms amplify that
   // rounding up to 256x against the direct sum (tests/test_conv2d_infer.cpp), F(2x2)'s at most

@@ -28,6 +28,14 @@ std::string& exec_failure() {
   return s;
 }
 
+// What the last cpu_path_init was given (cpu_path_current says who chose the core from it).
+CpuPathInputs& path_inputs() {
+  static CpuPathInputs in;
+  return in;
+}
+
+const char* or_null(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
+
 std::string lower(std::string s) {
   for (char& c : s) c = (char)std::tolower((unsigned char)c);
   return s;
@@ -123,13 +131,11 @@ BlasCoreChoice blas_core_choose(CpuIsa cpu, const std::string& current_core, con
                     cpu_isa_name(cpu) + " CPU: re-executing with OPENBLAS_CORETYPE=" + core};
 }
 
-void cpu_path_init(int argc, char** argv) {
-  (void)argc;
-  const char* test_core = std::getenv("EMOTUNE_CPU_TEST_CORE");
-  const std::string current = test_core && *test_core ? test_core : blas_core_name();
-  const BlasCoreChoice choice =
-      blas_core_choose(cpu_features_detect().best(), current, std::getenv("OPENBLAS_CORETYPE"),
-                       std::getenv(kMarker), std::getenv("EMOTUNE_CPU_PATH"));
+void cpu_path_init(const CpuPathInputs& in, char** argv) {
+  path_inputs() = in;
+  const std::string current = !in.test_core.empty() ? in.test_core : blas_core_name();
+  const BlasCoreChoice choice = blas_core_choose(cpu_features_detect().best(), current, or_null(in.openblas_coretype),
+                                                 or_null(in.reexec_marker), or_null(in.cpu_path));
   if (choice.set_core.empty()) return;
   const std::string marker = current + "->" + choice.set_core;
   // The marker is set before the exec so that the new image never re-executes again, even if
@@ -151,8 +157,8 @@ CpuPath cpu_path_current() {
   p.cpu_isa = p.cpu.best();
   p.blas_core = blas_core_name();
   p.blas_isa = blas_core_isa(p.blas_core);
-  const char* user = std::getenv("OPENBLAS_CORETYPE");
-  const char* marker = std::getenv(kMarker);
+  const char* user = or_null(path_inputs().openblas_coretype);
+  const char* marker = or_null(path_inputs().reexec_marker);
   if (user && *user && marker && *marker) {
     const std::string m = marker, tail = std::string("->") + user;
     const bool ours = m.size() >= tail.size() && m.compare(m.size() - tail.size(), tail.size(), tail) == 0;

@@ -9,7 +9,8 @@
 // AVX-512 registers) and, when OpenBLAS picked a core weaker than the CPU supports, re-executes
 // the program once with OPENBLAS_CORETYPE set (SkylakeX for AVX-512, Haswell for AVX2 + FMA).
 //
-// Overrides (docs/architecture.md, "CPU path"):
+// Overrides (docs/architecture.md, "CPU path"; read from the environment by the program's main,
+// apps/runtime_env.h, and handed here as CpuPathInputs):
 //   OPENBLAS_CORETYPE=<core>   the user's choice: always respected, never re-executed over
 //   EMOTUNE_CPU_PATH=generic   keep whatever OpenBLAS chose (no re-exec), for comparisons;
 //                              any other value (or none) is "auto", the behaviour above
@@ -56,13 +57,22 @@ struct BlasCoreChoice {
 BlasCoreChoice blas_core_choose(CpuIsa cpu, const std::string& current_core, const char* user_coretype,
                                 const char* marker, const char* path_env);
 
-// Call first thing in main() (emotune, test and bench programs): when blas_core_choose says so,
-// sets OPENBLAS_CORETYPE and EMOTUNE_BLAS_REEXEC and execs /proc/self/exe with the same argv and
-// environment. Returns only when no re-exec is needed or the exec failed (then the reason says so
-// and the program runs on the kernels OpenBLAS chose). Safe to call more than once.
-void cpu_path_init(int argc, char** argv);
+// The environment cpu_path_init decides from, as found at start-up; empty means unset.
+struct CpuPathInputs {
+  std::string openblas_coretype;  // OPENBLAS_CORETYPE
+  std::string reexec_marker;      // EMOTUNE_BLAS_REEXEC
+  std::string cpu_path;           // EMOTUNE_CPU_PATH
+  std::string test_core;          // EMOTUNE_CPU_TEST_CORE
+};
+// Call first thing in main() (emotune, test and bench programs, through engine/runtime.h): when
+// blas_core_choose says so, sets OPENBLAS_CORETYPE and EMOTUNE_BLAS_REEXEC and execs
+// /proc/self/exe with the same argv and environment. Returns only when no re-exec is needed or the
+// exec failed (then the reason says so and the program runs on the kernels OpenBLAS chose). Keeps
+// `in` for cpu_path_current. Safe to call more than once.
+void cpu_path_init(const CpuPathInputs& in, char** argv);
 
-// The path in use, for `emotune --version --verbose` and the tests:
+// The path in use, for `emotune --version --verbose` and the tests (who chose the core: from the
+// inputs the last cpu_path_init was given):
 struct CpuPath {
   CpuFeatures cpu;
   CpuIsa cpu_isa = CpuIsa::generic;   // best level the CPU + OS support

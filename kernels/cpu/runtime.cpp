@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -40,6 +41,8 @@ BlockCache& block_cache() {
   static BlockCache* cache = new BlockCache;
   return *cache;
 }
+
+std::atomic<TrainConvMode> g_train_conv{TrainConvMode::auto_};
 
 }  // namespace
 
@@ -117,5 +120,8 @@ void set_cpu_threads(int n) {
 }
 
 void cpu_threads_init() { set_cpu_threads(omp_get_max_threads()); }
+
+void set_train_conv_mode(TrainConvMode m) { g_train_conv.store(m, std::memory_order_relaxed); }
+TrainConvMode train_conv_mode() { return g_train_conv.load(std::memory_order_relaxed); }
 
 }  // namespace emotune

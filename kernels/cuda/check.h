@@ -28,9 +28,9 @@ inline void cuda_check(cublasStatus_t s, const char* expr, const char* file, int
   if (s != CUBLAS_STATUS_SUCCESS) throw_cuda_error("cuBLAS", cublasGetStatusString(s), expr, file, line);
 }
 
-// After a kernel launch: reports launch-configuration errors at once; with the environment
-// variable EMOTUNE_CUDA_SYNC=1 it also synchronises, so an illegal address is reported at the
-// launch that caused it rather than at some later call (slow: for debugging only).
+// After a kernel launch: reports launch-configuration errors at once; with EMOTUNE_CUDA_SYNC=1
+// (CudaSettings::launch_sync, kernels/runtime.h) it also synchronises, so an illegal address is
+// reported at the launch that caused it rather than at some later call (slow: for debugging only).
 void cuda_launch_check(const char* file, int line);
 
 }  // namespace emotune

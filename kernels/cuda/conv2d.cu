@@ -97,12 +97,6 @@ void check_shape(const Conv2dShape& p, const char* fn) {
 
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
 
-bool env_flag(const char* name, bool fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  return std::strcmp(v, "0") != 0;
-}
-
 // wt[(rs * IC + ic) * OC + oc] = w[k, c, r, s], with (IC, OC) = (C, K) for forward and (K, C)
 // for backward_input: a GEMM B-tile row (one tap, one reduction channel) becomes contiguous.
 __global__ void reorder_filter_kernel(int k, int c, int rs, bool k_is_column, const float* __restrict__ w,
@@ -232,15 +226,14 @@ TuneCache& tune_cache() {
 
 // The tile for this shape: forced, cached, tuned now (every tile is run and timed once; each
 // run writes the full, identical result, so the caller's output is valid whichever ran last),
-// or the heuristic when EMOTUNE_CONV_TUNE=0.
+// or the heuristic when EMOTUNE_CONV_TUNE=0 (kernels/runtime.h, CudaSettings::conv_tune).
 template <class Run>
 int choose_tile(ConvDir dir, const Conv2dShape& p, int forced, int heuristic, Run run) {
   if (forced >= 0) {
     if (forced >= kTileCount) throw Error("conv2d cuda: tile index " + std::to_string(forced) + " out of range");
     return forced;
   }
-  static const bool tune = env_flag("EMOTUNE_CONV_TUNE", true);
-  if (!tune) return heuristic;
+  if (!cuda_settings().conv_tune) return heuristic;
   const TuneKey key = tune_key(dir, p);
   TuneCache& cache = tune_cache();
   {

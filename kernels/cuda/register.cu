@@ -47,5 +47,6 @@ extern "C" bool emotune_cuda_backend(emotune::CudaBackend* b, size_t bytes) {
   emotune::register_cuda_kernels(b->kernels);
   b->alloc_pinned = emotune::alloc_pinned_cuda;
   b->free_pinned = emotune::free_pinned_cuda;
+  b->configure = emotune::set_cuda_settings;
   return true;
 }

@@ -1,6 +1,7 @@
 // Device discovery, the one stream, copies and synchronisation for the CUDA backend.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -45,13 +46,27 @@ int cuda_sm_count() {
   return count;
 }
 
+namespace {
+// Set by the engine (kernels/runtime.h, CudaSettings), before the first launch and rarely after.
+std::atomic<bool> g_launch_sync{false};
+std::atomic<bool> g_conv_tune{true};
+}  // namespace
+
+void set_cuda_settings(const CudaSettings& s) {
+  g_launch_sync.store(s.launch_sync, std::memory_order_relaxed);
+  g_conv_tune.store(s.conv_tune, std::memory_order_relaxed);
+}
+
+CudaSettings cuda_settings() {
+  CudaSettings s;
+  s.launch_sync = g_launch_sync.load(std::memory_order_relaxed);
+  s.conv_tune = g_conv_tune.load(std::memory_order_relaxed);
+  return s;
+}
+
 void cuda_launch_check(const char* file, int line) {
-  static const bool sync = [] {
-    const char* v = std::getenv("EMOTUNE_CUDA_SYNC");
-    return v && std::strcmp(v, "0") != 0 && *v;
-  }();
   cuda_check(cudaGetLastError(), "kernel launch", file, line);
-  if (sync) cuda_check(cudaStreamSynchronize(cuda_stream()), "kernel execution (EMOTUNE_CUDA_SYNC)", file, line);
+  if (g_launch_sync.load(std::memory_order_relaxed)) cuda_check(cudaStreamSynchronize(cuda_stream()), "kernel execution (EMOTUNE_CUDA_SYNC)", file, line);
 }
 
 void copy_h2d_cuda(void* dst, const void* src, size_t bytes) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "base/error.h"
 #include "base/preprocess.h"
 #include "datasets/dataset.h"
@@ -44,7 +45,7 @@ void dump_model(const Dataset& d, int n, const std::string& model_path, const st
 }  // namespace
 
 int main(int argc, char** argv) {
-  cpu_path_init(argc, argv);
+  emotune::runtime_start_from_env("onnx_reference_dump", argv);  // apps/runtime_env.h
   if (argc < 6 || (argc - 4) % 2 != 0) {
     std::fprintf(stderr, "usage: %s DATA SPLIT N MODEL OUT [MODEL OUT ...]\n", argv[0]);
     return 2;

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/runtime_env.h"
 #include "datasets/dataset.h"
 #include "datasets/loader.h"
 #include "datasets/sampler.h"
@@ -394,6 +395,8 @@ int run_curve(const std::string& arch, const std::string& init, const std::strin
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The runtime settings from the environment, as emotune reads them (no CPU-path re-exec here).
+  emotune::runtime_start_from_env("oracle_dump", argv, /*select_cpu_path=*/false);
   CLI::App app("Dumps what emotune computes for the Keras oracle (tests/oracle/run.sh)");
   app.require_subcommand(1);
   std::string arch = "paper", init = "keras", data, out;
