@@ -14,8 +14,6 @@
 //   2  the whole stream was read but no face was seen in any frame (outputs are still written)
 //   3  the stream broke mid-way (truncated or corrupt file, camera unplugged): everything up to
 //      the last good frame is written and readable, and stderr names the frame it stopped at
-#include <omp.h>
-
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -23,6 +21,7 @@
 #include <iostream>
 
 #include "apps/commands.h"
+#include "engine/runtime.h"
 #include "apps/music/mood_table.h"
 #include "apps/music/recommend.h"
 #include "apps/pipeline/paths.h"
@@ -185,10 +184,7 @@ void add_watch_command(CLI::App& app) {
 
   cmd->callback([opt]() {
     if (opt->video.empty() && opt->camera < 0) throw Error("give a VIDEO file or --camera N");
-    // OpenMP on one thread unless the user chose: the per-frame network runs beside FFmpeg's
-    // decoder and encoder threads and the detector, and the watch figures in docs/benchmarks.md
-    // were measured this way.
-    if (!std::getenv("OMP_NUM_THREADS")) omp_set_num_threads(1);
+    runtime_apply_thread_rule(FrontEnd::watch);  // one thread unless the user chose (engine/runtime.h)
     const WatchOptions wo = watch_options(*opt);
     MoodTable table;
     Policy policy = parse_policy(opt->policy);

@@ -10,22 +10,13 @@
 #include "base/error.h"
 #include "engine/runtime.h"
 
-// serve answers requests on --workers threads, each running its own pipeline: the parallelism is
-// the workers', so unless the user set OMP_NUM_THREADS, OpenMP and OpenBLAS run on one thread per
-// request (the inference graph's OpenMP team and the process-wide OpenBLAS thread count would
-// otherwise be shared, and fought over, by the workers).
-static void single_thread_kernels_for_serve(int argc, char** argv) {
-  if (argc < 2 || std::getenv("OMP_NUM_THREADS")) return;
-  if (std::strcmp(argv[1], "serve") == 0) emotune::runtime_set_threads(1);
-}
-
 int main(int argc, char** argv) {
   // The runtime settings from the environment (apps/runtime_env.h), first: choosing the CPU path
   // may re-exec once with OPENBLAS_CORETYPE set. A wrong value ends here, with the variable named.
   emotune::runtime_start_from_env("emotune", argv);
   if (emotune::print_version_if_asked(argc, argv)) return 0;
   emotune::runtime_init_threads();
-  single_thread_kernels_for_serve(argc, argv);
+  emotune::runtime_apply_thread_rule(emotune::front_end_of(argc >= 2 ? argv[1] : nullptr));  // engine/runtime.h
   CLI::App app{"emotune: facial emotion recognition on FER-2013, and music for the mood"};
   app.require_subcommand(1);
   app.set_version_flag("--version", emotune::version_string());

@@ -27,6 +27,7 @@ RuntimeSettings runtime_settings_from_env() {
   s.blas_reexec_marker = env_or_empty("EMOTUNE_BLAS_REEXEC");
   s.cpu_path = env_or_empty("EMOTUNE_CPU_PATH");
   s.cpu_test_core = env_or_empty("EMOTUNE_CPU_TEST_CORE");
+  s.user_threads = std::getenv("OMP_NUM_THREADS") != nullptr;
   return s;
 }
 

@@ -1,5 +1,7 @@
 #include "engine/runtime.h"
 
+#include <cstring>
+
 #include "base/error.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/cpu_features.h"
@@ -49,6 +51,17 @@ void runtime_configure(const RuntimeSettings& s) {
 const RuntimeSettings& runtime_settings() { return settings(); }
 void runtime_init_threads() { cpu_threads_init(); }
 void runtime_set_threads(int n) { set_cpu_threads(n); }
+
+FrontEnd front_end_of(const char* command) {
+  if (command && std::strcmp(command, "serve") == 0) return FrontEnd::serve;
+  if (command && std::strcmp(command, "watch") == 0) return FrontEnd::watch;
+  return FrontEnd::batch;
+}
+
+void runtime_apply_thread_rule(FrontEnd f) {
+  if (runtime_settings().user_threads || f == FrontEnd::batch) return;
+  set_cpu_threads(1);  // serve and watch: one OpenMP thread here, OpenBLAS single-threaded
+}
 
 std::string runtime_set_precision(const std::string& name) {
   if (name != "fp32" && name != "bf16" && name != "auto")

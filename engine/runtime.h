@@ -30,6 +30,8 @@ struct RuntimeSettings {
   std::string blas_reexec_marker;
   std::string cpu_path;
   std::string cpu_test_core;
+  // OMP_NUM_THREADS was set: the user chose the thread count, and no front end's rule overrides it.
+  bool user_threads = false;
 };
 
 // First thing in main(): picks the CPU kernel path from `s`, and may re-execute the program once
@@ -47,6 +49,20 @@ const RuntimeSettings& runtime_settings();
 // `n`; OpenBLAS always single-threaded inside the OpenMP team (kernels/runtime.h).
 void runtime_init_threads();
 void runtime_set_threads(int n);
+
+// The threading rule of every front end, written once (unless the user set OMP_NUM_THREADS,
+// RuntimeSettings::user_threads, which always wins):
+//   batch: every other command (train, evaluate, calibrate, predict, recommend, dataset, export):
+//          OpenMP's default team, all cores, for one job at a time
+//   serve: one thread per request: the --workers run requests side by side, so the parallelism
+//          is theirs (an OpenMP team and OpenBLAS' pool shared by the workers would be fought over)
+//   watch: one thread: the per-frame network runs beside FFmpeg's decoder and encoder threads and
+//          the face detector (the watch figures in docs/benchmarks.md were measured this way)
+// OpenMP's thread count is per thread: main applies the rule for the process, and serve's worker
+// threads apply it again for themselves (runtime_apply_thread_rule on each).
+enum class FrontEnd { batch, serve, watch };
+FrontEnd front_end_of(const char* command);  // "serve" -> serve, "watch" -> watch, else batch
+void runtime_apply_thread_rule(FrontEnd f);
 // The precision of the CPU conv and dense products (kernels/runtime.h says what bf16 keeps in
 // fp32): "fp32", "bf16" (an error where the CPU lacks AVX512-BF16) or "auto" (bf16 where the CPU
 // has it, else fp32). Returns the precision chosen, "fp32" or "bf16". Throws on another word.

@@ -8,6 +8,7 @@
 
 #include "apps/vision/heatmap.h"
 #include "base/error.h"
+#include "engine/runtime.h"
 
 namespace emotune {
 namespace {
@@ -128,6 +129,8 @@ void write_explanation_png(const std::string& path, const FaceResult& f, const s
 void draw_explanation(uint8_t* bgr, int width, int height, size_t row_bytes, const FaceResult& f) {
   blend_heat(bgr, width, height, row_bytes, f.crop, heat_of(f));
 }
+
+void enter_serve_worker_thread() { runtime_apply_thread_rule(FrontEnd::serve); }
 
 size_t top_class(const std::vector<float>& p) {
   return (size_t)(std::max_element(p.begin(), p.end()) - p.begin());

@@ -108,6 +108,11 @@ struct StageTimes {
 
 // Detector + model, loaded once, applied to many images. const after construction: one
 // pipeline may serve several threads as long as the model's forward pass does (CPU: yes).
+// A serve worker calls this on its own thread before its first request: serve's threading rule
+// (engine/runtime.h: one OpenMP thread per request unless the user set OMP_NUM_THREADS), which
+// OpenMP keeps per thread. serve reaches the engine only through the pipeline.
+void enter_serve_worker_thread();
+
 class EmotionPipeline {
  public:
   // detect=false: --no-detect; listener=true: look for the listener's face (recommend).

@@ -1,9 +1,5 @@
 #include "apps/serve/inference_pool.h"
 
-#include <omp.h>
-
-#include <cstdlib>
-
 namespace emotune {
 
 InferencePool::Outcome InferencePool::Job::wait_until(Clock::time_point deadline) {
@@ -77,9 +73,9 @@ int InferencePool::running() const {
 }
 
 void InferencePool::worker_loop(int index) {
-  // The workers run requests side by side; OpenMP regions inside one request run on this thread
-  // (as main.cpp sets for predict). omp_set_num_threads is per thread, so each worker sets it.
-  if (!std::getenv("OMP_NUM_THREADS")) omp_set_num_threads(1);
+  // The workers run requests side by side: serve's thread rule (engine/runtime.h), applied on each
+  // worker thread because OpenMP's thread count is per thread.
+  enter_serve_worker_thread();
   const EmotionPipeline& pipeline = *pipelines_[index];
   for (;;) {
     std::shared_ptr<Job> job;
