@@ -4,7 +4,7 @@
 // u = 2^-8 (an operand rounded to bfloat16's 8 significant bits moves by at most 2^-8 of itself),
 // gamma_j = j 2^-24 / (1 - j 2^-24) (j fp32 additions of partial sums, plus the block's add to C).
 // And a sharper check that the kernel rounds the way it says: against the exact product of the
-// operands rounded by round_to_bf16, only the accumulation's gamma_(k+1) S remains.
+// operands rounded as float_to_bf16 rounds, only the accumulation's gamma_(k+1) S remains.
 // Sizes hit every edge: rows around the 8-row panel, columns around the 16/32-wide register
 // block and the 256-column block, odd k (a half-empty last pair), k around the 512-value block,
 // every transpose, leading dimensions wider than the matrices, beta 0 / 1 / other.
@@ -17,6 +17,7 @@
 #include <limits>
 #include <vector>
 
+#include "engine/checkpoint.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_packed.h"
 #include "tests/testing.h"
@@ -25,6 +26,10 @@ using namespace emotune;
 using emotune::testing::random_vector;
 
 namespace {
+
+// The rounding the kernel applies to its operands, as the project already defines it for bf16
+// checkpoints (engine/checkpoint.h): to nearest, ties to even, NaN kept a NaN.
+float round_to_bf16(float x) { return bf16_to_float(float_to_bf16(x)); }
 
 constexpr double kU = 1.0 / 256;          // bfloat16 rounding, relative
 constexpr double kF = 1.0 / 16777216.0;   // fp32 rounding, relative (2^-24)

@@ -30,19 +30,6 @@
 
 namespace emotune {
 
-float round_to_bf16(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x007FFFFFu)) {
-    u |= 0x00400000u;  // a NaN stays a NaN (quiet), whatever its low bits
-  } else {
-    u += 0x7FFFu + ((u >> 16) & 1u);  // to nearest, ties to even
-  }
-  u &= 0xFFFF0000u;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
-
 bool gemm_bf16_available() {
   static const bool yes = [] {
     const CpuFeatures f = cpu_features_detect();

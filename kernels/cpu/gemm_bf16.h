@@ -36,8 +36,4 @@ void gemm_bf16(int m, int n, int k, const float* a, int64_t lda, bool trans_a, c
 void gemm_bf16_packed_a(int m, int n, int k, const float* ap, const float* b, int64_t ldb, float* c,
                         int64_t ldc);
 
-// Round-to-nearest-even fp32 -> bfloat16 -> fp32, as the kernel rounds its operands (NaN kept a
-// NaN): for references.
-float round_to_bf16(float x);
-
 }  // namespace emotune
