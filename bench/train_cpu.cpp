@@ -3,6 +3,7 @@
 // bench/vs_tensorflow_train.py: random inputs, warm-up steps, then the median wall time of --iters
 // steps. One JSON line:
 //   bench_train_cpu --arch paper --batch 16 --threads 1 [--iters 10] [--warmup 2] [--precision fp32|bf16]
+//                   [--bf16-kernel amx|avx512-bf16]   (default: the best this CPU runs)
 // Adam at 1e-4 as the seed's recipe (configs/paper-seed.json); the optimizer's cost is the same
 // for any learning rate.
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/runtime.h"
 #include "layers/nets/nets.h"
 
@@ -28,7 +30,7 @@ using namespace emotune;
 
 int main(int argc, char** argv) {
   std::string arch = "paper";
-  std::string precision = "fp32";
+  std::string precision = "fp32", bf16_kernel;
   int batch = 16, threads = 1, iters = 10, warmup = 2;
   for (int i = 1; i < argc; ++i) {
     auto next = [&](const char* name) -> const char* {
@@ -44,6 +46,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(next("--iters"));
     else if (!std::strcmp(argv[i], "--warmup")) warmup = std::atoi(next("--warmup"));
     else if (!std::strcmp(argv[i], "--precision")) precision = next("--precision");
+    else if (!std::strcmp(argv[i], "--bf16-kernel")) bf16_kernel = next("--bf16-kernel");
     else {
       std::fprintf(stderr, "bench_train_cpu: unknown argument %s\n", argv[i]);
       return 2;
@@ -58,6 +61,11 @@ int main(int argc, char** argv) {
   try {
     if (precision != "fp32" && precision != "bf16") throw std::runtime_error("--precision: fp32 or bf16");
     set_cpu_precision(precision == "bf16" ? Precision::bf16 : Precision::fp32);
+    if (!bf16_kernel.empty()) {
+      if (bf16_kernel != "amx" && bf16_kernel != "avx512-bf16")
+        throw std::runtime_error("--bf16-kernel: amx or avx512-bf16");
+      set_gemm_bf16_kernel(bf16_kernel == "amx" ? Bf16Kernel::amx : Bf16Kernel::avx512_bf16);
+    }
     auto net = make_network(arch, 7, 1, "torch");
     net->set_training(true);
     AdamOptions ao;
@@ -92,6 +100,7 @@ int main(int argc, char** argv) {
                           {"batch", batch},
                           {"threads", threads},
                           {"precision", precision},
+                          {"bf16_kernel", precision == "bf16" ? cpu_bf16_kernel() : std::string("-")},
                           {"iters", iters},
                           {"median_ms", median},
                           {"img_per_s", batch * 1000.0 / median},

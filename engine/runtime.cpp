@@ -73,11 +73,12 @@ std::string runtime_set_precision(const std::string& name) {
 
 std::string runtime_precision() { return cpu_precision() == Precision::bf16 ? "bf16" : "fp32"; }
 
-std::string runtime_bf16_path() { return cpu_bf16_available() ? "avx512-bf16" : "none"; }
+std::string runtime_bf16_path() { return cpu_bf16_kernel(); }
 
 std::string runtime_describe() {
+  const std::string why = cpu_bf16_amx_why_not();
   return cpu_path_describe(cpu_path_current()) + "precision: " + runtime_precision() +
-         " (bf16 path on this CPU: " + runtime_bf16_path() + "; amx: not implemented yet)\n";
+         " (bf16 path on this CPU: " + runtime_bf16_path() + (why.empty() ? "" : "; no amx: " + why) + ")\n";
 }
 
 }  // namespace emotune

@@ -11,6 +11,7 @@
 //                synchronises after the copy, so that their buffer is free again on return.
 //   device_count: 0 when the backend is built but no device is present
 #pragma once
+#include <string>
 #include <cstddef>
 
 namespace emotune {
@@ -39,6 +40,16 @@ void set_cpu_precision(Precision p);  // throws for bf16 where the CPU cannot ru
 Precision cpu_precision();
 // True when this CPU can run the bf16 products.
 bool cpu_bf16_available();
+// The kernel that runs them: "amx" (AMX tiles, where the CPU has them and Linux grants their state),
+// "avx512-bf16" (vdpbf16ps), or "none"; and, when amx is not used on this CPU, why (else empty).
+std::string cpu_bf16_kernel();
+std::string cpu_bf16_amx_why_not();
+// A product whose reduction is shorter than this runs in fp32 even at precision bf16: bf16's pairs
+// and AMX's 32-deep tiles would be mostly zero padding, such a product is bound by memory traffic,
+// not arithmetic, and in these networks it is the first convolution, applied to the raw pixels,
+// where rounding flips the most top classes (docs/precision.md: `paper`'s agreement with fp32 on
+// PublicTest rises from 99.33% to 99.67% when conv1 alone keeps fp32).
+constexpr int kBf16MinReduction = 16;
 
 // The conv algorithm of the CPU training products (kernels/cpu/conv2d.cpp, train_tile), process-wide:
 //   auto       Winograd F(2x2) forward, F(4x4) or F(2x2) backward by cost, im2col where Winograd

@@ -5,9 +5,11 @@
 // gamma_j = j 2^-24 / (1 - j 2^-24) (j fp32 additions of partial sums, plus the block's add to C).
 // And a sharper check that the kernel rounds the way it says: against the exact product of the
 // operands rounded as float_to_bf16 rounds, only the accumulation's gamma_(k+1) S remains.
-// Sizes hit every edge: rows around the 8-row panel, columns around the 16/32-wide register
+// Sizes hit every edge: rows around the 8-row panel and the 16-row tile, columns around the 16/32-wide register
 // block and the 256-column block, odd k (a half-empty last pair), k around the 512-value block,
-// every transpose, leading dimensions wider than the matrices, beta 0 / 1 / other.
+// every transpose, leading dimensions wider than the matrices, beta 0 / 1 / other. Every case runs on
+// each kernel the machine has (AMX tiles and vdpbf16ps: the bound is the same, both sum each pair
+// of products into fp32 in k order); a kernel the machine lacks is skipped by name.
 #include <doctest/doctest.h>
 
 #include <omp.h>
@@ -84,6 +86,26 @@ int run_case(const Case& t, bool rounded_reference) {
 
 bool available(const char* what) { return testing::isa_or_skip(gemm_bf16_available(), "avx512_bf16", what); }
 
+// The kernels this machine can run, each set process-wide in turn by for_each_kernel; the ones it
+// cannot are reported as skipped. The default choice is restored afterwards.
+template <class F>
+void for_each_kernel(const char* what, F&& body) {
+  if (!available(what)) return;
+  const Bf16Kernel saved = gemm_bf16_kernel();
+  std::string why;
+  std::vector<Bf16Kernel> kernels{Bf16Kernel::avx512_bf16};
+  if (gemm_bf16_amx_available(&why))
+    kernels.push_back(Bf16Kernel::amx);
+  else
+    testing::isa_or_skip(false, ("amx_bf16 (" + why + ")").c_str(), what);
+  for (Bf16Kernel k : kernels) {
+    set_gemm_bf16_kernel(k);
+    INFO("kernel ", bf16_kernel_name(k));
+    body();
+  }
+  set_gemm_bf16_kernel(saved);
+}
+
 }  // namespace
 
 TEST_CASE("round_to_bf16: nearest, ties to even, specials kept") {
@@ -106,69 +128,74 @@ TEST_CASE("round_to_bf16: nearest, ties to even, specials kept") {
 }
 
 TEST_CASE("gemm_bf16: within the derived bound on every edge size and transpose") {
-  if (!available("gemm_bf16 products")) return;
-  int bad = 0, cases = 0;
-  for (bool ta : {false, true})
-    for (bool tb : {false, true})
-      for (int m : {1, 7, 8, 9, 23, 64})
-        for (int n : {1, 15, 16, 17, 33, 70})
-          for (int k : {0, 1, 2, 3, 31, 64}) {
-            const float beta = (m + n + k) % 3 == 0 ? 0.0f : (m + n + k) % 3 == 1 ? 1.0f : -0.5f;
-            bad += run_case({m, n, k, ta, tb, beta}, false);
-            ++cases;
-          }
-  INFO(cases, " cases");
-  CHECK(bad == 0);
+  for_each_kernel("gemm_bf16 products", [&] {
+    int bad = 0, cases = 0;
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (int m : {1, 7, 8, 9, 16, 17, 23, 33, 64})  // 8-row panels, 16-row tiles, 32-row AMX block
+          for (int n : {1, 15, 16, 17, 33, 70})
+            for (int k : {0, 1, 2, 3, 31, 33, 64}) {  // pairs, 16-pair (32-value) tiles
+              const float beta = (m + n + k) % 3 == 0 ? 0.0f : (m + n + k) % 3 == 1 ? 1.0f : -0.5f;
+              bad += run_case({m, n, k, ta, tb, beta}, false);
+              ++cases;
+            }
+    INFO(cases, " cases");
+    CHECK(bad == 0);
+  });
 }
 
 TEST_CASE("gemm_bf16: the blocks (257+ columns, 512+ values of k, 192+ rows) and the layers' shapes") {
-  if (!available("gemm_bf16 blocked products")) return;
-  int bad = 0;
-  for (const Case& t : {Case{200, 300, 600, false, false, 0.0f}, Case{200, 300, 1025, true, true, 1.0f},
-                        Case{64, 576, 1152, false, false, 0.0f},   // paper conv3-like forward (im2col)
-                        Case{576, 121, 128, true, false, 0.0f},    // backward-input W^T dY
-                        Case{128, 1152, 2000, false, true, 0.0f},  // backward-weight dY col^T
-                        Case{16, 1024, 4608, false, true, 1.0f},   // dense forward x W^T
-                        Case{7, 16, 1024, false, false, 0.0f}})
-    bad += run_case(t, false);
-  CHECK(bad == 0);
+  for_each_kernel("gemm_bf16 blocked products", [&] {
+    int bad = 0;
+    for (const Case& t : {Case{200, 300, 600, false, false, 0.0f}, Case{200, 300, 1025, true, true, 1.0f},
+                          Case{64, 576, 1152, false, false, 0.0f},   // paper conv3-like forward (im2col)
+                          Case{576, 121, 128, true, false, 0.0f},    // backward-input W^T dY
+                          Case{128, 1152, 2000, false, true, 0.0f},  // backward-weight dY col^T
+                          Case{16, 1024, 4608, false, true, 1.0f},   // dense forward x W^T
+                          Case{7, 16, 1024, false, false, 0.0f}})
+      bad += run_case(t, false);
+    CHECK(bad == 0);
+  });
 }
 
 TEST_CASE("gemm_bf16: rounds its operands to nearest even, nothing more") {
-  if (!available("gemm_bf16 rounding")) return;
-  int bad = 0;
-  for (bool ta : {false, true})
-    for (bool tb : {false, true}) bad += run_case({19, 45, 77, ta, tb, 0.0f}, true);
-  CHECK(bad == 0);
+  for_each_kernel("gemm_bf16 rounding", [&] {
+    int bad = 0;
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) bad += run_case({19, 45, 77, ta, tb, 0.0f}, true);
+    CHECK(bad == 0);
+  });
 }
 
 TEST_CASE("gemm_bf16_packed_a equals gemm_bf16 on the same A, bit for bit") {
-  if (!available("gemm_bf16_packed_a")) return;
-  for (int m : {5, 8, 24, 200})
-    for (int n : {3, 40, 300})
-      for (int k : {1, 9, 600}) {
-        auto a = random_vector((size_t)m * k, 3 + m);
-        auto b = random_vector((size_t)k * n, 4 + n);
-        std::vector<float> ap((size_t)packed_a_size(m, k));
-        pack_a(m, k, a.data(), k, ap.data());
-        std::vector<float> c1((size_t)m * n), c2((size_t)m * n);
-        gemm_bf16(m, n, k, a.data(), k, false, b.data(), n, false, 0.0f, c1.data(), n);
-        gemm_bf16_packed_a(m, n, k, ap.data(), b.data(), n, c2.data(), n);
-        INFO("m", m, " n", n, " k", k);
-        CHECK(c1 == c2);
-      }
+  for_each_kernel("gemm_bf16_packed_a", [&] {
+    for (int m : {5, 8, 24, 200})
+      for (int n : {3, 40, 300})
+        for (int k : {1, 9, 600}) {
+          auto a = random_vector((size_t)m * k, 3 + m);
+          auto b = random_vector((size_t)k * n, 4 + n);
+          std::vector<float> ap((size_t)packed_a_size(m, k));
+          pack_a(m, k, a.data(), k, ap.data());
+          std::vector<float> c1((size_t)m * n), c2((size_t)m * n);
+          gemm_bf16(m, n, k, a.data(), k, false, b.data(), n, false, 0.0f, c1.data(), n);
+          gemm_bf16_packed_a(m, n, k, ap.data(), b.data(), n, c2.data(), n);
+          INFO("m", m, " n", n, " k", k);
+          CHECK(c1 == c2);
+        }
+  });
 }
 
 TEST_CASE("gemm_bf16: the same result on 1 and 2 threads") {
-  if (!available("gemm_bf16 threads")) return;
-  const int m = 96, n = 1000, k = 700;
-  auto a = random_vector((size_t)m * k, 8), b = random_vector((size_t)k * n, 9);
-  std::vector<float> c1((size_t)m * n), c2((size_t)m * n);
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  gemm_bf16(m, n, k, a.data(), k, false, b.data(), n, false, 0.0f, c1.data(), n);
-  omp_set_num_threads(2);
-  gemm_bf16(m, n, k, a.data(), k, false, b.data(), n, false, 0.0f, c2.data(), n);
-  omp_set_num_threads(saved);
-  CHECK(c1 == c2);
+  for_each_kernel("gemm_bf16 threads", [&] {
+    const int m = 96, n = 1000, k = 700;
+    auto a = random_vector((size_t)m * k, 8), b = random_vector((size_t)k * n, 9);
+    std::vector<float> c1((size_t)m * n), c2((size_t)m * n);
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    gemm_bf16(m, n, k, a.data(), k, false, b.data(), n, false, 0.0f, c1.data(), n);
+    omp_set_num_threads(2);
+    gemm_bf16(m, n, k, a.data(), k, false, b.data(), n, false, 0.0f, c2.data(), n);
+    omp_set_num_threads(saved);
+    CHECK(c1 == c2);
+  });
 }

@@ -28,7 +28,7 @@ const char* cpu_isa_name(CpuIsa isa);  // "generic" | "avx2" | "avx512"
 struct CpuFeatures {
   bool sse3 = false, avx = false, fma = false, avx2 = false;
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false, avx512_bf16 = false;
-  bool amx_tile = false, amx_bf16 = false;  // AMX tiles and their BF16 products (no kernel uses them yet)
+  bool amx_tile = false, amx_bf16 = false;  // AMX tiles and their BF16 products (kernels/cpu/gemm_bf16.h)
   bool os_avx = false, os_avx512 = false;  // XCR0: the OS saves YMM / ZMM + opmask state
   bool os_amx = false;                     // XCR0: the OS can save the tile state
   int family = 0, model = 0;               // display family/model (cpuid leaf 1)

@@ -26,15 +26,24 @@ void set_cpu_precision(Precision p) {
 
 Precision cpu_precision() { return g_precision.load(std::memory_order_relaxed); }
 
+std::string cpu_bf16_kernel() { return bf16_kernel_name(gemm_bf16_kernel()); }
+
+std::string cpu_bf16_amx_why_not() {
+  std::string why;
+  return gemm_bf16_amx_available(&why) ? std::string() : why;
+}
+
 void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, const float* a, int64_t lda, const float* b,
               int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (cpu_precision() == Precision::bf16) return gemm_bf16(m, n, k, a, lda, trans_a, b, ldb, trans_b, beta, c, ldc);
+  if (cpu_precision() == Precision::bf16 && k >= kBf16MinReduction)
+    return gemm_bf16(m, n, k, a, lda, trans_a, b, ldb, trans_b, beta, c, ldc);
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
               a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
 void cpu_gemm_packed_a(int m, int n, int k, const float* ap, const float* b, int64_t ldb, float* c, int64_t ldc) {
-  if (cpu_precision() == Precision::bf16) return gemm_bf16_packed_a(m, n, k, ap, b, ldb, c, ldc);
+  if (cpu_precision() == Precision::bf16 && k >= kBf16MinReduction)
+    return gemm_bf16_packed_a(m, n, k, ap, b, ldb, c, ldc);
   gemm_packed_a(m, n, k, ap, b, ldb, c, ldc);
 }
 

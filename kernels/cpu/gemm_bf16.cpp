@@ -9,11 +9,21 @@
 //     the 16 x 16 block of pairs is transposed in registers.
 // The micro-kernel holds an 8 x 32 block of C in 16 accumulators: per pair of k, two loads of B,
 // eight broadcasts of A and sixteen vdpbf16ps (32 multiply-adds each).
+//
+// AMX: the same B panels are what TDPBF16PS reads as its second operand (row q of a tile: pair q
+// of 16 columns), loaded as tiles with a 128-byte stride; A's panels are turned into 16 x 16 blocks
+// of pairs (a register transpose); the micro-kernel keeps a 32 x 32 block of C in tiles 0-3, with
+// A in tiles 4-5 and B in tiles 6-7, and adds it into C through a small buffer. k is padded to
+// whole tiles (16 pairs) with zeros in the packing.
 #include "kernels/cpu/gemm_bf16.h"
 
 #include <omp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <vector>
 
@@ -36,6 +46,62 @@ bool gemm_bf16_available() {
     return f.best() == CpuIsa::avx512 && f.avx512_bf16;
   }();
   return yes;
+}
+
+const char* bf16_kernel_name(Bf16Kernel k) {
+  switch (k) {
+    case Bf16Kernel::amx: return "amx";
+    case Bf16Kernel::avx512_bf16: return "avx512-bf16";
+    default: return "none";
+  }
+}
+
+bool gemm_bf16_amx_available(std::string* why_not) {
+  struct Answer {
+    bool ok;
+    std::string why;
+  };
+  static const Answer answer = []() -> Answer {
+    const CpuFeatures f = cpu_features_detect();
+    if (!gemm_bf16_available()) return {false, "no AVX512-BF16 (the packing uses it)"};
+    if (!f.amx_tile || !f.amx_bf16) return {false, "the CPU has no AMX-BF16"};
+    if (!f.os_amx) return {false, "the OS does not enable the AMX tile state (XCR0)"};
+#if EMOTUNE_BF16_X86 && defined(SYS_arch_prctl)
+    constexpr int kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;  // linux/arch/x86/include/uapi/asm/prctl.h
+    if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0)
+      return {false, std::string("Linux refused the AMX tile state (arch_prctl: ") + std::strerror(errno) + ")"};
+    return {true, ""};
+#else
+    return {false, "not an x86-64 Linux build"};
+#endif
+  }();
+  if (!answer.ok && why_not) *why_not = answer.why;
+  return answer.ok;
+}
+
+namespace {
+std::atomic<int> g_kernel{-1};  // -1: not chosen yet
+}
+
+Bf16Kernel gemm_bf16_kernel() {
+  int k = g_kernel.load(std::memory_order_relaxed);
+  if (k < 0) {
+    const Bf16Kernel best = gemm_bf16_amx_available() ? Bf16Kernel::amx
+                            : gemm_bf16_available()   ? Bf16Kernel::avx512_bf16
+                                                      : Bf16Kernel::none;
+    int expected = -1;
+    g_kernel.compare_exchange_strong(expected, (int)best);
+    k = g_kernel.load(std::memory_order_relaxed);
+  }
+  return (Bf16Kernel)k;
+}
+
+void set_gemm_bf16_kernel(Bf16Kernel k) {
+  std::string why;
+  if (k == Bf16Kernel::amx && !gemm_bf16_amx_available(&why)) throw Error("bf16 kernel amx: " + why);
+  if (k == Bf16Kernel::avx512_bf16 && !gemm_bf16_available())
+    throw Error("bf16 kernel avx512-bf16: this CPU has no AVX512-BF16");
+  g_kernel.store((int)k, std::memory_order_relaxed);
 }
 
 #if EMOTUNE_BF16_X86
@@ -140,6 +206,22 @@ void pack(const Src& s, int lanes, int width, int64_t k0, int64_t k1, uint32_t* 
     pack_k_contiguous(s, lanes, width, k0, k1, out);
 }
 
+// One row of a C block (up to 32 columns, masks m0 / m1 for the two halves) from its accumulators.
+// mode 0: C = acc; 1: C += acc; 2: C = beta * C + acc.
+EMOTUNE_BF16_TARGET inline void store_row(float* cr, __m512 v0, __m512 v1, __mmask16 m0, __mmask16 m1, int mode,
+                                          float beta) {
+  if (mode == 1) {
+    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
+  } else if (mode == 2) {
+    const __m512 vb = _mm512_set1_ps(beta);
+    v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
+    v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
+  }
+  _mm512_mask_storeu_ps(cr, m0, v0);
+  _mm512_mask_storeu_ps(cr + 16, m1, v1);
+}
+
 // C block (rows x cols of at most 8 x 32) from a [pairs][8] A panel and a [pairs][32] B panel.
 // mode 0: C = acc; 1: C += acc; 2: C = beta * C + acc.
 EMOTUNE_BF16_TARGET void micro_kernel(int64_t pairs, const uint32_t* ap, const uint32_t* bp, float* c, int64_t ldc,
@@ -162,25 +244,12 @@ EMOTUNE_BF16_TARGET void micro_kernel(int64_t pairs, const uint32_t* ap, const u
   const __m512 out0[kMr] = {c00, c10, c20, c30, c40, c50, c60, c70};
   const __m512 out1[kMr] = {c01, c11, c21, c31, c41, c51, c61, c71};
   const __mmask16 m0 = lanes_mask(cols), m1 = lanes_mask(cols - 16);
-  const __m512 vb = _mm512_set1_ps(beta);
-  for (int r = 0; r < rows; ++r) {
-    float* cr = c + (int64_t)r * ldc;
-    __m512 v0 = out0[r], v1 = out1[r];
-    if (mode == 1) {
-      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
-      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
-    } else if (mode == 2) {
-      v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
-      v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
-    }
-    _mm512_mask_storeu_ps(cr, m0, v0);
-    _mm512_mask_storeu_ps(cr + 16, m1, v1);
-  }
+  for (int r = 0; r < rows; ++r) store_row(c + (int64_t)r * ldc, out0[r], out1[r], m0, m1, mode, beta);
 }
 
 // Per-thread packing buffers, kept between calls.
 uint32_t* pack_buffer(int slot, size_t n) {
-  thread_local std::vector<uint32_t> buf[2];
+  thread_local std::vector<uint32_t> buf[3];
   if (buf[slot].size() < n) buf[slot].resize(n);
   return buf[slot].data();
 }
@@ -234,6 +303,157 @@ void column_block(int m, int64_t k, const ASource& a, const Src& b, int j0, int 
   }
 }
 
+// ---- AMX ----
+
+#define EMOTUNE_AMX_TARGET \
+  __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
+
+constexpr int kTilePairs = 16;  // pairs of k in one tile row (64 bytes), and rows of a tile
+
+// Palette 1, tiles 0-7 all 16 rows x 64 bytes.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+EMOTUNE_AMX_TARGET void amx_configure() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+  // GCC 12's _tile_loadconfig tells the compiler it reads 8 bytes, so without this the stores
+  // above are dropped as dead and the tiles stay unconfigured (tilezero then raises SIGILL).
+  asm volatile("" : : "r"(&cfg) : "memory");
+  _tile_loadconfig(&cfg);
+}
+
+EMOTUNE_AMX_TARGET void amx_release() { _tile_release(); }
+
+// out [32][32] fp32 (row stride ld) = (accumulate ? out : 0) + A (MA tiles of 16 rows) x B (NB tiles
+// of 16 columns) over `chunks` tiles of 16 pairs. a0 / a1: [chunks][16 rows][16 pairs]; bp: a
+// [pairs][32] panel. `out` is C itself for whole 32 x 32 blocks, else a buffer amx_store adds in.
+template <int MA, int NB>
+EMOTUNE_AMX_TARGET void amx_kernel(int chunks, const uint32_t* a0, const uint32_t* a1, const uint32_t* bp,
+                                   float* out, int64_t ld, bool accumulate) {
+  asm volatile("" ::: "memory");  // tileloadd's asm names no memory: the packing must be done
+  const int64_t stride = ld * 4;
+  if (accumulate) {
+    _tile_loadd(0, out, stride);
+    if (NB > 1) _tile_loadd(1, out + 16, stride);
+    if (MA > 1) _tile_loadd(2, out + 16 * ld, stride);
+    if (MA > 1 && NB > 1) _tile_loadd(3, out + 16 * ld + 16, stride);
+  } else {
+    _tile_zero(0);
+    if (NB > 1) _tile_zero(1);
+    if (MA > 1) _tile_zero(2);
+    if (MA > 1 && NB > 1) _tile_zero(3);
+  }
+  for (int q = 0; q < chunks; ++q) {
+    const uint32_t* b = bp + (int64_t)q * kTilePairs * kNr;
+    _tile_loadd(4, a0 + q * 256, 64);
+    _tile_loadd(6, b, kNr * 4);
+    if (NB > 1) _tile_loadd(7, b + 16, kNr * 4);
+    _tile_dpbf16ps(0, 4, 6);
+    if (NB > 1) _tile_dpbf16ps(1, 4, 7);
+    if (MA > 1) {
+      _tile_loadd(5, a1 + q * 256, 64);
+      _tile_dpbf16ps(2, 5, 6);
+      if (NB > 1) _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, out, stride);
+  if (NB > 1) _tile_stored(1, out + 16, stride);
+  if (MA > 1) _tile_stored(2, out + 16 * ld, stride);
+  if (MA > 1 && NB > 1) _tile_stored(3, out + 16 * ld + 16, stride);
+}
+
+// A block packed as [8-row panels][pairs][8] -> [16-row groups][chunks][16 rows][16 pairs], pairs
+// past `pairs` and rows past the panels zero.
+EMOTUNE_BF16_TARGET void amx_layout_a(const uint32_t* ap, int mc, int64_t pairs, int chunks, uint32_t* at) {
+  const int panels = (mc + kMr - 1) / kMr, groups = (mc + 15) / 16;
+  for (int g = 0; g < groups; ++g) {
+    const uint32_t* p0 = ap + (int64_t)(2 * g) * pairs * kMr;
+    const uint32_t* p1 = 2 * g + 1 < panels ? ap + (int64_t)(2 * g + 1) * pairs * kMr : nullptr;
+    for (int q0 = 0; q0 < chunks; ++q0) {
+      __m512i r[16];
+      for (int j = 0; j < 16; ++j) {
+        const int64_t q = (int64_t)q0 * kTilePairs + j;
+        if (q >= pairs) {
+          r[j] = _mm512_setzero_si512();
+          continue;
+        }
+        const __m256i lo = _mm256_loadu_si256((const __m256i*)(p0 + q * kMr));
+        const __m256i hi = p1 ? _mm256_loadu_si256((const __m256i*)(p1 + q * kMr)) : _mm256_setzero_si256();
+        r[j] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);  // pair q of rows 0-15
+      }
+      transpose16(r);  // r[i]: pairs q0*16 .. q0*16+15 of row i
+      uint32_t* dst = at + ((int64_t)g * chunks + q0) * 256;
+      for (int i = 0; i < 16; ++i) _mm512_storeu_si512(dst + i * 16, r[i]);
+    }
+  }
+}
+
+EMOTUNE_BF16_TARGET void amx_store(const float* acc, float* c, int64_t ldc, int rows, int cols, int mode,
+                                   float beta) {
+  const __mmask16 m0 = lanes_mask(cols), m1 = lanes_mask(cols - 16);
+  for (int r = 0; r < rows; ++r)
+    store_row(c + (int64_t)r * ldc, _mm512_loadu_ps(acc + r * 32), _mm512_loadu_ps(acc + r * 32 + 16), m0, m1, mode,
+              beta);
+}
+
+// column_block's AMX form: the same blocks and packing, tiles for the products.
+void column_block_amx(int m, int64_t k, const ASource& a, const Src& b, int j0, int nc, float beta, float* c,
+                      int64_t ldc) {
+  static_assert(kKcPairs % kTilePairs == 0 && kMc % 32 == 0, "blocks hold whole tiles");
+  const int bpanels = (nc + kNr - 1) / kNr, mcmax = std::min(kMc, m);
+  uint32_t* bp = pack_buffer(0, (size_t)bpanels * kKcPairs * kNr);
+  uint32_t* ap = pack_buffer(1, (size_t)((mcmax + kMr - 1) / kMr) * kKcPairs * kMr);
+  uint32_t* at = pack_buffer(2, (size_t)((mcmax + 15) / 16) * kKcPairs * 16);
+  alignas(64) float acc[32 * 32];
+  amx_configure();
+  for (int64_t k0 = 0; k0 < k; k0 += 2 * kKcPairs) {
+    const int64_t k1 = std::min<int64_t>(k, k0 + 2 * kKcPairs), pairs = (k1 - k0 + 1) / 2;
+    const int chunks = (int)((pairs + kTilePairs - 1) / kTilePairs);
+    const int64_t padded = (int64_t)chunks * kTilePairs, panel = padded * kNr;
+    for (int jp = 0; jp < bpanels; ++jp) {
+      const int j = j0 + jp * kNr;
+      const Src s{b.p + (int64_t)j * b.lane_stride, b.lane_stride, b.k_stride};
+      pack(s, std::min(kNr, j0 + nc - j), kNr, k0, k1, bp + jp * panel);
+      std::memset(bp + jp * panel + pairs * kNr, 0, (size_t)(padded - pairs) * kNr * 4);
+    }
+    const int mode = k0 > 0 ? 1 : beta == 0.0f ? 0 : 2;
+    for (int i0 = 0; i0 < m; i0 += kMc) {
+      const int mc = std::min(kMc, m - i0), groups = (mc + 15) / 16;
+      pack_a_block(a, m, i0, mc, k0, k1, ap);
+      amx_layout_a(ap, mc, pairs, chunks, at);
+      for (int jp = 0; jp < bpanels; ++jp) {
+        const int j = j0 + jp * kNr, cols = std::min(kNr, j0 + nc - j);
+        for (int g = 0; g < groups; g += 2) {
+          const uint32_t* a0 = at + (int64_t)g * chunks * 256;
+          const uint32_t* a1 = a0 + (int64_t)chunks * 256;
+          const bool two_a = g + 1 < groups, two_b = cols > 16;
+          float* cb = c + (int64_t)(i0 + g * 16) * ldc + j;
+          const int rows = std::min(32, mc - g * 16);
+          if (rows == 32 && cols == 32 && (mode != 2 || beta == 1.0f)) {  // a whole block: C in the tiles
+            amx_kernel<2, 2>(chunks, a0, a1, bp + jp * panel, cb, ldc, mode != 0);
+            continue;
+          }
+          if (two_a && two_b)
+            amx_kernel<2, 2>(chunks, a0, a1, bp + jp * panel, acc, 32, false);
+          else if (two_a)
+            amx_kernel<2, 1>(chunks, a0, a1, bp + jp * panel, acc, 32, false);
+          else if (two_b)
+            amx_kernel<1, 2>(chunks, a0, a1, bp + jp * panel, acc, 32, false);
+          else
+            amx_kernel<1, 1>(chunks, a0, a1, bp + jp * panel, acc, 32, false);
+          amx_store(acc, cb, ldc, rows, cols, mode, beta);
+        }
+      }
+    }
+  }
+  amx_release();
+}
+
 void run(int m, int n, int64_t k, const ASource& a, const Src& b, float beta, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // an empty sum: C = beta * C
@@ -241,13 +461,17 @@ void run(int m, int n, int64_t k, const ASource& a, const Src& b, float beta, fl
       for (int j = 0; j < n; ++j) c[(int64_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(int64_t)i * ldc + j];
     return;
   }
+  const bool amx = gemm_bf16_kernel() == Bf16Kernel::amx;
   const int blocks = (n + kNc - 1) / kNc;
   // Below ~4 M multiply-adds (~50 us of one core at this rate) a team costs more than it saves.
   const bool team = !omp_in_parallel() && blocks > 1 && (double)m * n * k >= 4e6;
 #pragma omp parallel for schedule(dynamic, 1) if (team)
   for (int blk = 0; blk < blocks; ++blk) {
     const int j0 = blk * kNc;
-    column_block(m, k, a, b, j0, std::min(kNc, n - j0), beta, c, ldc);
+    if (amx)
+      column_block_amx(m, k, a, b, j0, std::min(kNc, n - j0), beta, c, ldc);
+    else
+      column_block(m, k, a, b, j0, std::min(kNc, n - j0), beta, c, ldc);
   }
 }
 

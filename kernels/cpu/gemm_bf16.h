@@ -11,17 +11,37 @@
 //   |C - C_exact| <= ((1 + u)^2 - 1 + k * 2^-24) * sum_k |a_ik| |b_kj|   (+ |beta C| * 2^-24)
 // and values below fp32's normal range (2^-126) may be flushed to zero by the instruction.
 //
+// Two kernels, chosen by cpuid (gemm_bf16_kernel): AMX tiles (TDPBF16PS: a 16 x 16 fp32 tile += a
+// 16 x 32 bf16 tile times a 32 x 16 one) where the CPU has AMX-BF16 and Linux grants the process
+// the tile state (arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)), else vdpbf16ps on ZMM registers.
+// Both sum each pair of products into fp32 in k order, so the bound above holds for both.
+//
 // Layout: the blocking of GotoBLAS: B in blocks of kKcPairs pairs along k by kNc columns, packed
 // as panels of 32 columns ([pairs][32] of 32-bit bf16 pairs); A in panels of 8 rows ([pairs][8]);
-// an 8 x 32 block of C in 16 ZMM accumulators. Each C element is summed by one thread in a fixed
+// avx512-bf16: an 8 x 32 block of C in 16 ZMM accumulators; amx: A's panels re-laid as 16-row
+// tiles ([16 rows][16 pairs]), B's panels read as two 16-column tiles (already the pair-interleaved
+// form AMX wants), a 32 x 32 block of C in four accumulator tiles. Each C element is summed by one thread in a fixed
 // order, so results do not depend on the thread count.
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace emotune {
 
 // True when the CPU and the OS support AVX512-BF16 (and AVX-512 F/BW/VL): gemm_bf16 may run.
 bool gemm_bf16_available();
+
+// The kernel that runs the products. The default is the fastest this CPU and OS allow: amx, else
+// avx512_bf16, else none.
+enum class Bf16Kernel { none, avx512_bf16, amx };
+const char* bf16_kernel_name(Bf16Kernel k);  // "none" | "avx512-bf16" | "amx"
+Bf16Kernel gemm_bf16_kernel();
+// True when the CPU has AMX-BF16, the OS saves the tile state and Linux granted its use to this
+// process (asked once); otherwise false, with the reason in *why_not when given.
+bool gemm_bf16_amx_available(std::string* why_not = nullptr);
+// Tests and benchmarks: run on this kernel from now on (the process-wide choice). Throws when the
+// machine cannot run it.
+void set_gemm_bf16_kernel(Bf16Kernel k);
 
 // op(A): a is [m, k] row-major with leading dimension lda, or [k, m] when trans_a.
 // op(B): b is [k, n] row-major with leading dimension ldb, or [n, k] when trans_b.
