@@ -4,6 +4,7 @@
 // per line (the script reads it):
 //   bench_forward --model models/paper.safetensors --batch 1 --threads 1 [--graph inference|training]
 //                 [--conv auto|im2col|winograd] [--iters 30] [--warmup 5]
+//                 [--precision fp32|bf16|auto] [--bf16-kernel amx|avx512-bf16]
 // --graph training runs the autograd modules in eval mode (what predict ran before the inference
 // graph); --conv forces the inference graph's convolution algorithm.
 #include <algorithm>
@@ -21,7 +22,9 @@
 #include "apps/runtime_env.h"
 #include "bench/provenance.h"
 #include "engine/autograd.h"
+#include "engine/runtime.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/runtime.h"
 #include "layers/inference.h"
 #include "layers/model.h"
@@ -30,7 +33,8 @@
 using namespace emotune;
 
 int main(int argc, char** argv) {
-  std::string model = "models/paper.safetensors", graph = "inference", conv = "auto";
+  std::string model = "models/paper.safetensors", graph = "inference", conv = "auto", precision = "fp32",
+              bf16_kernel;
   int batch = 1, threads = 1, iters = 30, warmup = 5;
   for (int i = 1; i < argc; ++i) {
     auto next = [&](const char* name) -> const char* {
@@ -47,6 +51,8 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--conv")) conv = next("--conv");
     else if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(next("--iters"));
     else if (!std::strcmp(argv[i], "--warmup")) warmup = std::atoi(next("--warmup"));
+    else if (!std::strcmp(argv[i], "--precision")) precision = next("--precision");
+    else if (!std::strcmp(argv[i], "--bf16-kernel")) bf16_kernel = next("--bf16-kernel");
     else {
       std::fprintf(stderr, "bench_forward: unknown argument %s\n", argv[i]);
       return 2;
@@ -62,6 +68,12 @@ int main(int argc, char** argv) {
     RuntimeSettings settings = runtime_settings();
     settings.graph = "training";  // load the modules; the graph is compiled below
     runtime_configure(settings);
+    precision = runtime_set_precision(precision);
+    if (!bf16_kernel.empty()) {
+      if (bf16_kernel != "amx" && bf16_kernel != "avx512-bf16")
+        throw std::runtime_error("--bf16-kernel: amx or avx512-bf16");
+      set_gemm_bf16_kernel(bf16_kernel == "amx" ? Bf16Kernel::amx : Bf16Kernel::avx512_bf16);
+    }
     LoadedModel m = load_model(model);
     const int s = m.info.preprocess.size;
     std::shared_ptr<InferenceGraph> g;
@@ -100,6 +112,8 @@ int main(int argc, char** argv) {
                           {"conv", graph == "inference" ? conv : "-"},
                           {"batch", batch},
                           {"threads", threads},
+                          {"precision", precision},
+                          {"bf16_kernel", precision == "bf16" ? cpu_bf16_kernel() : std::string("-")},
                           {"iters", iters},
                           {"median_ms", ms[ms.size() / 2]},
                           {"min_ms", ms.front()},
