@@ -25,6 +25,7 @@
 // do not depend on the thread count. The reference is the unfused chain of conv2d_forward_ref_cpu,
 // relu, the affine and max_pool2d (tests/test_conv2d_infer.cpp).
 #pragma once
+#include <memory>
 #include <cstdint>
 
 #include "kernels/conv2d.h"
@@ -56,8 +57,16 @@ int64_t winograd_weights_size(const Conv2dShape& p, int tile = 2);
 // turned: U of the filters turned 180 degrees with their channel axes swapped, [(m+2)^2, C, K], the
 // filters of backward-input as a convolution of dy (kernels/cpu/conv2d.cpp).
 void winograd_weights(const Conv2dShape& p, const float* w, float* u, int tile = 2, bool turned = false);
+// The F(2x2) filters U rounded to bf16 and laid out for the bf16 kernel in use, made once (an
+// inference graph's filters do not change): bf16 products then skip that work on every call.
+// Null where bf16 products do not apply to this layer (no bf16 CPU, or C below kBf16MinReduction).
+struct WinogradBf16Weights;
+std::shared_ptr<const WinogradBf16Weights> winograd_weights_bf16(const Conv2dShape& p, const float* u);
+// ub: winograd_weights_bf16 of u, used when the process runs bf16 products with the kernel ub was
+// made for (else u is used as it is): the results are the same bit for bit.
 void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float* u, const float* b,
-                               const ConvEpilogue& e, float* y, int tile = 2);
+                               const ConvEpilogue& e, float* y, int tile = 2,
+                               const WinogradBf16Weights* ub = nullptr);
 
 // Training's backward-weight through the same tiles: dw [K, C, 3, 3] (overwritten) from x and
 // dy [N, K, OH, OW] (kernels/conv2d.h's conv2d_backward_weight without db), tile m = 2 or 4.

@@ -25,6 +25,10 @@ struct InferenceGraph::Step {
   std::vector<float> u2;
   mutable std::vector<float> u4;
   mutable std::once_flag u4_once;
+  // u2 in bf16 for the bf16 kernel: made at compile time when the process runs bf16 then, else on
+  // the first bf16 call; never per call (issue 23, point 5)
+  mutable std::shared_ptr<const WinogradBf16Weights> u2_bf16;
+  mutable std::once_flag u2_bf16_once;
   bool relu_on = false, pool2 = false;
   std::vector<float> w, b, scale, shift;
   // dense
@@ -35,6 +39,10 @@ struct InferenceGraph::Step {
   int c = 0, h = 0, wd = 0;
 
   int64_t out_size() const { return (int64_t)c * h * wd; }
+  const WinogradBf16Weights* bf16_weights() const {
+    std::call_once(u2_bf16_once, [&] { u2_bf16 = winograd_weights_bf16(shape, u2.data()); });
+    return u2_bf16.get();
+  }
 };
 
 namespace {
@@ -245,6 +253,7 @@ void InferenceBuilder::close_conv(InferenceGraph::Step& s) {
   if (s.winograd) {
     s.u2.resize((size_t)winograd_weights_size(s.shape, 2));
     winograd_weights(s.shape, s.w.data(), s.u2.data(), 2);
+    if (cpu_precision() == Precision::bf16) s.bf16_weights();
   }
 }
 
@@ -286,7 +295,8 @@ std::vector<float> InferenceGraph::forward(const float* x, int n, std::vector<do
           });
           conv2d_infer_winograd_cpu(p, in, s.u4.data(), b, e, out, 4);
         } else if (tile == 2) {
-          conv2d_infer_winograd_cpu(p, in, s.u2.data(), b, e, out, 2);
+          const WinogradBf16Weights* ub = cpu_precision() == Precision::bf16 ? s.bf16_weights() : nullptr;
+          conv2d_infer_winograd_cpu(p, in, s.u2.data(), b, e, out, 2, ub);
         } else {
           conv2d_infer_im2col_cpu(p, in, s.w.data(), b, e, out);
         }

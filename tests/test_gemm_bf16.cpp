@@ -19,6 +19,7 @@
 #include <limits>
 #include <vector>
 
+#include "base/error.h"
 #include "engine/checkpoint.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_packed.h"
@@ -183,6 +184,39 @@ TEST_CASE("gemm_bf16_packed_a equals gemm_bf16 on the same A, bit for bit") {
           CHECK(c1 == c2);
         }
   });
+}
+
+TEST_CASE("gemm_bf16_prepared_a equals gemm_bf16_packed_a, bit for bit, on every block edge") {
+  for_each_kernel("gemm_bf16_prepared_a", [&] {
+    for (int m : {5, 24, 33, 200, 400})  // 192-row blocks, 16-row tiles
+      for (int n : {3, 300})
+        for (int k : {16, 33, 600, 1100}) {  // 512-value blocks, 32-value tiles
+          auto a = random_vector((size_t)m * k, 13 + m);
+          auto b = random_vector((size_t)k * n, 14 + n);
+          std::vector<float> ap((size_t)packed_a_size(m, k));
+          pack_a(m, k, a.data(), k, ap.data());
+          const Bf16PackedA prepared = gemm_bf16_prepare_a(m, k, ap.data());
+          CHECK(prepared.kernel == gemm_bf16_kernel());
+          std::vector<float> c1((size_t)m * n), c2((size_t)m * n, NAN);
+          gemm_bf16_packed_a(m, n, k, ap.data(), b.data(), n, c1.data(), n);
+          gemm_bf16_prepared_a(prepared, n, b.data(), n, c2.data(), n);
+          INFO("m", m, " n", n, " k", k);
+          CHECK(c1 == c2);
+        }
+  });
+}
+
+TEST_CASE("gemm_bf16_prepared_a refuses A prepared for another kernel") {
+  std::string why;
+  if (!testing::isa_or_skip(gemm_bf16_amx_available(&why), "amx_bf16", "two bf16 kernels to switch between")) return;
+  const Bf16Kernel saved = gemm_bf16_kernel();
+  std::vector<float> ap((size_t)packed_a_size(8, 32), 1.0f), b(32 * 4, 1.0f), c(8 * 4);
+  set_gemm_bf16_kernel(Bf16Kernel::amx);
+  const Bf16PackedA prepared = gemm_bf16_prepare_a(8, 32, ap.data());
+  set_gemm_bf16_kernel(Bf16Kernel::avx512_bf16);
+  CHECK_THROWS_WITH_AS(gemm_bf16_prepared_a(prepared, 4, b.data(), 4, c.data(), 4),
+                       doctest::Contains("prepared for the amx kernel"), Error);
+  set_gemm_bf16_kernel(saved);
 }
 
 TEST_CASE("gemm_bf16: the same result on 1 and 2 threads") {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_infer.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/runtime.h"
@@ -168,4 +169,29 @@ TEST_CASE("precision bf16: a reduction shorter than kBf16MinReduction runs in fp
     else
       CHECK(c != c32);  // from the threshold on, the product is bf16's
   }
+}
+
+TEST_CASE("precision bf16: Winograd filters prepared once give the per-call result, bit for bit") {
+  if (!bf16_or_skip("bf16 prepared Winograd filters")) return;
+  int prepared = 0;
+  for (const auto& cs : testing::conv_cases()) {
+    Conv2dShape p = cs.shape;
+    if (!winograd_supported(p)) continue;
+    p.n = 3;
+    CAPTURE(cs.name);
+    auto x = random_vector(p.x_size(), 71), w = random_vector(p.w_size(), 72), b = random_vector(p.k, 73);
+    std::vector<float> u((size_t)winograd_weights_size(p, 2));
+    winograd_weights(p, w.data(), u.data(), 2);
+    ConvEpilogue e;
+    e.relu = true;
+    Bf16Scope bf16;
+    const auto ub = winograd_weights_bf16(p, u.data());
+    CHECK((ub != nullptr) == (p.c >= kBf16MinReduction));  // none for the first layer
+    std::vector<float> y1((size_t)e.y_size(p)), y2((size_t)e.y_size(p), NAN);
+    conv2d_infer_winograd_cpu(p, x.data(), u.data(), b.data(), e, y1.data(), 2);
+    conv2d_infer_winograd_cpu(p, x.data(), u.data(), b.data(), e, y2.data(), 2, ub.get());
+    CHECK(y1 == y2);
+    prepared += ub != nullptr;
+  }
+  CHECK(prepared > 0);
 }

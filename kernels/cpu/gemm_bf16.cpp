@@ -260,6 +260,14 @@ struct ASource {
   Src src{};
   const float* panels = nullptr;  // non-null: packed fp32 panels of k values each
   int64_t k = 0;
+  const Bf16PackedA* prepared = nullptr;  // non-null: every block already in the kernel's layout
+
+  // The prepared block (k0, i0), or null when A is to be packed now.
+  const uint32_t* block(int64_t k0, int i0) const {
+    if (!prepared) return nullptr;
+    const int iblocks = (prepared->m + kMc - 1) / kMc;
+    return prepared->data.data() + prepared->offsets[(size_t)(k0 / (2 * kKcPairs) * iblocks + i0 / kMc)];
+  }
 };
 
 void pack_a_block(const ASource& a, int m, int i0, int mc, int64_t k0, int64_t k1, uint32_t* out) {
@@ -292,11 +300,12 @@ void column_block(int m, int64_t k, const ASource& a, const Src& b, int j0, int 
     const int mode = k0 > 0 ? 1 : beta == 0.0f ? 0 : 2;
     for (int i0 = 0; i0 < m; i0 += kMc) {
       const int mc = std::min(kMc, m - i0);
-      pack_a_block(a, m, i0, mc, k0, k1, ap);
+      const uint32_t* apb = a.block(k0, i0);
+      if (!apb) pack_a_block(a, m, i0, mc, k0, k1, ap), apb = ap;
       for (int jp = 0; jp < bpanels; ++jp) {
         const int j = j0 + jp * kNr, cols = std::min(kNr, j0 + nc - j);
         for (int p = 0; p < mc; p += kMr)
-          micro_kernel(pairs, ap + (int64_t)p * pairs, bp + (int64_t)jp * pairs * kNr, c + (int64_t)(i0 + p) * ldc + j,
+          micro_kernel(pairs, apb + (int64_t)p * pairs, bp + (int64_t)jp * pairs * kNr, c + (int64_t)(i0 + p) * ldc + j,
                        ldc, std::min(kMr, mc - p), cols, mode, beta);
       }
     }
@@ -424,12 +433,16 @@ void column_block_amx(int m, int64_t k, const ASource& a, const Src& b, int j0, 
     const int mode = k0 > 0 ? 1 : beta == 0.0f ? 0 : 2;
     for (int i0 = 0; i0 < m; i0 += kMc) {
       const int mc = std::min(kMc, m - i0), groups = (mc + 15) / 16;
-      pack_a_block(a, m, i0, mc, k0, k1, ap);
-      amx_layout_a(ap, mc, pairs, chunks, at);
+      const uint32_t* atb = a.block(k0, i0);
+      if (!atb) {
+        pack_a_block(a, m, i0, mc, k0, k1, ap);
+        amx_layout_a(ap, mc, pairs, chunks, at);
+        atb = at;
+      }
       for (int jp = 0; jp < bpanels; ++jp) {
         const int j = j0 + jp * kNr, cols = std::min(kNr, j0 + nc - j);
         for (int g = 0; g < groups; g += 2) {
-          const uint32_t* a0 = at + (int64_t)g * chunks * 256;
+          const uint32_t* a0 = atb + (int64_t)g * chunks * 256;
           const uint32_t* a1 = a0 + (int64_t)chunks * 256;
           const bool two_a = g + 1 < groups, two_b = cols > 16;
           float* cb = c + (int64_t)(i0 + g * 16) * ldc + j;
@@ -475,8 +488,63 @@ void run(int m, int n, int64_t k, const ASource& a, const Src& b, float beta, fl
   }
 }
 
+// A's blocks, in the order and layout column_block / column_block_amx read them.
+Bf16PackedA prepare(int m, int64_t k, const ASource& a, Bf16Kernel kernel) {
+  Bf16PackedA r;
+  r.kernel = kernel;
+  r.m = m;
+  r.k = (int)k;
+  std::vector<uint32_t> tmp;
+  for (int64_t k0 = 0; k0 < k; k0 += 2 * kKcPairs) {
+    const int64_t k1 = std::min<int64_t>(k, k0 + 2 * kKcPairs), pairs = (k1 - k0 + 1) / 2;
+    const int chunks = (int)((pairs + kTilePairs - 1) / kTilePairs);
+    for (int i0 = 0; i0 < m; i0 += kMc) {
+      const int mc = std::min(kMc, m - i0);
+      const size_t at = r.data.size(), panels = (size_t)((mc + kMr - 1) / kMr) * kMr * pairs;
+      r.offsets.push_back((int64_t)at);
+      if (kernel == Bf16Kernel::amx) {
+        tmp.resize(panels);
+        pack_a_block(a, m, i0, mc, k0, k1, tmp.data());
+        r.data.resize(at + (size_t)((mc + 15) / 16) * chunks * 256);
+        amx_layout_a(tmp.data(), mc, pairs, chunks, r.data.data() + at);
+      } else {
+        r.data.resize(at + panels);
+        pack_a_block(a, m, i0, mc, k0, k1, r.data.data() + at);
+      }
+    }
+  }
+  return r;
+}
+
 }  // namespace
 #endif
+
+Bf16PackedA gemm_bf16_prepare_a(int m, int k, const float* ap) {
+  if (!gemm_bf16_available()) throw Error("gemm_bf16: this CPU has no AVX512-BF16 (precision bf16 needs it)");
+#if EMOTUNE_BF16_X86
+  ASource as;
+  as.panels = ap;
+  as.k = k;
+  return prepare(m, k, as, gemm_bf16_kernel());
+#else
+  (void)m, (void)k, (void)ap;
+  return {};
+#endif
+}
+
+void gemm_bf16_prepared_a(const Bf16PackedA& a, int n, const float* b, int64_t ldb, float* c, int64_t ldc) {
+  if (a.kernel != gemm_bf16_kernel())
+    throw Error(std::string("gemm_bf16: A was prepared for the ") + bf16_kernel_name(a.kernel) +
+                " kernel, the process now runs " + bf16_kernel_name(gemm_bf16_kernel()));
+#if EMOTUNE_BF16_X86
+  ASource as;
+  as.prepared = &a;
+  as.k = a.k;
+  run(a.m, n, a.k, as, Src{b, 1, ldb}, 0.0f, c, ldc);
+#else
+  (void)n, (void)b, (void)ldb, (void)c, (void)ldc;
+#endif
+}
 
 void gemm_bf16(int m, int n, int k, const float* a, int64_t lda, bool trans_a, const float* b, int64_t ldb,
                bool trans_b, float beta, float* c, int64_t ldc) {

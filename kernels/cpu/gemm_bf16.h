@@ -25,6 +25,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace emotune {
 
@@ -55,5 +56,23 @@ void gemm_bf16(int m, int n, int k, const float* a, int64_t lda, bool trans_a, c
 // transformed filters. beta is 0.
 void gemm_bf16_packed_a(int m, int n, int k, const float* ap, const float* b, int64_t ldb, float* c,
                         int64_t ldc);
+
+}  // namespace emotune
+
+namespace emotune {
+
+// A matrix used by many products (an inference graph's filters), rounded to bf16 and laid out the
+// way the kernel in use reads it, once: gemm_bf16_packed_a otherwise does this on every call.
+struct Bf16PackedA {
+  Bf16Kernel kernel = Bf16Kernel::none;  // the layout is this kernel's
+  int m = 0, k = 0;
+  std::vector<int64_t> offsets;  // of each block of rows and k, in the order the product visits them
+  std::vector<uint32_t> data;    // bf16 pairs
+};
+// From gemm_packed_a's fp32 panels of an m x k matrix, for the kernel in use now.
+Bf16PackedA gemm_bf16_prepare_a(int m, int k, const float* ap);
+// C [m, n] = A B, B [k, n] row-major: bit for bit gemm_bf16_packed_a on the panels A came from.
+// Throws when the process's kernel is no longer the one A was prepared for.
+void gemm_bf16_prepared_a(const Bf16PackedA& a, int n, const float* b, int64_t ldb, float* c, int64_t ldc);
 
 }  // namespace emotune
