@@ -38,7 +38,11 @@ int conv2d_padding(const char* mode, int kernel, int stride) {
                   std::to_string(kernel) + ", stride " + std::to_string(stride) + ")");
     return (kernel - 1) / 2;
   }
-  throw Error(std::string("conv2d: unknown padding '") + mode + "' (expected same or valid)");
+  if (std::strcmp(mode, "half") == 0) {  // PyTorch's padding = k // 2 at any stride (Theano's "half")
+    if (kernel % 2 == 0) throw Error("conv2d: padding 'half' needs an odd kernel (got " + std::to_string(kernel) + ")");
+    return (kernel - 1) / 2;
+  }
+  throw Error(std::string("conv2d: unknown padding '") + mode + "' (expected same, valid or half)");
 }
 
 namespace {

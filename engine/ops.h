@@ -13,7 +13,8 @@ namespace emotune::ops {
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad);
 // relu(conv2d(...)) in one pass (the training graph's conv + ReLU pairs); same values and gradients.
 Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad);
-// Keras' padding names: "same" (stride 1, odd kernel: pad (r-1)/2) and "valid" (pad 0).
+// Keras' padding names: "same" (stride 1, odd kernel: pad (r-1)/2) and "valid" (pad 0); and
+// "half", pad (r-1)/2 at any stride (PyTorch's padding = k // 2: ResNet's strided 3x3 convs).
 int conv2d_padding(const char* mode, int kernel, int stride);
 
 Tensor max_pool2d(const Tensor& x, int kernel, int stride);

@@ -200,6 +200,90 @@ void Flatten::export_onnx(OnnxWriter& onnx, const std::string& name) const {
   onnx.node("Flatten", name, {}, {A::of_int("axis", 1)});  // [N, C, H, W] -> [N, C*H*W], NCHW order
 }
 
+// ------------------------------------------------------------------ Residual
+Residual::Residual(std::shared_ptr<Sequential> body, std::shared_ptr<Sequential> shortcut)
+    : body_(std::move(body)), shortcut_(std::move(shortcut)) {
+  if (!body_) throw Error("Residual: no body");
+  if (shortcut_)
+    for (const auto& a : body_->children())
+      for (const auto& b : shortcut_->children())
+        if (a.name == b.name) throw Error("Residual: body and shortcut both have a child '" + a.name + "'");
+}
+
+Tensor Residual::forward(const Tensor& x) {
+  Tensor y = body_->forward(x);
+  Tensor s = shortcut_ ? shortcut_->forward(x) : x;
+  if (y.shape() != s.shape())
+    throw Error("Residual: the body gives " + shape_str(y.shape()) + ", the shortcut " + shape_str(s.shape()));
+  return ops::relu(ops::add(y, s));
+}
+
+void Residual::export_onnx(OnnxWriter& onnx, const std::string& name) const {
+  const std::string in = onnx.last_output();
+  std::string s = in;
+  if (shortcut_) {
+    shortcut_->export_onnx(onnx, name);
+    s = onnx.last_output();
+    onnx.read_from(in);
+  }
+  body_->export_onnx(onnx, name);
+  onnx.node("Add", join(name, "add"), {s});
+  onnx.node("Relu", join(name, "relu"));
+}
+
+void Residual::init_torch(Rng& rng) {
+  body_->init_torch(rng);
+  if (shortcut_) shortcut_->init_torch(rng);
+}
+
+std::string Residual::describe() const {
+  std::string s = "Residual(";
+  for (const auto& c : body_->children()) s += (s.back() == '(' ? "" : ", ") + c.module->describe();
+  s += shortcut_ ? "; shortcut " : "; identity shortcut";
+  if (shortcut_)
+    for (const auto& c : shortcut_->children()) s += (s.back() == ' ' ? "" : ", ") + c.module->describe();
+  return s + ")";
+}
+
+void Residual::collect(const std::string& prefix, std::vector<ParamRef>& params, std::vector<NamedTensor>& buffers) {
+  body_->collect(prefix, params, buffers);
+  if (shortcut_) shortcut_->collect(prefix, params, buffers);
+}
+
+void Residual::collect_penalties(std::vector<Tensor>& out) {
+  body_->collect_penalties(out);
+  if (shortcut_) shortcut_->collect_penalties(out);
+}
+
+void Residual::set_training(bool on) {
+  training_ = on;
+  body_->set_training(on);
+  if (shortcut_) shortcut_->set_training(on);
+}
+
+void Residual::set_seed(uint64_t seed) {
+  body_->set_seed(derive_seed(seed, 0));
+  if (shortcut_) shortcut_->set_seed(derive_seed(seed, 1));
+}
+
+void Residual::set_step(uint64_t step) {
+  body_->set_step(step);
+  if (shortcut_) shortcut_->set_step(step);
+}
+
+// ------------------------------------------------------------------ GlobalAvgPool2d
+Tensor GlobalAvgPool2d::forward(const Tensor& x) {
+  if (x.ndim() != 4) throw Error("GlobalAvgPool2d: input " + shape_str(x.shape()) + " is not [N, C, H, W]");
+  const int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
+  const Tensor mean = Tensor::full({1, hw}, 1.0f / (float)hw, x.device());
+  return ops::reshape(ops::linear(ops::reshape(x, {n * c, hw}), mean, Tensor()), {n, c});
+}
+
+void GlobalAvgPool2d::export_onnx(OnnxWriter& onnx, const std::string& name) const {
+  onnx.node("GlobalAveragePool", join(name, "pool"));
+  onnx.node("Flatten", name, {}, {A::of_int("axis", 1)});  // [N, C, 1, 1] -> [N, C]
+}
+
 // ------------------------------------------------------------------ Sequential
 Sequential& Sequential::add(const std::string& name, std::shared_ptr<Module> m) {
   for (const auto& c : children_)

@@ -15,7 +15,7 @@ namespace emotune {
 
 class Conv2d : public Module {
  public:
-  // padding: "same" or "valid" (Keras names).
+  // padding: "same" or "valid" (Keras names), or "half" (k // 2 at any stride: engine/ops.h).
   Conv2d(int in, int out, int kernel, const std::string& padding, Rng& rng, bool bias = true,
          int stride = 1, const std::string& init = "glorot_uniform");
   Tensor forward(const Tensor& x) override;
@@ -119,6 +119,43 @@ class Flatten : public Module {
   void lower_to_graph(InferenceBuilder& graph, const std::string& name) const override;
   void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
   std::string describe() const override { return "Flatten"; }
+};
+
+class Sequential;
+
+// A residual block (He et al. 2016, "Deep Residual Learning"): relu(body(x) + shortcut(x)). The
+// shortcut is the identity when null (body keeps the shape), else a Sequential of its own (a
+// strided 1x1 conv + BN where the body changes the shape). Both name their children into the
+// block's namespace, "<block>.<child>", so their child names must differ. Not in the CPU
+// inference graph yet: a network with one runs on the training graph's forward (load_model
+// warns once, layers/inference.h).
+class Residual : public Module {
+ public:
+  Residual(std::shared_ptr<Sequential> body, std::shared_ptr<Sequential> shortcut);
+  Tensor forward(const Tensor& x) override;
+  // Add reads the body's output and the shortcut's; Relu follows (layers/onnx_writer.h branches).
+  void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
+  void init_torch(Rng& rng) override;
+  std::string describe() const override;
+  void collect(const std::string& prefix, std::vector<ParamRef>& params,
+               std::vector<NamedTensor>& buffers) override;
+  void collect_penalties(std::vector<Tensor>& out) override;
+  void set_training(bool on) override;
+  void set_seed(uint64_t seed) override;
+  void set_step(uint64_t step) override;
+
+ private:
+  std::shared_ptr<Sequential> body_, shortcut_;
+};
+
+// The mean of each channel over its H x W plane: [N, C, H, W] -> [N, C] (ResNet's head; ONNX
+// GlobalAveragePool + Flatten). Through ops::linear with a constant 1 / (H W) row, so its
+// gradient is linear's. Not in the CPU inference graph yet (as Residual).
+class GlobalAvgPool2d : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
+  std::string describe() const override { return "GlobalAvgPool2d"; }
 };
 
 class Sequential : public Module {

@@ -4,7 +4,8 @@
 // may not include apps/ (scripts/deps.py), so the dependency points up through this class.
 //
 // A graph is a chain: each node reads the previous node's output (the graph input "input" for the
-// first) plus its initialisers, and names its output after the layer ("conv1").
+// first) plus its initialisers, and names its output after the layer ("conv1"); a layer with two
+// branches moves the chain's read point with read_from.
 #pragma once
 #include <cstdint>
 #include <initializer_list>
@@ -41,6 +42,10 @@ class OnnxWriter {
             const std::vector<OnnxAttribute>& attributes = {}) {
     add_node(op_type, output, inputs, attributes);
   }
+  // Branches (a residual block): the value the next node would read, and a change of it (the
+  // block's input again, for its second branch; an Add then joins the two).
+  virtual std::string last_output() const = 0;
+  virtual void read_from(const std::string& output) = 0;
 
  protected:
   virtual void add_node(const std::string& op_type, const std::string& output, const std::vector<std::string>& inputs,

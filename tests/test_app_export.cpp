@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string_view>
 
@@ -323,4 +324,34 @@ TEST_CASE("onnx export: a layer without an ONNX translation is an error naming i
   REQUIRE(net);
   net->add("mystery", std::make_shared<Untranslated>());
   CHECK_THROWS_WITH_AS(onnx_export_model(m, {}), doctest::Contains("layer 'mystery' (Untranslated)"), Error);
+}
+
+TEST_CASE("onnx export: resnet18's residual blocks branch and join with Add, global pooling before fc") {
+  LoadedModel m = make_model("resnet18");
+  const std::string bytes = onnx_export_model(m, {});
+  Decoded d = decode(bytes);
+  CHECK(d.inits.size() == m.net->state_dict().size());
+  std::set<std::string> defined = {"input"};
+  std::map<std::string, std::vector<std::string>> add_inputs;
+  int adds = 0, pools = 0;
+  for (const auto& n : d.nodes) {
+    const std::string op = str(one(n, 4)), out = str(one(n, 2));
+    auto in = all(n, 1);
+    REQUIRE(!in.empty());
+    for (const auto& i : in)  // a value is read only after the node that writes it, or is a weight
+      CHECK_MESSAGE((defined.count(str(i)) || d.inits.count(str(i))), out << " reads " << str(i));
+    if (op == "Add") {
+      ++adds;
+      for (const auto& i : in) add_inputs[out].push_back(str(i));
+    }
+    pools += op == "GlobalAveragePool";
+    defined.insert(out);
+  }
+  CHECK(adds == 8);
+  CHECK(pools == 1);
+  // Identity shortcut: the block's input; projection: its down_bn. The body's bn2 comes first.
+  CHECK(add_inputs["res1_1.add"] == std::vector<std::string>{"res1_1.bn2", "relu1"});
+  CHECK(add_inputs["res1_2.add"] == std::vector<std::string>{"res1_2.bn2", "res1_1.relu"});
+  CHECK(add_inputs["res2_1.add"] == std::vector<std::string>{"res2_1.bn2", "res2_1.down_bn"});
+  CHECK(str(one(d.nodes.back(), 4)) == "Softmax");
 }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -156,8 +157,147 @@ TEST_CASE("vgg net: output [2, 7] and at most 10 MB of fp16 weights") {
   CHECK(make_network("vgg", 7, 1)->count_parameters(true) == net->count_parameters(true));
   std::string msg = error_of([] { (void)make_network("resnet", 7, 1); });
   CHECK(contains(msg, "'resnet'"));
+  CHECK(contains(msg, "resnet18"));
   CHECK(contains(msg, "paper"));
   CHECK(contains(msg, "vgg"));
+}
+
+// ------------------------------------------------------------------ resnet18, Residual, GlobalAvgPool2d
+
+TEST_CASE("resnet18 net: stage shapes, parameter count from its definition, unique checkpoint names") {
+  auto net = make_network("resnet18", 7, 1);
+  NoGradGuard no_grad;
+  net->set_training(false);
+  std::map<std::string, Shape> at;
+  for (const auto& [name, shape] : net->trace_shapes(random_images(2, 7))) at[name] = shape;
+  CHECK(at["relu1"] == Shape{2, 64, 48, 48});
+  CHECK(at["res1_2"] == Shape{2, 64, 48, 48});
+  CHECK(at["res2_1"] == Shape{2, 128, 24, 24});
+  CHECK(at["res3_2"] == Shape{2, 256, 12, 12});
+  CHECK(at["res4_2"] == Shape{2, 512, 6, 6});
+  CHECK(at["pool"] == Shape{2, 512});
+  CHECK(at["fc"] == Shape{2, 7});
+  // Trainable numbers, counted from the layer list of nets/resnet.cpp: convs without bias, BN
+  // gamma + beta, a 1x1 projection where a stage starts with stride 2, fc with bias.
+  auto block = [](int64_t in, int64_t out, bool down) {
+    return in * out * 9 + 2 * out + out * out * 9 + 2 * out + (down ? in * out + 2 * out : 0);
+  };
+  int64_t want = 1 * 64 * 9 + 2 * 64;
+  const int64_t widths[4] = {64, 128, 256, 512};
+  int64_t in = 64;
+  for (int s = 0; s < 4; ++s) {
+    want += block(in, widths[s], s > 0) + block(widths[s], widths[s], false);
+    in = widths[s];
+  }
+  want += 512 * 7 + 7;
+  CHECK(net->count_parameters(false) == want);
+  MESSAGE("resnet18: " << want << " trainable parameters");
+  std::set<std::string> names;
+  for (const auto& t : net->state_dict()) CHECK_MESSAGE(names.insert(t.name).second, t.name);
+  CHECK(names.count("res2_1.down_conv.weight"));
+  CHECK(names.count("res4_2.bn2.running_var"));
+  CHECK(!names.count("res1_1.down_conv.weight"));  // identity shortcut: no weights
+  CHECK(explained_layer("resnet18") == "res4_2");
+}
+
+namespace {
+// relu(conv3x3(x) + b1 + conv1x1(x) + b2) with biases large enough that every pre-activation is
+// positive, so the block is linear in x around the test point (no ReLU kink).
+std::shared_ptr<Residual> linear_block(Rng& rng, float bias) {
+  auto body = std::make_shared<Sequential>();
+  auto c1 = std::make_shared<Conv2d>(3, 4, 3, "same", rng, true);
+  body->add("conv1", c1);
+  auto shortcut = std::make_shared<Sequential>();
+  auto c2 = std::make_shared<Conv2d>(3, 4, 1, "valid", rng, true);
+  shortcut->add("down_conv", c2);
+  for (auto* c : {c1.get(), c2.get()}) {
+    float* b = c->bias.data();
+    for (int k = 0; k < 4; ++k) b[k] = bias;
+  }
+  return std::make_shared<Residual>(body, shortcut);
+}
+
+// Central differences of <f(x), r> against the autograd gradient of x.
+void check_input_gradient(Module& m, const Shape& shape, uint64_t seed) {
+  std::vector<float> xv = random_vector((size_t)shape_numel(shape), seed);
+  Tensor x = Tensor::from_vector(shape, xv);
+  x.set_requires_grad(true);
+  Tensor y = m.forward(x);
+  std::vector<float> r = random_vector((size_t)y.numel(), seed + 1);
+  run_backward(y, Tensor::from_vector(y.shape(), r));
+  std::vector<float> analytic = x.grad().to_vector(), numeric(xv.size());
+  NoGradGuard no_grad;
+  auto loss = [&](const std::vector<float>& v) {
+    std::vector<float> out = m.forward(Tensor::from_vector(shape, v)).to_vector();
+    double s = 0;
+    for (size_t i = 0; i < out.size(); ++i) s += (double)out[i] * r[i];
+    return s;
+  };
+  const float h = 0.5f;  // the function is linear here: central differences are exact up to rounding
+  for (size_t i = 0; i < xv.size(); ++i) {
+    std::vector<float> p = xv, q = xv;
+    p[i] += h;
+    q[i] -= h;
+    numeric[i] = (float)((loss(p) - loss(q)) / (2 * h));
+  }
+  // Sums of at most 27 + 3 float products per output and of the outputs in double: rounding of
+  // order 1e-6 at these magnitudes; 1e-4 (as the engine's linear gradient checks) leaves a margin.
+  EMOTUNE_CHECK_CLOSE(testing::allclose(analytic, numeric, 1e-4, 1e-4));
+}
+}  // namespace
+
+TEST_CASE("Residual: relu(body(x) + shortcut(x)); the gradient flows through both branches") {
+  Rng rng(3);
+  auto block = linear_block(rng, 20.0f);  // glorot: |conv3x3| <= 27 * 0.31, |conv1x1| <= 3 * 0.93; < 40
+  check_input_gradient(*block, {2, 3, 5, 4}, 11);
+  // Biases far below zero: every output is 0 after the ReLU, and so is the gradient.
+  auto dead = linear_block(rng, -20.0f);
+  Tensor x = Tensor::from_vector({1, 3, 4, 4}, random_vector(48, 12));
+  x.set_requires_grad(true);
+  Tensor y = dead->forward(x);
+  for (float v : y.to_vector()) CHECK(v == 0.0f);
+  run_backward(y, Tensor::full(y.shape(), 1.0f));
+  for (float g : x.grad().to_vector()) CHECK(g == 0.0f);
+  // Identity shortcut: relu(body(x) + x), by hand.
+  auto body = std::make_shared<Sequential>();
+  body->add("relu", std::make_shared<ReLU>());
+  Residual identity(body, nullptr);
+  NoGradGuard no_grad;
+  std::vector<float> v = random_vector(2 * 3 * 2 * 2, 13);
+  std::vector<float> got = identity.forward(Tensor::from_vector({2, 3, 2, 2}, v)).to_vector();
+  for (size_t i = 0; i < v.size(); ++i) CHECK(got[i] == std::max(0.0f, std::max(0.0f, v[i]) + v[i]));
+}
+
+TEST_CASE("Residual: a shape mismatch and clashing child names are errors that name them") {
+  Rng rng(4);
+  auto body = std::make_shared<Sequential>();
+  body->add("conv1", std::make_shared<Conv2d>(3, 4, 3, "same", rng, false));
+  Residual no_projection(body, nullptr);
+  CHECK(contains(error_of([&] { (void)no_projection.forward(Tensor::zeros({1, 3, 4, 4})); }), "[1, 4, 4, 4]"));
+  auto clash = std::make_shared<Sequential>();
+  clash->add("conv1", std::make_shared<Conv2d>(3, 4, 1, "valid", rng, false));
+  CHECK(contains(error_of([&] { Residual r(body, clash); }), "'conv1'"));
+  CHECK(contains(error_of([] { (void)ops::conv2d_padding("half", 4, 2); }), "odd kernel"));
+  CHECK(ops::conv2d_padding("half", 3, 2) == 1);
+}
+
+TEST_CASE("GlobalAvgPool2d: the mean of each plane; its gradient spreads 1 / (H W)") {
+  GlobalAvgPool2d pool;
+  std::vector<float> v = random_vector(2 * 3 * 5 * 4, 21);
+  {
+    NoGradGuard no_grad;
+    std::vector<float> got = pool.forward(Tensor::from_vector({2, 3, 5, 4}, v)).to_vector();
+    REQUIRE(got.size() == 6);
+    for (int p = 0; p < 6; ++p) {
+      double mean = 0;
+      for (int i = 0; i < 20; ++i) mean += v[(size_t)p * 20 + i];
+      mean /= 20;
+      // 20 products and sums in float against double: a few ulps of the plane's |values| (<= 1)
+      CHECK(std::fabs(got[(size_t)p] - mean) <= 20 * testing::kFloatEps);
+    }
+  }
+  check_input_gradient(pool, {2, 3, 5, 4}, 22);
+  CHECK(contains(error_of([&] { (void)pool.forward(Tensor::zeros({2, 3})); }), "[2, 3]"));
 }
 
 // ------------------------------------------------------------------ initialisation

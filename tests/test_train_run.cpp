@@ -188,6 +188,14 @@ TEST_CASE("an exploding loss stops training, names the step and keeps the last g
   CHECK_FALSE(fs::exists(fs::path(dir) / "runs/explode/last.safetensors"));
 }
 
+TEST_CASE("fewer training samples than one batch is an error, not an epoch that trains nothing") {
+  std::string dir = testing::temp_dir("train_no_batch");
+  testing::write_synthetic_csv(dir, 32, 7);
+  TrainConfig c = testing::tiny_train_config(dir, "nobatch");
+  c.batch_size = 512;
+  CHECK_THROWS_WITH_AS(run_training(c), doctest::Contains("make no batch of 512"), Error);
+}
+
 TEST_CASE("config errors name the key and the file") {
   std::string dir = testing::temp_dir("train_config");
   std::ofstream(dir + "/bad.json") << R"({"epochs": "ten"})";
@@ -199,7 +207,7 @@ TEST_CASE("config errors name the key and the file") {
   TrainConfig c;
   CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("'data' is required"), Error);
   // The shipped configs parse and validate.
-  for (const char* name : {"paper-seed", "paper-seed-torch", "paper", "vgg"}) {
+  for (const char* name : {"paper-seed", "paper-seed-torch", "paper", "vgg", "resnet18"}) {
     TrainConfig k = load_train_config(testing::source_dir() + "/configs/" + name + ".json");
     CHECK_NOTHROW(k.validate());
   }

@@ -75,6 +75,8 @@ class GraphBuilder : public OnnxWriter {
     initializers.message(f::graph_initializer, w);
     return name;
   }
+  std::string last_output() const override { return last_; }
+  void read_from(const std::string& output) override { last_ = output; }
 
  protected:
   // A node reading `last_` plus `inputs`, writing `output` (which becomes `last_`).

@@ -37,7 +37,7 @@ const std::vector<ConfigKey>& train_config_keys() {
   static const std::vector<ConfigKey> keys = {
       key("name", &C::name, "run name; the run folder is <out>/<name>"),
       key("out", &C::out, "folder holding run folders"),
-      key("arch", &C::arch, "network: paper | vgg"),
+      key("arch", &C::arch, "network: paper | vgg | resnet18"),
       key("data", &C::data, "FER-2013 csv (.gz/.xz), packed .u8.xz, or image-folder root"),
       key("format", &C::format, "data format: auto | csv | packed | folders"),
       key("labels", &C::labels, "labels: fer2013 | ferplus-majority | ferplus-distribution"),

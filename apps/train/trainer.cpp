@@ -108,6 +108,9 @@ void make_loader(Training& t) {
   lopt.preprocess = t.pre;
   if (t.dev == Device::cuda) lopt.memory = {alloc_host_pinned, free_host_pinned};  // page-locked
   t.loader = std::make_unique<BatchLoader>(t.train, lopt);
+  if (t.loader->batches_per_epoch() == 0)  // full batches only: an epoch would train nothing
+    throw Error("train: " + std::to_string(t.train.size()) + " training samples make no batch of " +
+                std::to_string(c.batch_size) + " (lower batch_size or limit_train)");
   if (balance == Balance::loss_weights) {
     std::vector<int64_t> counts = t.train.class_counts();
     counts.resize(c.classes, 0);

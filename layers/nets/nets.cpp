@@ -5,11 +5,15 @@
 namespace emotune {
 
 const std::vector<std::string>& network_names() {
-  static const std::vector<std::string> names = {"paper", "vgg"};
+  static const std::vector<std::string> names = {"paper", "vgg", "resnet18"};
   return names;
 }
 
-std::string explained_layer(const std::string& arch) { return arch == "vgg" ? "relu4_1" : ""; }
+std::string explained_layer(const std::string& arch) {
+  if (arch == "vgg") return "relu4_1";
+  if (arch == "resnet18") return "res4_2";  // the last block's output (6x6), after its ReLU
+  return "";
+}
 
 std::shared_ptr<Sequential> make_network(const std::string& arch, int num_classes, uint64_t seed,
                                          const std::string& init) {
@@ -18,6 +22,7 @@ std::shared_ptr<Sequential> make_network(const std::string& arch, int num_classe
   std::shared_ptr<Sequential> net;
   if (arch == "paper") net = make_paper_net(num_classes, seed);
   if (arch == "vgg") net = make_vgg_net(num_classes, seed);
+  if (arch == "resnet18") net = make_resnet18_net(num_classes, seed);
   if (!net) {
     std::string known;
     for (const auto& n : network_names()) known += (known.empty() ? "" : ", ") + n;
