@@ -37,7 +37,7 @@ MODULES = [
     ("kernels", "emotune_kernels_cpu", "the math: op contracts, CPU reference + fast paths"),
     ("kernels/cuda", "emotune_kernels_cuda", "hand-written CUDA kernels, cuBLAS; a plugin, loaded on first CUDA use"),
     ("engine", "emotune_engine", "tensor, autograd, dispatch, ops, optimizers, checkpoints"),
-    ("layers", "emotune_layers", "Module API, the paper and vgg networks, model loading"),
+    ("layers", "emotune_layers", "Module API, the paper, vgg and resnet18 networks, model loading"),
     ("datasets", "emotune_datasets", "FER-2013 CSV/packed/folders, FER+, sampler, augment, loader"),
     ("apps/vision", "emotune_vision", "face detection (dlib HOG, OpenCV cascades), landmarks, face crops"),
     ("apps/music", "emotune_music", "mood tables and ranking"),
