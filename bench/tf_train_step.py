@@ -6,6 +6,11 @@ of --iters steps of a compiled tf.function (forward with dropout, sparse cross-e
 backward, Adam 1e-4). One JSON line.
 
   tf_train_step.py --arch paper --batch 16 --threads 1 [--iters 10] [--warmup 2]
+                   [--precision float32|mixed_bfloat16]
+
+mixed_bfloat16 is Keras' mixed-precision policy (bf16 compute, fp32 variables), the counterpart of
+emotune's --precision bf16; the logits are cast to float32 before the loss, as Keras' guide says
+and as emotune keeps softmax and loss in fp32.
 
 Threads: intra-op = --threads, inter-op 1 (set before TensorFlow starts its pools).
 """
@@ -21,6 +26,7 @@ ap.add_argument("--batch", type=int, default=16)
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--iters", type=int, default=10)
 ap.add_argument("--warmup", type=int, default=2)
+ap.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
 a = ap.parse_args()
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,11 +37,14 @@ tf.config.threading.set_intra_op_parallelism_threads(a.threads)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 import keras  # noqa: E402
 
+keras.mixed_precision.set_global_policy(a.precision)
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "oracle"))
 from keras_oracle import build  # noqa: E402
 
 layers, _ = build(a.arch, mask_dropout=False)
-model = keras.Sequential([keras.Input((48, 48, 1))] + layers)
+tail = [keras.layers.Activation("linear", dtype="float32")] if a.precision != "float32" else []
+model = keras.Sequential([keras.Input((48, 48, 1))] + layers + tail)
 opt = keras.optimizers.Adam(1e-4)
 loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 rng = np.random.default_rng(1)
@@ -63,4 +72,4 @@ for _ in range(a.iters):
 ms.sort()
 med = ms[len(ms) // 2]
 print(json.dumps({"engine": "tensorflow", "version": tf.__version__, "arch": a.arch, "batch": a.batch,
-                  "threads": a.threads, "iters": a.iters, "median_ms": med, "img_per_s": a.batch * 1e3 / med}))
+                  "threads": a.threads, "precision": a.precision, "iters": a.iters, "median_ms": med, "img_per_s": a.batch * 1e3 / med}))

@@ -2,7 +2,7 @@
 """emotune vs TensorFlow/Keras training on the CPU, same network, same run (issue 16 point 5).
 
   bench/vs_tensorflow_train.py [--build build-nocuda] [--archs paper,vgg] [--batches 16,64]
-                               [--threads 1,2] [--rounds 3] [--json out.json]
+                               [--threads 1,2] [--rounds 3] [--json out.json] [--precision fp32|bf16]
 
 Per cell, in rounds that alternate the engines: bench_train_cpu (emotune: forward with dropout,
 cross-entropy + L2, backward, Adam) with its default convolutions, the same with
@@ -10,6 +10,8 @@ EMOTUNE_TRAIN_CONV=im2col (the path before Winograd, as the in-run baseline), an
 bench/tf_train_step.py (Keras 3 on TensorFlow-CPU, the network built by tests/oracle). Each entry is
 the median step time of its run; a cell reports the median over rounds, as images/s.
 ratio = emotune img/s / TensorFlow img/s: >= 1 means emotune trains at least as fast.
+--precision bf16 (issue 23): emotune --precision bf16 (its default bf16 kernel: AMX where present)
+against Keras' mixed_bfloat16 policy, and emotune fp32 as the in-run baseline instead of im2col.
 
 TensorFlow comes from PyPI into the Keras oracle's venv (build/oracle-venv, ORACLE_VENV overrides
 the path), which this script makes when it is missing or holds other pins, with the pins of
@@ -57,6 +59,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iters", type=int, default=6)
     ap.add_argument("--json")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     a = ap.parse_args()
     os.chdir(ROOT)
     bench = os.path.join(a.build, "bin", "bench_train_cpu")
@@ -72,24 +75,38 @@ def main():
         for batch in map(int, a.batches.split(",")):
             for threads in map(int, a.threads.split(",")):
                 common = ["--arch", arch, "--batch", str(batch), "--threads", str(threads), "--iters", str(a.iters)]
-                res = {"emotune": [], "im2col": [], "tf": []}
+                res = {"emotune": [], "im2col" if a.precision == "fp32" else "fp32": [], "tf": []}
+                bf16 = a.precision == "bf16"
                 for _ in range(a.rounds):
-                    res["emotune"].append(run_json([bench] + common)["img_per_s"])
-                    res["tf"].append(run_json([py, "bench/tf_train_step.py"] + common)["img_per_s"])
-                    res["im2col"].append(run_json([bench] + common, im2col_env)["img_per_s"])
-                row = {"arch": arch, "batch": batch, "threads": threads,
+                    res["emotune"].append(run_json([bench] + common + ["--precision", a.precision])["img_per_s"])
+                    res["tf"].append(run_json([py, "bench/tf_train_step.py"] + common + [
+                        "--precision", "mixed_bfloat16" if bf16 else "float32"])["img_per_s"])
+                    if bf16:
+                        res["fp32"].append(run_json([bench] + common)["img_per_s"])
+                    else:
+                        res["im2col"].append(run_json([bench] + common, im2col_env)["img_per_s"])
+                row = {"arch": arch, "batch": batch, "threads": threads, "precision": a.precision,
                        **{k + "_img_s": statistics.median(v) for k, v in res.items()}, "rounds": res}
                 row["ratio"] = row["emotune_img_s"] / row["tf_img_s"]
                 rows.append(row)
+                base = "im2col" if a.precision == "fp32" else "fp32"
                 print(f"{arch:5} batch {batch:3} threads {threads}: emotune {row['emotune_img_s']:7.1f} img/s  "
-                      f"TF {row['tf_img_s']:7.1f}  ratio {row['ratio']:.2f}  (im2col {row['im2col_img_s']:7.1f})",
+                      f"TF {row['tf_img_s']:7.1f}  ratio {row['ratio']:.2f}  ({base} {row[base + '_img_s']:7.1f})",
                       flush=True)
     run_context.finish(context, rows, a.json)
-    print("| network | batch | threads | emotune img/s | TensorFlow img/s | ratio (emotune / TF) | emotune, im2col only |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    if a.precision == "fp32":
+        print("| network | batch | threads | emotune img/s | TensorFlow img/s | ratio (emotune / TF) | emotune, im2col only |")
+    else:
+        print("| network | batch | threads | emotune bf16 img/s | TensorFlow mixed_bfloat16 img/s | ratio (emotune / TF) "
+              "| emotune fp32 img/s | emotune bf16 / fp32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|" + ("" if a.precision == "fp32" else "---:|"))
     for r in rows:
-        print(f"| {r['arch']} | {r['batch']} | {r['threads']} | {r['emotune_img_s']:.1f} | {r['tf_img_s']:.1f} | "
-              f"**{r['ratio']:.2f}** | {r['im2col_img_s']:.1f} |")
+        if a.precision == "fp32":
+            print(f"| {r['arch']} | {r['batch']} | {r['threads']} | {r['emotune_img_s']:.1f} | {r['tf_img_s']:.1f} | "
+                  f"**{r['ratio']:.2f}** | {r['im2col_img_s']:.1f} |")
+        else:
+            print(f"| {r['arch']} | {r['batch']} | {r['threads']} | {r['emotune_img_s']:.1f} | {r['tf_img_s']:.1f} | "
+                  f"**{r['ratio']:.2f}** | {r['fp32_img_s']:.1f} | {r['emotune_img_s'] / r['fp32_img_s']:.2f} |")
 
 
 if __name__ == "__main__":
