@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""emotune vs OpenVINO and the newest ONNX Runtime on the CPU, same exported model, same run
+(issue 23, point 4).
+
+  bench/vs_openvino.py [--build build-nocuda] [--models paper,vgg] [--batches 1,64] [--threads 1,2]
+                       [--rounds 2] [--json out.json]
+
+Per cell, in rounds that alternate the engines: emotune's inference graph at --precision auto
+(bench_forward; bf16 where the CPU has AVX512-BF16 or AMX) against OpenVINO at its default
+precision (bench/ov_forward.py: bf16 on such CPUs), then emotune fp32 against OpenVINO with an f32
+precision hint and against ONNX Runtime (bench/ort_forward.py) at the release this script pins,
+the newest (tests/onnx/run.sh keeps 1.20 for the parity check). Medians of each run's calls; a
+cell reports the median over rounds. Ratios are the peer's ms / emotune's ms: >= 1 means emotune
+is at least as fast.
+
+OpenVINO and ONNX Runtime come from PyPI into their own venv (EMOTUNE_OPENVINO_VENV, else
+~/.cache/emotune/openvino-venv), made here when absent or holding other pins.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import run_context
+from run_context import run_json
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REQS = "openvino==2026.4.0 onnxruntime==1.32.0 numpy==2.4.6"
+
+
+def venv_python():
+    venv = os.environ.get("EMOTUNE_OPENVINO_VENV") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "emotune", "openvino-venv")
+    ok = os.path.join(venv, ".ok")
+    if not (os.path.exists(ok) and open(ok).read().strip() == REQS):
+        subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check"]
+                       + REQS.split(), check=True)
+        with open(ok, "w") as f:
+            f.write(REQS + "\n")
+    return os.path.join(venv, "bin", "python")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build-nocuda")
+    ap.add_argument("--models", default="paper,vgg")
+    ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    os.chdir(ROOT)
+    emotune = os.path.join(a.build, "bin", "emotune")
+    bench = os.path.join(a.build, "bin", "bench_forward")
+    for b in (emotune, bench):
+        if not os.access(b, os.X_OK):
+            sys.exit(f"vs_openvino: {b} not built (cmake -DEMOTUNE_BUILD_BENCH=ON, target bench_forward)")
+    py = venv_python()
+    context = run_context.start(emotune, ROOT)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in a.models.split(","):
+            src = f"models/{model}.safetensors"
+            onnx = os.path.join(tmp, f"{model}.onnx")
+            subprocess.run([emotune, "export", "--model", src, "--format", "onnx", "--out", onnx], check=True,
+                           capture_output=True)
+            for batch in map(int, a.batches.split(",")):
+                iters = "30" if batch == 1 else "6"
+                for threads in map(int, a.threads.split(",")):
+                    common = ["--batch", str(batch), "--threads", str(threads), "--iters", iters]
+                    res = {k: [] for k in ("auto", "ov", "fp32", "ov_f32", "ort")}
+                    ov_precision = ""
+                    for _ in range(a.rounds):
+                        res["auto"].append(run_json([bench, "--model", src, "--precision", "auto"] + common)["median_ms"])
+                        o = run_json([py, "bench/ov_forward.py", onnx] + common)
+                        ov_precision = o["precision"]
+                        res["ov"].append(o["median_ms"])
+                        res["fp32"].append(run_json([bench, "--model", src] + common)["median_ms"])
+                        res["ov_f32"].append(run_json([py, "bench/ov_forward.py", onnx, "--precision", "f32"] + common)["median_ms"])
+                        res["ort"].append(run_json([py, "bench/ort_forward.py", onnx] + common)["median_ms"])
+                    row = {"model": model, "batch": batch, "threads": threads, "ov_default_precision": ov_precision,
+                           **{k + "_ms": statistics.median(v) for k, v in res.items()}, "rounds": res}
+                    rows.append(row)
+                    print(f"{model:5} batch {batch:3} threads {threads}: auto {row['auto_ms']:8.2f}  OV {row['ov_ms']:8.2f} "
+                          f"({ov_precision})  fp32 {row['fp32_ms']:8.2f}  OV f32 {row['ov_f32_ms']:8.2f}  "
+                          f"ORT {row['ort_ms']:8.2f} ms", flush=True)
+    run_context.finish(context, rows, a.json)
+    print("| model | batch | threads | emotune auto ms | OpenVINO default ms | OV / emotune | emotune fp32 ms "
+          "| OpenVINO f32 ms | OV f32 / emotune fp32 | ONNX Runtime ms | ORT / emotune fp32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['batch']} | {r['threads']} | {r['auto_ms']:.2f} | {r['ov_ms']:.2f} "
+              f"({r['ov_default_precision']}) | **{r['ov_ms'] / r['auto_ms']:.2f}** | {r['fp32_ms']:.2f} | "
+              f"{r['ov_f32_ms']:.2f} | **{r['ov_f32_ms'] / r['fp32_ms']:.2f}** | {r['ort_ms']:.2f} | "
+              f"**{r['ort_ms'] / r['fp32_ms']:.2f}** |")
+
+
+if __name__ == "__main__":
+    main()
