@@ -23,6 +23,7 @@
 #include "kernels/conv2d_infer.h"
 #include "kernels/elementwise.h"
 #include "kernels/runtime.h"
+#include "kernels/cpu/conv2d_amx.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/conv2d_ref.h"
 #include "kernels/cpu/scratch.h"
@@ -301,6 +302,7 @@ namespace {
 
 // Training's forward, with the ReLU in Winograd's output transform when asked (im2col: after it).
 void forward_train(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu, float* y) {
+  if (conv2d_forward_amx(p, x, w, b, relu, y)) return;  // bf16 on AMX tiles: direct, no transforms
   if (const int tile = train_tile(p, /*forward=*/true)) {
     float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(p, tile));
     winograd_weights(p, w, u, tile);

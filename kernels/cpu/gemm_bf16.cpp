@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "kernels/cpu/amx.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/gemm_packed.h"
 
@@ -314,29 +315,10 @@ void column_block(int m, int64_t k, const ASource& a, const Src& b, int j0, int 
 
 // ---- AMX ----
 
-#define EMOTUNE_AMX_TARGET \
-  __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
-
 constexpr int kTilePairs = 16;  // pairs of k in one tile row (64 bytes), and rows of a tile
 
-// Palette 1, tiles 0-7 all 16 rows x 64 bytes.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-EMOTUNE_AMX_TARGET void amx_configure() {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
-  // GCC 12's _tile_loadconfig tells the compiler it reads 8 bytes, so without this the stores
-  // above are dropped as dead and the tiles stay unconfigured (tilezero then raises SIGILL).
-  asm volatile("" : : "r"(&cfg) : "memory");
-  _tile_loadconfig(&cfg);
-}
-
-EMOTUNE_AMX_TARGET void amx_release() { _tile_release(); }
+inline void amx_configure() { amx::configure(); }
+inline void amx_release() { amx::release(); }
 
 // out [32][32] fp32 (row stride ld) = (accumulate ? out : 0) + A (MA tiles of 16 rows) x B (NB tiles
 // of 16 columns) over `chunks` tiles of 16 pairs. a0 / a1: [chunks][16 rows][16 pairs]; bp: a

@@ -1,0 +1,197 @@
+// Direct AMX convolution (contract in kernels/cpu/conv2d_amx.h).
+#include "kernels/cpu/conv2d_amx.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/amx.h"
+#include "kernels/cpu/gemm_bf16.h"
+#include "kernels/runtime.h"
+
+namespace emotune {
+
+#if defined(__x86_64__)
+namespace {
+
+constexpr int kCols = 32;  // output columns per block: two tiles of 16
+constexpr int kRows = 32;  // output channels per block: two tiles of 16
+
+// The output is computed over the padded image's row pitch: position j = oh * wx + ow for ow < wx,
+// so that the 16 inputs a tile row needs for 16 consecutive positions are 16 consecutive values
+// of the padded image whatever the rows (the positions with ow >= OW are computed and dropped:
+// (S - 1) / wx of the work).
+struct Layout {
+  int pairs;    // channel pairs, padded to whole tiles (16 pairs = 32 channels)
+  int hx, wx;   // the padded bf16 image: rows, columns (OH + R - 1, OW + S - 1)
+  int64_t positions;  // OH * wx, rounded up to whole blocks of kCols
+  int kblocks;        // blocks of kRows output channels
+  int64_t plane() const { return (int64_t)hx * wx; }
+};
+
+Layout layout_of(const Conv2dShape& p) {
+  Layout l;
+  l.pairs = (p.c + 31) / 32 * 16;
+  l.hx = p.out_h() + p.r - 1;
+  l.wx = p.out_w() + p.s - 1;
+  l.positions = ((int64_t)p.out_h() * l.wx + kCols - 1) / kCols * kCols;
+  l.kblocks = (p.k + kRows - 1) / kRows;
+  return l;
+}
+
+// Filters: for each tap t = (r, s), block kb, chunk q of 16 channel pairs, a [16 k][16 pairs] tile
+// (two per kb: rows kb*32 .. +15 and +16 .. +31); zero past K and C.
+EMOTUNE_AMX_TARGET void pack_filters(const Conv2dShape& p, const Layout& l, const float* w, uint32_t* out) {
+  const int chunks = l.pairs / 16, taps = p.r * p.s;
+  for (int t = 0; t < taps; ++t)
+    for (int kt = 0; kt < l.kblocks * 2; ++kt)
+      for (int q = 0; q < chunks; ++q) {
+        uint32_t* tile = out + (((int64_t)t * l.kblocks * 2 + kt) * chunks + q) * 256;
+        for (int i = 0; i < 16; ++i) {
+          const int k = kt * 16 + i;
+          alignas(64) float even[16], odd[16];
+          for (int j = 0; j < 16; ++j) {
+            const int c0 = (q * 16 + j) * 2;
+            auto at = [&](int c) {
+              return k < p.k && c < p.c ? w[(((int64_t)k * p.c + c) * p.r + t / p.s) * p.s + t % p.s] : 0.0f;
+            };
+            even[j] = at(c0), odd[j] = at(c0 + 1);
+          }
+          const __m512i a = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(even)));
+          const __m512i b = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(odd)));
+          _mm512_storeu_si512(tile + i * 16, _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
+        }
+      }
+}
+
+// One image x [C][H][W] -> [pairs][hx][wx] of (channel 2q, 2q + 1) bf16 pairs, zero padded.
+EMOTUNE_AMX_TARGET void pack_image(const Conv2dShape& p, const Layout& l, const float* x, uint32_t* out) {
+  const int64_t hw = (int64_t)p.h * p.w;
+  for (int q = 0; q < l.pairs; ++q) {
+    const int c0 = 2 * q, c1 = 2 * q + 1;
+    for (int i = 0; i < l.hx; ++i) {
+      uint32_t* row = out + ((int64_t)q * l.hx + i) * l.wx;
+      const int iy = i - p.pad_h;
+      if (c0 >= p.c || iy < 0 || iy >= p.h) {
+        std::memset(row, 0, (size_t)l.wx * 4);
+        continue;
+      }
+      const float* r0 = x + (int64_t)c0 * hw + (int64_t)iy * p.w;
+      const float* r1 = c1 < p.c ? x + (int64_t)c1 * hw + (int64_t)iy * p.w : nullptr;
+      for (int j0 = 0; j0 < l.wx; j0 += 16) {
+        // columns j0 .. j0 + 15 of the padded row read input columns j - pad_w
+        const int lo = j0 - p.pad_w;
+        __mmask16 m = 0;
+        for (int j = 0; j < 16; ++j)
+          if (j0 + j < l.wx && lo + j >= 0 && lo + j < p.w) m |= (__mmask16)(1u << j);
+        const __m512 v0 = _mm512_maskz_loadu_ps(m, r0 + lo);
+        const __m512 v1 = r1 ? _mm512_maskz_loadu_ps(m, r1 + lo) : _mm512_setzero_ps();
+        const __m512i a = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v0));
+        const __m512i b = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v1));
+        const __mmask16 store = (__mmask16)(l.wx - j0 >= 16 ? 0xFFFF : (1u << (l.wx - j0)) - 1);
+        _mm512_mask_storeu_epi32(row + j0, store, _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
+      }
+    }
+  }
+}
+
+// The 32 x 32 block (channels kb*32.., positions j0..) of the output: acc [32][32].
+EMOTUNE_AMX_TARGET void block(const Conv2dShape& p, const Layout& l, const uint32_t* wt, const uint32_t* img, int kb,
+                              int64_t j0, float* acc) {
+  const int chunks = l.pairs / 16, taps = p.r * p.s;
+  const int64_t bstride = l.plane() * 4;  // bytes from one channel pair's plane to the next: a tile row
+  asm volatile("" ::: "memory");
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int t = 0; t < taps; ++t) {
+    const int r = t / p.s, s = t % p.s;
+    const uint32_t* a = wt + (((int64_t)t * l.kblocks * 2 + kb * 2) * chunks) * 256;
+    for (int q = 0; q < chunks; ++q) {
+      const uint32_t* bsrc = img + (int64_t)q * 16 * l.plane() + (int64_t)r * l.wx + s + j0;
+      _tile_loadd(4, a + (int64_t)q * 256, 64);
+      _tile_loadd(5, a + ((int64_t)chunks + q) * 256, 64);
+      _tile_loadd(6, bsrc, bstride);
+      _tile_loadd(7, bsrc + 16, bstride);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, acc, 128);
+  _tile_stored(1, acc + 16, 128);
+  _tile_stored(2, acc + 16 * 32, 128);
+  _tile_stored(3, acc + 16 * 32 + 16, 128);
+}
+
+// Positions j0 .. j0 + 31 into y: the valid ones (ow < OW, j < OH wx) are, in order, the
+// consecutive outputs from oh * OW + ow of j0's first valid one, so each channel's are one
+// compressed store per 16.
+EMOTUNE_AMX_TARGET void store_block(const Conv2dShape& p, const Layout& l, const float* acc, const float* b, bool relu,
+                                    int kb, int64_t j0, float* y_img) {
+  const int64_t valid_end = (int64_t)p.out_h() * l.wx, plane_out = (int64_t)p.out_h() * p.out_w();
+  __mmask16 mask[2] = {0, 0};
+  int64_t first[2] = {0, 0};  // output index of the first valid position of each half
+  for (int h = 0; h < 2; ++h) {
+    const int64_t j = j0 + 16 * h;
+    first[h] = (j / l.wx) * p.out_w() + std::min<int64_t>(j % l.wx, p.out_w());
+    for (int t = 0; t < 16; ++t)
+      if (j + t < valid_end && (j + t) % l.wx < p.out_w()) mask[h] |= (__mmask16)(1u << t);
+  }
+  for (int i = 0; i < kRows; ++i) {
+    const int k = kb * kRows + i;
+    if (k >= p.k) break;
+    const __m512 bias = _mm512_set1_ps(b ? b[k] : 0.0f);
+    float* yk = y_img + (int64_t)k * plane_out;
+    for (int h = 0; h < 2; ++h) {
+      if (!mask[h]) continue;
+      __m512 v = _mm512_add_ps(_mm512_loadu_ps(acc + i * 32 + 16 * h), bias);
+      if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+      _mm512_mask_compressstoreu_ps(yk + first[h], mask[h], v);
+    }
+  }
+}
+
+}  // namespace
+#endif
+
+bool conv2d_forward_amx(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu, float* y) {
+#if defined(__x86_64__)
+  if (cpu_precision() != Precision::bf16 || gemm_bf16_kernel() != Bf16Kernel::amx || p.stride_h != 1 ||
+      p.stride_w != 1 || p.c < kBf16MinReduction || p.out_h() < 1 || p.out_w() < 1)
+    return false;
+  const Layout l = layout_of(p);
+  std::vector<uint32_t> wt((size_t)p.r * p.s * l.kblocks * 2 * (l.pairs / 16) * 256);
+  pack_filters(p, l, w, wt.data());
+  const int64_t img_size = (int64_t)l.pairs * l.plane(), x_img = (int64_t)p.c * p.h * p.w;
+  const int64_t y_img = (int64_t)p.k * p.out_h() * p.out_w();
+#pragma omp parallel if (p.n > 1 && !omp_in_parallel())
+  {
+    // The last plane's last tiles read up to positions - OH wx + S - 1 values past it: zeros.
+    const int64_t slack = l.positions - (int64_t)p.out_h() * l.wx + p.s + kCols;
+    std::vector<uint32_t> img((size_t)(img_size + slack), 0u);
+    alignas(64) float acc[kRows * kCols];
+    amx::configure();
+#pragma omp for schedule(dynamic, 1)
+    for (int n = 0; n < p.n; ++n) {
+      pack_image(p, l, x + n * x_img, img.data());
+      for (int64_t j0 = 0; j0 < l.positions; j0 += kCols)
+        for (int kb = 0; kb < l.kblocks; ++kb) {
+          block(p, l, wt.data(), img.data(), kb, j0, acc);
+          store_block(p, l, acc, b, relu, kb, j0, y + n * y_img);
+        }
+    }
+    amx::release();
+  }
+  return true;
+#else
+  (void)p, (void)x, (void)w, (void)b, (void)relu, (void)y;
+  return false;
+#endif
+}
+
+}  // namespace emotune

@@ -1,0 +1,22 @@
+// Direct convolution on AMX tiles, for training's bf16 products (kernels/runtime.h): stride 1, any
+// R x S and padding, no im2col and no Winograd transform. The input is converted once per image to
+// bf16 channel pairs in a zero-padded [C/2][H + R - 1][W'] layout, which is exactly the form
+// TDPBF16PS reads as its B operand: a tile of 16 channel pairs x 16 output columns is 16 rows of
+// 64 contiguous bytes, one load per filter tap. The filters become one [16 K][16 channel pairs]
+// tile per tap and block, once per call. A 32 (K) x 32 (columns) block of one output row lives in
+// four accumulator tiles while the taps and channel blocks are summed; bias and ReLU are applied
+// as the block is written.
+//   y[n,k,oh,ow] = b[k] + sum_{c,r,s} w[k,c,r,s] x[n,c,oh+r-pad_h,ow+s-pad_w]   (then ReLU if asked)
+// Each product is the bf16 rounding of both operands, summed in fp32 in (tap, channel) order: the
+// direct sum's bound, |err| <= ((1+u)^2 - 1 + gamma_(C R S + 1)) sum |w x|, u = 2^-8.
+#pragma once
+#include "kernels/conv2d.h"
+
+namespace emotune {
+
+// Runs the convolution and returns true when it applies: the process runs bf16 products on the
+// amx kernel, stride 1, C >= kBf16MinReduction. Otherwise returns false and writes nothing.
+bool conv2d_forward_amx(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu,
+                        float* y);
+
+}  // namespace emotune
