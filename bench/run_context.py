@@ -8,6 +8,22 @@ import subprocess
 import sys
 
 
+def venv_python(reqs, env_var, name):
+    """The Python of a venv holding `reqs` (pip pins): $env_var if set, else
+    ~/.cache/emotune/<name> (XDG_CACHE_HOME respected); made or remade from PyPI when absent or
+    holding other pins."""
+    venv = os.environ.get(env_var) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "emotune", name)
+    ok = os.path.join(venv, ".ok")
+    if not (os.path.exists(ok) and open(ok).read().strip() == reqs):
+        subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check"]
+                       + reqs.split(), check=True)
+        with open(ok, "w") as f:
+            f.write(reqs + "\n")
+    return os.path.join(venv, "bin", "python")
+
+
 def run_json(cmd, env=None):
     """Runs cmd; its last stdout line is a JSON object. Exits naming the command on failure."""
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)

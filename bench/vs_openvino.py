@@ -30,19 +30,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQS = "openvino==2026.4.0 onnxruntime==1.32.0 numpy==2.4.6"
 
 
-def venv_python():
-    venv = os.environ.get("EMOTUNE_OPENVINO_VENV") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "emotune", "openvino-venv")
-    ok = os.path.join(venv, ".ok")
-    if not (os.path.exists(ok) and open(ok).read().strip() == REQS):
-        subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
-        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check"]
-                       + REQS.split(), check=True)
-        with open(ok, "w") as f:
-            f.write(REQS + "\n")
-    return os.path.join(venv, "bin", "python")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build-nocuda")
@@ -58,7 +45,7 @@ def main():
     for b in (emotune, bench):
         if not os.access(b, os.X_OK):
             sys.exit(f"vs_openvino: {b} not built (cmake -DEMOTUNE_BUILD_BENCH=ON, target bench_forward)")
-    py = venv_python()
+    py = run_context.venv_python(REQS, "EMOTUNE_OPENVINO_VENV", "openvino-venv")
     context = run_context.start(emotune, ROOT)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
