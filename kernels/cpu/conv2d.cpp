@@ -329,6 +329,19 @@ void conv2d_forward_relu_cpu(const Conv2dShape& p, const float* x, const float* 
 // swapped: a 3x3 stride-1 conv of dy [N, K, OH, OW] with w' [C, K, 3, 3], w'[c,k,r,s] =
 // w[k,c,2-r,2-s], padding 2 - pad, which gives back [N, C, H, W].
 void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx) {
+  if (p.stride_h == 1 && p.stride_w == 1 && p.pad_h < p.r && p.pad_w < p.s) {  // bf16 on AMX: the same, direct
+    const Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, p.r, p.s, p.r - 1 - p.pad_h, p.s - 1 - p.pad_w, 1, 1};
+    if (q.out_h() == p.h && q.out_w() == p.w && cpu_precision() == Precision::bf16 && q.c >= kBf16MinReduction) {
+      std::vector<float> turned((size_t)p.w_size());  // w'[c, k, r, s] = w[k, c, R-1-r, S-1-s]
+      for (int k = 0; k < p.k; ++k)
+        for (int c = 0; c < p.c; ++c)
+          for (int r = 0; r < p.r; ++r)
+            for (int s = 0; s < p.s; ++s)
+              turned[(((size_t)c * p.k + k) * p.r + r) * p.s + s] =
+                  w[(((size_t)k * p.c + c) * p.r + (p.r - 1 - r)) * p.s + (p.s - 1 - s)];
+      if (conv2d_forward_amx(q, dy, turned.data(), nullptr, false, dx)) return;
+    }
+  }
   if (const int tile = p.pad_h <= 2 && p.pad_w <= 2 ? train_tile(p) : 0) {
     const Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, 3, 3, 2 - p.pad_h, 2 - p.pad_w, 1, 1};
     if (q.out_h() == p.h && q.out_w() == p.w) {

@@ -162,7 +162,7 @@ EMOTUNE_AMX_TARGET void store_block(const Conv2dShape& p, const Layout& l, const
 bool conv2d_forward_amx(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu, float* y) {
 #if defined(__x86_64__)
   if (cpu_precision() != Precision::bf16 || gemm_bf16_kernel() != Bf16Kernel::amx || p.stride_h != 1 ||
-      p.stride_w != 1 || p.c < kBf16MinReduction || p.out_h() < 1 || p.out_w() < 1)
+      p.stride_w != 1 || p.c < kBf16MinReduction || p.k < 16 || p.out_h() < 1 || p.out_w() < 1)
     return false;
   const Layout l = layout_of(p);
   std::vector<uint32_t> wt((size_t)p.r * p.s * l.kblocks * 2 * (l.pairs / 16) * 256);
