@@ -24,6 +24,28 @@ def venv_python(reqs, env_var, name):
     return os.path.join(venv, "bin", "python")
 
 
+def inference_args(doc, rounds):
+    """The command line the inference comparisons share (vs_onnxruntime.py, vs_openvino.py)."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build-nocuda")
+    ap.add_argument("--models", default="paper,vgg")
+    ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--json")
+    return ap
+
+
+def built(build, who, *names):
+    """Paths of build/bin/<name>, exiting with a message naming `who` when one is not built."""
+    paths = [os.path.join(build, "bin", n) for n in names]
+    for b in paths:
+        if not os.access(b, os.X_OK):
+            sys.exit(f"{who}: {b} not built (cmake -DEMOTUNE_BUILD_BENCH=ON, target {os.path.basename(b)})")
+    return paths
+
+
 def run_json(cmd, env=None):
     """Runs cmd; its last stdout line is a JSON object. Exits naming the command on failure."""
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)

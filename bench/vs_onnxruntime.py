@@ -14,11 +14,9 @@ which other jobs on a shared machine disturb less than the wall time (it counts 
 
 ONNX Runtime comes from PyPI into the venv tests/onnx/run.sh uses (same pins), made here if absent.
 """
-import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 
 import run_context
@@ -29,20 +27,9 @@ REQS = "onnx==1.17.0 onnxruntime==1.20.1 numpy==1.26.4"  # as tests/onnx/run.sh
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", default="build-nocuda")
-    ap.add_argument("--models", default="paper,vgg")
-    ap.add_argument("--batches", default="1,64")
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json")
-    a = ap.parse_args()
+    a = run_context.inference_args(__doc__, rounds=3).parse_args()
     os.chdir(ROOT)
-    emotune = os.path.join(a.build, "bin", "emotune")
-    bench = os.path.join(a.build, "bin", "bench_forward")
-    for b in (emotune, bench):
-        if not os.access(b, os.X_OK):
-            sys.exit(f"vs_onnxruntime: {b} not built (cmake -DEMOTUNE_BUILD_BENCH=ON, target bench_forward)")
+    emotune, bench = run_context.built(a.build, "vs_onnxruntime", "emotune", "bench_forward")
     py = run_context.venv_python(REQS, "EMOTUNE_ONNX_VENV", "onnx-venv")
     env = dict(os.environ)
     context = run_context.start(emotune, ROOT)

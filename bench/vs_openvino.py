@@ -16,11 +16,9 @@ is at least as fast.
 OpenVINO and ONNX Runtime come from PyPI into their own venv (EMOTUNE_OPENVINO_VENV, else
 ~/.cache/emotune/openvino-venv), made here when absent or holding other pins.
 """
-import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 
 import run_context
@@ -31,20 +29,9 @@ REQS = "openvino==2026.4.0 onnxruntime==1.32.0 numpy==2.4.6"
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", default="build-nocuda")
-    ap.add_argument("--models", default="paper,vgg")
-    ap.add_argument("--batches", default="1,64")
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--json")
-    a = ap.parse_args()
+    a = run_context.inference_args(__doc__, rounds=2).parse_args()
     os.chdir(ROOT)
-    emotune = os.path.join(a.build, "bin", "emotune")
-    bench = os.path.join(a.build, "bin", "bench_forward")
-    for b in (emotune, bench):
-        if not os.access(b, os.X_OK):
-            sys.exit(f"vs_openvino: {b} not built (cmake -DEMOTUNE_BUILD_BENCH=ON, target bench_forward)")
+    emotune, bench = run_context.built(a.build, "vs_openvino", "emotune", "bench_forward")
     py = run_context.venv_python(REQS, "EMOTUNE_OPENVINO_VENV", "openvino-venv")
     context = run_context.start(emotune, ROOT)
     rows = []
