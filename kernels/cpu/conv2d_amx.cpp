@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/cpu/amx.h"
+#include "kernels/cpu/bf16_simd.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/runtime.h"
 
@@ -59,9 +60,7 @@ EMOTUNE_AMX_TARGET void pack_filters(const Conv2dShape& p, const Layout& l, cons
             };
             even[j] = at(c0), odd[j] = at(c0 + 1);
           }
-          const __m512i a = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(even)));
-          const __m512i b = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(odd)));
-          _mm512_storeu_si512(tile + i * 16, _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
+          _mm512_storeu_si512(tile + i * 16, bf16::pairs(_mm512_load_ps(even), _mm512_load_ps(odd)));
         }
       }
 }
@@ -83,15 +82,11 @@ EMOTUNE_AMX_TARGET void pack_image(const Conv2dShape& p, const Layout& l, const 
       for (int j0 = 0; j0 < l.wx; j0 += 16) {
         // columns j0 .. j0 + 15 of the padded row read input columns j - pad_w
         const int lo = j0 - p.pad_w;
-        __mmask16 m = 0;
-        for (int j = 0; j < 16; ++j)
-          if (j0 + j < l.wx && lo + j >= 0 && lo + j < p.w) m |= (__mmask16)(1u << j);
+        // lanes j with 0 <= lo + j < W and j0 + j < wx
+        const __mmask16 m = bf16::lanes_mask(std::min(l.wx - j0, p.w - lo)) & (__mmask16)~bf16::lanes_mask(-lo);
         const __m512 v0 = _mm512_maskz_loadu_ps(m, r0 + lo);
         const __m512 v1 = r1 ? _mm512_maskz_loadu_ps(m, r1 + lo) : _mm512_setzero_ps();
-        const __m512i a = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v0));
-        const __m512i b = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v1));
-        const __mmask16 store = (__mmask16)(l.wx - j0 >= 16 ? 0xFFFF : (1u << (l.wx - j0)) - 1);
-        _mm512_mask_storeu_epi32(row + j0, store, _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
+        _mm512_mask_storeu_epi32(row + j0, bf16::lanes_mask(l.wx - j0), bf16::pairs(v0, v1));
       }
     }
   }

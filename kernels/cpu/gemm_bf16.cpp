@@ -13,8 +13,8 @@
 // AMX: the same B panels are what TDPBF16PS reads as its second operand (row q of a tile: pair q
 // of 16 columns), loaded as tiles with a 128-byte stride; A's panels are turned into 16 x 16 blocks
 // of pairs (a register transpose); the micro-kernel keeps a 32 x 32 block of C in tiles 0-3, with
-// A in tiles 4-5 and B in tiles 6-7, and adds it into C through a small buffer. k is padded to
-// whole tiles (16 pairs) with zeros in the packing.
+// A in tiles 4-5 and B in tiles 6-7, loaded from and stored to C itself for whole blocks (through
+// a small buffer at the edges). k is padded to whole tiles (16 pairs) with zeros in the packing.
 #include "kernels/cpu/gemm_bf16.h"
 
 #include <omp.h>
@@ -29,6 +29,7 @@
 
 #include "base/error.h"
 #include "kernels/cpu/amx.h"
+#include "kernels/cpu/bf16_simd.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/gemm_packed.h"
 
@@ -108,7 +109,7 @@ void set_gemm_bf16_kernel(Bf16Kernel k) {
 #if EMOTUNE_BF16_X86
 namespace {
 
-#define EMOTUNE_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
+using bf16::lanes_mask;
 
 constexpr int kMr = 8;          // rows of an A panel and of the C block
 constexpr int kNr = 32;         // columns of a B panel and of the C block
@@ -123,8 +124,6 @@ struct Src {
   int64_t lane_stride, k_stride;
 };
 
-inline __mmask16 lanes_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << std::max(n, 0)) - 1); }
-
 // Lanes contiguous: out[q * width + i] = pair(x(i, k0 + 2q), x(i, k0 + 2q + 1)), k0 + 2q + 1 < k1
 // else zero in the missing half; lanes past `lanes` zero. width is 8 or 32.
 EMOTUNE_BF16_TARGET void pack_lanes_contiguous(const Src& s, int lanes, int width, int64_t k0, int64_t k1,
@@ -138,9 +137,7 @@ EMOTUNE_BF16_TARGET void pack_lanes_contiguous(const Src& s, int lanes, int widt
       const float* r0 = s.p + kk * s.k_stride + l0;
       const __m512 x0 = _mm512_maskz_loadu_ps(m, r0);
       const __m512 x1 = kk + 1 < k1 ? _mm512_maskz_loadu_ps(m, r0 + s.k_stride) : _mm512_setzero_ps();
-      const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x0));
-      const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x1));
-      _mm512_mask_storeu_epi32(out + q * width + l0, store, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      _mm512_mask_storeu_epi32(out + q * width + l0, store, bf16::pairs(x0, x1));
     }
   }
 }
@@ -317,8 +314,6 @@ void column_block(int m, int64_t k, const ASource& a, const Src& b, int j0, int 
 
 constexpr int kTilePairs = 16;  // pairs of k in one tile row (64 bytes), and rows of a tile
 
-inline void amx_configure() { amx::configure(); }
-inline void amx_release() { amx::release(); }
 
 // out [32][32] fp32 (row stride ld) = (accumulate ? out : 0) + A (MA tiles of 16 rows) x B (NB tiles
 // of 16 columns) over `chunks` tiles of 16 pairs. a0 / a1: [chunks][16 rows][16 pairs]; bp: a
@@ -401,7 +396,7 @@ void column_block_amx(int m, int64_t k, const ASource& a, const Src& b, int j0, 
   uint32_t* ap = pack_buffer(1, (size_t)((mcmax + kMr - 1) / kMr) * kKcPairs * kMr);
   uint32_t* at = pack_buffer(2, (size_t)((mcmax + 15) / 16) * kKcPairs * 16);
   alignas(64) float acc[32 * 32];
-  amx_configure();
+  amx::configure();
   for (int64_t k0 = 0; k0 < k; k0 += 2 * kKcPairs) {
     const int64_t k1 = std::min<int64_t>(k, k0 + 2 * kKcPairs), pairs = (k1 - k0 + 1) / 2;
     const int chunks = (int)((pairs + kTilePairs - 1) / kTilePairs);
@@ -446,7 +441,7 @@ void column_block_amx(int m, int64_t k, const ASource& a, const Src& b, int j0, 
       }
     }
   }
-  amx_release();
+  amx::release();
 }
 
 void run(int m, int n, int64_t k, const ASource& a, const Src& b, float beta, float* c, int64_t ldc) {
