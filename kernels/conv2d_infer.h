@@ -59,7 +59,8 @@ int64_t winograd_weights_size(const Conv2dShape& p, int tile = 2);
 void winograd_weights(const Conv2dShape& p, const float* w, float* u, int tile = 2, bool turned = false);
 // The F(2x2) filters U rounded to bf16 and laid out for the bf16 kernel in use, made once (an
 // inference graph's filters do not change): bf16 products then skip that work on every call.
-// Null where bf16 products do not apply to this layer (no bf16 CPU, or C below kBf16MinReduction).
+// Null where its products do not run bf16 now (kernels/cpu/gemm.h, cpu_gemm_runs_bf16: the
+// process not at bf16, or C below kBf16MinReduction).
 struct WinogradBf16Weights;
 std::shared_ptr<const WinogradBf16Weights> winograd_weights_bf16(const Conv2dShape& p, const float* u);
 // ub: winograd_weights_bf16 of u, used when the process runs bf16 products with the kernel ub was

@@ -325,31 +325,29 @@ void conv2d_forward_relu_cpu(const Conv2dShape& p, const float* x, const float* 
   forward_train(p, x, w, b, /*relu=*/true, y);
 }
 
-// dx is the "full" correlation of dy with the filters turned 180 degrees and their channel axes
-// swapped: a 3x3 stride-1 conv of dy [N, K, OH, OW] with w' [C, K, 3, 3], w'[c,k,r,s] =
-// w[k,c,2-r,2-s], padding 2 - pad, which gives back [N, C, H, W].
+// At stride 1, dx is the "full" correlation of dy with the filters turned 180 degrees and their
+// channel axes swapped: a stride-1 conv q of dy [N, K, OH, OW] with w' [C, K, R, S], w'[c,k,r,s] =
+// w[k,c,R-1-r,S-1-s], padding R-1-pad, which gives back [N, C, H, W].
 void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx) {
-  if (p.stride_h == 1 && p.stride_w == 1 && p.pad_h < p.r && p.pad_w < p.s) {  // bf16 on AMX: the same, direct
-    const Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, p.r, p.s, p.r - 1 - p.pad_h, p.s - 1 - p.pad_w, 1, 1};
-    if (q.out_h() == p.h && q.out_w() == p.w && cpu_precision() == Precision::bf16 && q.c >= kBf16MinReduction) {
-      std::vector<float> turned((size_t)p.w_size());  // w'[c, k, r, s] = w[k, c, R-1-r, S-1-s]
-      for (int k = 0; k < p.k; ++k)
-        for (int c = 0; c < p.c; ++c)
-          for (int r = 0; r < p.r; ++r)
-            for (int s = 0; s < p.s; ++s)
-              turned[(((size_t)c * p.k + k) * p.r + r) * p.s + s] =
-                  w[(((size_t)k * p.c + c) * p.r + (p.r - 1 - r)) * p.s + (p.s - 1 - s)];
-      if (conv2d_forward_amx(q, dy, turned.data(), nullptr, false, dx)) return;
-    }
+  const Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, p.r, p.s, p.r - 1 - p.pad_h, p.s - 1 - p.pad_w, 1, 1};
+  const bool as_forward = p.stride_h == 1 && p.stride_w == 1 && q.pad_h >= 0 && q.pad_w >= 0 && q.out_h() == p.h &&
+                          q.out_w() == p.w;
+  if (as_forward && conv2d_amx_applies(q)) {  // bf16 on AMX: direct
+    std::vector<float> turned((size_t)p.w_size());  // w'[c, k, r, s] = w[k, c, R-1-r, S-1-s]
+    for (int k = 0; k < p.k; ++k)
+      for (int c = 0; c < p.c; ++c)
+        for (int r = 0; r < p.r; ++r)
+          for (int s = 0; s < p.s; ++s)
+            turned[(((size_t)c * p.k + k) * p.r + r) * p.s + s] =
+                w[(((size_t)k * p.c + c) * p.r + (p.r - 1 - r)) * p.s + (p.s - 1 - s)];
+    conv2d_forward_amx(q, dy, turned.data(), nullptr, false, dx);
+    return;
   }
-  if (const int tile = p.pad_h <= 2 && p.pad_w <= 2 ? train_tile(p) : 0) {
-    const Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, 3, 3, 2 - p.pad_h, 2 - p.pad_w, 1, 1};
-    if (q.out_h() == p.h && q.out_w() == p.w) {
-      float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(q, tile));
-      winograd_weights(p, w, u, tile, /*turned=*/true);
-      conv2d_infer_winograd_cpu(q, dy, u, nullptr, ConvEpilogue{}, dx, tile);
-      return;
-    }
+  if (const int tile = as_forward && p.pad_h <= 2 && p.pad_w <= 2 ? train_tile(p) : 0) {  // 3x3: Winograd
+    float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(q, tile));
+    winograd_weights(p, w, u, tile, /*turned=*/true);
+    conv2d_infer_winograd_cpu(q, dy, u, nullptr, ConvEpilogue{}, dx, tile);
+    return;
   }
   conv2d_backward_input_im2col_cpu(p, dy, w, dx);
 }

@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/bf16_simd.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/runtime.h"
 
@@ -154,11 +155,14 @@ EMOTUNE_AMX_TARGET void store_block(const Conv2dShape& p, const Layout& l, const
 }  // namespace
 #endif
 
+bool conv2d_amx_applies(const Conv2dShape& p) {
+  return gemm_bf16_kernel() == Bf16Kernel::amx && cpu_gemm_runs_bf16(p.c) && p.stride_h == 1 && p.stride_w == 1 &&
+         p.k >= 16 && p.out_h() >= 1 && p.out_w() >= 1;
+}
+
 bool conv2d_forward_amx(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu, float* y) {
 #if defined(__x86_64__)
-  if (cpu_precision() != Precision::bf16 || gemm_bf16_kernel() != Bf16Kernel::amx || p.stride_h != 1 ||
-      p.stride_w != 1 || p.c < kBf16MinReduction || p.k < 16 || p.out_h() < 1 || p.out_w() < 1)
-    return false;
+  if (!conv2d_amx_applies(p)) return false;
   const Layout l = layout_of(p);
   std::vector<uint32_t> wt((size_t)p.r * p.s * l.kblocks * 2 * (l.pairs / 16) * 256);
   pack_filters(p, l, w, wt.data());

@@ -14,9 +14,11 @@
 
 namespace emotune {
 
-// Runs the convolution and returns true when it applies: the process runs bf16 products on the
-// amx kernel, stride 1, C >= kBf16MinReduction, K >= 16 (fewer output channels would leave most
-// of each 16-row tile empty: the first layer's backward-data). Otherwise returns false and writes
+// Whether it applies: the bf16 kernel in use is amx, its products run bf16 (kernels/cpu/gemm.h,
+// cpu_gemm_runs_bf16 of C), stride 1, K >= 16 (fewer output channels would leave most of each
+// 16-row tile empty: the first layer's backward-data), a non-empty output.
+bool conv2d_amx_applies(const Conv2dShape& p);
+// Runs the convolution and returns true when it applies; otherwise returns false and writes
 // nothing. Training's forward and backward-data (a forward of dy with the filters turned,
 // kernels/cpu/conv2d.cpp) call it first.
 bool conv2d_forward_amx(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu,

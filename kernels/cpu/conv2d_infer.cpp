@@ -646,7 +646,7 @@ struct WinogradBf16Weights {
 };
 
 std::shared_ptr<const WinogradBf16Weights> winograd_weights_bf16(const Conv2dShape& p, const float* u) {
-  if (!cpu_bf16_available() || p.c < kBf16MinReduction) return nullptr;
+  if (!cpu_gemm_runs_bf16(p.c)) return nullptr;
   auto r = std::make_shared<WinogradBf16Weights>();
   const int64_t kc = packed_a_size(p.k, p.c);
   for (int xi = 0; xi < 16; ++xi) r->xi.push_back(gemm_bf16_prepare_a(p.k, p.c, u + xi * kc));
@@ -663,9 +663,7 @@ void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float
   float* v = thread_scratch(Scratch::winograd_v, xis * ldv);
   float* m = thread_scratch(Scratch::winograd_m, xis * ldm);
   const int64_t kc = packed_a_size(p.k, p.c);
-  // ub's products are bf16's: used only where cpu_gemm_packed_a would run bf16 with ub's kernel.
-  const bool prepared = ub && tile == 2 && (int)ub->xi.size() == xis && cpu_precision() == Precision::bf16 &&
-                        p.c >= kBf16MinReduction && ub->xi[0].kernel == gemm_bf16_kernel();
+  const bool prepared = ub && tile == 2 && (int)ub->xi.size() == xis;  // cpu_gemm_packed_a decides if it is used
   parallel_region([&] {
     std::vector<float> tmp((size_t)transform_scratch(w));  // per worker: the row buffers
     for (int64_t r0 = 0; r0 < w.rows; r0 += w.rows_per_block) {
@@ -677,12 +675,9 @@ void conv2d_infer_winograd_cpu(const Conv2dShape& p, const float* x, const float
 #pragma omp for schedule(dynamic, 4)
       for (int c = 0; c < p.c; ++c) input_transform(p, w, x, r0, nr, c, v, ldv, tmp.data());
 #pragma omp for schedule(dynamic, 1)
-      for (int xi = 0; xi < xis; ++xi) {
-        if (prepared)
-          gemm_bf16_prepared_a(ub->xi[xi], tb, v + xi * ldv, w.block, m + xi * ldm, w.block);
-        else
-          cpu_gemm_packed_a(p.k, tb, p.c, u + xi * kc, v + xi * ldv, w.block, m + xi * ldm, w.block);
-      }
+      for (int xi = 0; xi < xis; ++xi)
+        cpu_gemm_packed_a(p.k, tb, p.c, u + xi * kc, v + xi * ldv, w.block, m + xi * ldm, w.block,
+                          prepared ? &ub->xi[xi] : nullptr);
 #pragma omp for schedule(dynamic, 4)
       for (int k = 0; k < p.k; ++k) output_transform(p, e, w, m, ldm, b, r0, nr, k, y, tmp.data());
     }

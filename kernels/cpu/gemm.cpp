@@ -33,17 +33,21 @@ std::string cpu_bf16_amx_why_not() {
   return gemm_bf16_amx_available(&why) ? std::string() : why;
 }
 
+bool cpu_gemm_runs_bf16(int64_t k) { return cpu_precision() == Precision::bf16 && k >= kBf16MinReduction; }
+
 void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, const float* a, int64_t lda, const float* b,
               int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (cpu_precision() == Precision::bf16 && k >= kBf16MinReduction)
-    return gemm_bf16(m, n, k, a, lda, trans_a, b, ldb, trans_b, beta, c, ldc);
+  if (cpu_gemm_runs_bf16(k)) return gemm_bf16(m, n, k, a, lda, trans_a, b, ldb, trans_b, beta, c, ldc);
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
               a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-void cpu_gemm_packed_a(int m, int n, int k, const float* ap, const float* b, int64_t ldb, float* c, int64_t ldc) {
-  if (cpu_precision() == Precision::bf16 && k >= kBf16MinReduction)
+void cpu_gemm_packed_a(int m, int n, int k, const float* ap, const float* b, int64_t ldb, float* c, int64_t ldc,
+                       const Bf16PackedA* prepared) {
+  if (cpu_gemm_runs_bf16(k)) {
+    if (prepared && prepared->kernel == gemm_bf16_kernel()) return gemm_bf16_prepared_a(*prepared, n, b, ldb, c, ldc);
     return gemm_bf16_packed_a(m, n, k, ap, b, ldb, c, ldc);
+  }
   gemm_packed_a(m, n, k, ap, b, ldb, c, ldc);
 }
 
