@@ -69,11 +69,7 @@ int main(int argc, char** argv) {
     settings.graph = "training";  // load the modules; the graph is compiled below
     runtime_configure(settings);
     precision = runtime_set_precision(precision);
-    if (!bf16_kernel.empty()) {
-      if (bf16_kernel != "amx" && bf16_kernel != "avx512-bf16")
-        throw std::runtime_error("--bf16-kernel: amx or avx512-bf16");
-      set_gemm_bf16_kernel(bf16_kernel == "amx" ? Bf16Kernel::amx : Bf16Kernel::avx512_bf16);
-    }
+    if (!bf16_kernel.empty()) set_gemm_bf16_kernel(bf16_kernel_from_name(bf16_kernel));
     LoadedModel m = load_model(model);
     const int s = m.info.preprocess.size;
     std::shared_ptr<InferenceGraph> g;

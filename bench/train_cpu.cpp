@@ -61,11 +61,7 @@ int main(int argc, char** argv) {
   try {
     if (precision != "fp32" && precision != "bf16") throw std::runtime_error("--precision: fp32 or bf16");
     set_cpu_precision(precision == "bf16" ? Precision::bf16 : Precision::fp32);
-    if (!bf16_kernel.empty()) {
-      if (bf16_kernel != "amx" && bf16_kernel != "avx512-bf16")
-        throw std::runtime_error("--bf16-kernel: amx or avx512-bf16");
-      set_gemm_bf16_kernel(bf16_kernel == "amx" ? Bf16Kernel::amx : Bf16Kernel::avx512_bf16);
-    }
+    if (!bf16_kernel.empty()) set_gemm_bf16_kernel(bf16_kernel_from_name(bf16_kernel));
     auto net = make_network(arch, 7, 1, "torch");
     net->set_training(true);
     AdamOptions ao;

@@ -294,8 +294,7 @@ Options parse(int argc, char** argv) {
     throw std::runtime_error("--batch, --threads, --iters must be >= 1, --warmup >= 0, --directions not empty");
   if (o.precision != "fp32" && o.precision != "bf16") throw std::runtime_error("--precision: fp32 or bf16");
   if (o.algorithm != "direct" && o.algorithm != "auto") throw std::runtime_error("--algorithm: direct or auto");
-  if (!o.bf16_kernel.empty() && o.bf16_kernel != "amx" && o.bf16_kernel != "avx512-bf16")
-    throw std::runtime_error("--bf16-kernel: amx or avx512-bf16");
+  if (!o.bf16_kernel.empty()) (void)bf16_kernel_from_name(o.bf16_kernel);  // a bad name: an error now
   if (!o.onednn_isa.empty() && o.onednn_isa != "avx512_core_amx" && o.onednn_isa != "avx512_core_bf16" &&
       o.onednn_isa != "avx512_core" && o.onednn_isa != "default")
     throw std::runtime_error("--onednn-isa: avx512_core_amx, avx512_core_bf16, avx512_core or default");
@@ -403,7 +402,7 @@ int main(int argc, char** argv) {
     set_cpu_threads(o.threads);  // omp_set_num_threads: emotune's team and oneDNN's, before any primitive
     set_cpu_precision(run.bf16 ? Precision::bf16 : Precision::fp32);
     if (!o.bf16_kernel.empty())
-      set_gemm_bf16_kernel(o.bf16_kernel == "amx" ? Bf16Kernel::amx : Bf16Kernel::avx512_bf16);
+      set_gemm_bf16_kernel(bf16_kernel_from_name(o.bf16_kernel));
     // Asks Linux for the AMX tile state once for the process (emotune's kernel would at its first
     // product), so that oneDNN's AMX code may run whichever side runs first.
     gemm_bf16_amx_available();

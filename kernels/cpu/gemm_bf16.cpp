@@ -58,6 +58,12 @@ const char* bf16_kernel_name(Bf16Kernel k) {
   }
 }
 
+Bf16Kernel bf16_kernel_from_name(const std::string& name) {
+  if (name == "amx") return Bf16Kernel::amx;
+  if (name == "avx512-bf16") return Bf16Kernel::avx512_bf16;
+  throw Error("bf16 kernel '" + name + "': amx or avx512-bf16");
+}
+
 bool gemm_bf16_amx_available(std::string* why_not) {
   struct Answer {
     bool ok;

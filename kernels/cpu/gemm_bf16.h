@@ -36,6 +36,8 @@ bool gemm_bf16_available();
 // avx512_bf16, else none.
 enum class Bf16Kernel { none, avx512_bf16, amx };
 const char* bf16_kernel_name(Bf16Kernel k);  // "none" | "avx512-bf16" | "amx"
+// The kernel named "amx" or "avx512-bf16" (tests' and benchmarks' --bf16-kernel); Error otherwise.
+Bf16Kernel bf16_kernel_from_name(const std::string& name);
 Bf16Kernel gemm_bf16_kernel();
 // True when the CPU has AMX-BF16, the OS saves the tile state and Linux granted its use to this
 // process (asked once); otherwise false, with the reason in *why_not when given.
