@@ -232,8 +232,7 @@ void Residual::export_onnx(OnnxWriter& onnx, const std::string& name) const {
 }
 
 void Residual::init_torch(Rng& rng) {
-  body_->init_torch(rng);
-  if (shortcut_) shortcut_->init_torch(rng);
+  for (Sequential* b : branches()) b->init_torch(rng);
 }
 
 std::string Residual::describe() const {
@@ -246,29 +245,30 @@ std::string Residual::describe() const {
 }
 
 void Residual::collect(const std::string& prefix, std::vector<ParamRef>& params, std::vector<NamedTensor>& buffers) {
-  body_->collect(prefix, params, buffers);
-  if (shortcut_) shortcut_->collect(prefix, params, buffers);
+  for (Sequential* b : branches()) b->collect(prefix, params, buffers);  // one namespace: "<block>.<child>"
 }
 
 void Residual::collect_penalties(std::vector<Tensor>& out) {
-  body_->collect_penalties(out);
-  if (shortcut_) shortcut_->collect_penalties(out);
+  for (Sequential* b : branches()) b->collect_penalties(out);
 }
 
 void Residual::set_training(bool on) {
   training_ = on;
-  body_->set_training(on);
-  if (shortcut_) shortcut_->set_training(on);
+  for (Sequential* b : branches()) b->set_training(on);
 }
 
 void Residual::set_seed(uint64_t seed) {
-  body_->set_seed(derive_seed(seed, 0));
-  if (shortcut_) shortcut_->set_seed(derive_seed(seed, 1));
+  const std::vector<Sequential*> bs = branches();
+  for (size_t i = 0; i < bs.size(); ++i) bs[i]->set_seed(derive_seed(seed, i));
 }
 
 void Residual::set_step(uint64_t step) {
-  body_->set_step(step);
-  if (shortcut_) shortcut_->set_step(step);
+  for (Sequential* b : branches()) b->set_step(step);
+}
+
+std::vector<Sequential*> Residual::branches() const {
+  if (shortcut_) return {body_.get(), shortcut_.get()};
+  return {body_.get()};
 }
 
 // ------------------------------------------------------------------ GlobalAvgPool2d

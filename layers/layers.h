@@ -145,6 +145,7 @@ class Residual : public Module {
   void set_step(uint64_t step) override;
 
  private:
+  std::vector<Sequential*> branches() const;  // body, then the shortcut when it is not the identity
   std::shared_ptr<Sequential> body_, shortcut_;
 };
 
