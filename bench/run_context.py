@@ -37,6 +37,24 @@ def inference_args(doc, rounds):
     return ap
 
 
+def inference_cells(emotune, a):
+    """The cells of an inference comparison: for each model of --models (exported to ONNX in a
+    temporary folder, kept while the cells are walked), batch and thread count, yields (model,
+    the .safetensors path, the .onnx path, batch, threads, the flags every timer shares)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in a.models.split(","):
+            src = f"models/{model}.safetensors"
+            onnx = os.path.join(tmp, f"{model}.onnx")
+            subprocess.run([emotune, "export", "--model", src, "--format", "onnx", "--out", onnx], check=True,
+                           capture_output=True)
+            for batch in map(int, a.batches.split(",")):
+                iters = "30" if batch == 1 else "6"
+                for threads in map(int, a.threads.split(",")):
+                    yield model, src, onnx, batch, threads, ["--batch", str(batch), "--threads", str(threads),
+                                                             "--iters", iters]
+
+
 def built(build, who, *names):
     """Paths of build/bin/<name>, exiting with a message naming `who` when one is not built."""
     paths = [os.path.join(build, "bin", n) for n in names]

@@ -16,8 +16,6 @@ ONNX Runtime comes from PyPI into the venv tests/onnx/run.sh uses (same pins), m
 """
 import os
 import statistics
-import subprocess
-import tempfile
 
 import run_context
 from run_context import run_json
@@ -34,38 +32,29 @@ def main():
     env = dict(os.environ)
     context = run_context.start(emotune, ROOT)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for model in a.models.split(","):
-            src = f"models/{model}.safetensors"
-            onnx = os.path.join(tmp, f"{model}.onnx")
-            subprocess.run([emotune, "export", "--model", src, "--format", "onnx", "--out", onnx], check=True,
-                           capture_output=True)
-            for batch in map(int, a.batches.split(",")):
-                iters = "30" if batch == 1 else "6"
-                for threads in map(int, a.threads.split(",")):
-                    res = {"graph": [], "training": [], "ort": []}
-                    cpu = {"graph": [], "ort": []}
-                    for _ in range(a.rounds):
-                        common = ["--batch", str(batch), "--threads", str(threads), "--iters", iters]
-                        g = run_json([bench, "--model", src] + common, env)
-                        o = run_json([py, "bench/ort_forward.py", onnx] + common, env)
-                        res["graph"].append(g["median_ms"])
-                        res["ort"].append(o["median_ms"])
-                        cpu["graph"].append(g["cpu_ms"])
-                        cpu["ort"].append(o["cpu_ms"])
-                        res["training"].append(
-                            run_json([bench, "--model", src, "--graph", "training"] + common, env)["median_ms"])
-                    row = {"model": model, "batch": batch, "threads": threads,
-                           **{k + "_ms": statistics.median(v) for k, v in res.items()},
-                           **{k + "_cpu_ms": statistics.median(v) for k, v in cpu.items()},
-                           "rounds": {k: v for k, v in res.items()}}
-                    row["ratio"] = row["ort_ms"] / row["graph_ms"]
-                    row["cpu_ratio"] = row["ort_cpu_ms"] / row["graph_cpu_ms"]
-                    row["ratio_training_graph"] = row["ort_ms"] / row["training_ms"]
-                    rows.append(row)
-                    print(f"{model:5} batch {batch:3} threads {threads}: emotune {row['graph_ms']:8.2f} ms  "
-                          f"ORT {row['ort_ms']:8.2f} ms  ratio {row['ratio']:.2f}  "
-                          f"(training graph {row['training_ms']:8.2f} ms)", flush=True)
+    for model, src, onnx, batch, threads, common in run_context.inference_cells(emotune, a):
+        res = {"graph": [], "training": [], "ort": []}
+        cpu = {"graph": [], "ort": []}
+        for _ in range(a.rounds):
+            g = run_json([bench, "--model", src] + common, env)
+            o = run_json([py, "bench/ort_forward.py", onnx] + common, env)
+            res["graph"].append(g["median_ms"])
+            res["ort"].append(o["median_ms"])
+            cpu["graph"].append(g["cpu_ms"])
+            cpu["ort"].append(o["cpu_ms"])
+            res["training"].append(
+                run_json([bench, "--model", src, "--graph", "training"] + common, env)["median_ms"])
+        row = {"model": model, "batch": batch, "threads": threads,
+               **{k + "_ms": statistics.median(v) for k, v in res.items()},
+               **{k + "_cpu_ms": statistics.median(v) for k, v in cpu.items()},
+               "rounds": {k: v for k, v in res.items()}}
+        row["ratio"] = row["ort_ms"] / row["graph_ms"]
+        row["cpu_ratio"] = row["ort_cpu_ms"] / row["graph_cpu_ms"]
+        row["ratio_training_graph"] = row["ort_ms"] / row["training_ms"]
+        rows.append(row)
+        print(f"{model:5} batch {batch:3} threads {threads}: emotune {row['graph_ms']:8.2f} ms  "
+              f"ORT {row['ort_ms']:8.2f} ms  ratio {row['ratio']:.2f}  "
+              f"(training graph {row['training_ms']:8.2f} ms)", flush=True)
     run_context.finish(context, rows, a.json)
     print("| model | batch | threads | emotune ms | ONNX Runtime ms | ratio (ORT / emotune) | CPU-time ratio | emotune before (training graph) ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -18,8 +18,6 @@ OpenVINO and ONNX Runtime come from PyPI into their own venv (EMOTUNE_OPENVINO_V
 """
 import os
 import statistics
-import subprocess
-import tempfile
 
 import run_context
 from run_context import run_json
@@ -35,32 +33,23 @@ def main():
     py = run_context.venv_python(REQS, "EMOTUNE_OPENVINO_VENV", "openvino-venv")
     context = run_context.start(emotune, ROOT)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for model in a.models.split(","):
-            src = f"models/{model}.safetensors"
-            onnx = os.path.join(tmp, f"{model}.onnx")
-            subprocess.run([emotune, "export", "--model", src, "--format", "onnx", "--out", onnx], check=True,
-                           capture_output=True)
-            for batch in map(int, a.batches.split(",")):
-                iters = "30" if batch == 1 else "6"
-                for threads in map(int, a.threads.split(",")):
-                    common = ["--batch", str(batch), "--threads", str(threads), "--iters", iters]
-                    res = {k: [] for k in ("auto", "ov", "fp32", "ov_f32", "ort")}
-                    ov_precision = ""
-                    for _ in range(a.rounds):
-                        res["auto"].append(run_json([bench, "--model", src, "--precision", "auto"] + common)["median_ms"])
-                        o = run_json([py, "bench/ov_forward.py", onnx] + common)
-                        ov_precision = o["precision"]
-                        res["ov"].append(o["median_ms"])
-                        res["fp32"].append(run_json([bench, "--model", src] + common)["median_ms"])
-                        res["ov_f32"].append(run_json([py, "bench/ov_forward.py", onnx, "--precision", "f32"] + common)["median_ms"])
-                        res["ort"].append(run_json([py, "bench/ort_forward.py", onnx] + common)["median_ms"])
-                    row = {"model": model, "batch": batch, "threads": threads, "ov_default_precision": ov_precision,
-                           **{k + "_ms": statistics.median(v) for k, v in res.items()}, "rounds": res}
-                    rows.append(row)
-                    print(f"{model:5} batch {batch:3} threads {threads}: auto {row['auto_ms']:8.2f}  OV {row['ov_ms']:8.2f} "
-                          f"({ov_precision})  fp32 {row['fp32_ms']:8.2f}  OV f32 {row['ov_f32_ms']:8.2f}  "
-                          f"ORT {row['ort_ms']:8.2f} ms", flush=True)
+    for model, src, onnx, batch, threads, common in run_context.inference_cells(emotune, a):
+        res = {k: [] for k in ("auto", "ov", "fp32", "ov_f32", "ort")}
+        ov_precision = ""
+        for _ in range(a.rounds):
+            res["auto"].append(run_json([bench, "--model", src, "--precision", "auto"] + common)["median_ms"])
+            o = run_json([py, "bench/ov_forward.py", onnx] + common)
+            ov_precision = o["precision"]
+            res["ov"].append(o["median_ms"])
+            res["fp32"].append(run_json([bench, "--model", src] + common)["median_ms"])
+            res["ov_f32"].append(run_json([py, "bench/ov_forward.py", onnx, "--precision", "f32"] + common)["median_ms"])
+            res["ort"].append(run_json([py, "bench/ort_forward.py", onnx] + common)["median_ms"])
+        row = {"model": model, "batch": batch, "threads": threads, "ov_default_precision": ov_precision,
+               **{k + "_ms": statistics.median(v) for k, v in res.items()}, "rounds": res}
+        rows.append(row)
+        print(f"{model:5} batch {batch:3} threads {threads}: auto {row['auto_ms']:8.2f}  OV {row['ov_ms']:8.2f} "
+              f"({ov_precision})  fp32 {row['fp32_ms']:8.2f}  OV f32 {row['ov_f32_ms']:8.2f}  "
+              f"ORT {row['ort_ms']:8.2f} ms", flush=True)
     run_context.finish(context, rows, a.json)
     print("| model | batch | threads | emotune auto ms | OpenVINO default ms | OV / emotune | emotune fp32 ms "
           "| OpenVINO f32 ms | OV f32 / emotune fp32 | ONNX Runtime ms | ORT / emotune fp32 |")
