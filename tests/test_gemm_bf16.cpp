@@ -23,6 +23,7 @@
 #include "engine/checkpoint.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_packed.h"
+#include "tests/bf16_kernels.h"
 #include "tests/testing.h"
 
 using namespace emotune;
@@ -87,24 +88,10 @@ int run_case(const Case& t, bool rounded_reference) {
 
 bool available(const char* what) { return testing::isa_or_skip(gemm_bf16_available(), "avx512_bf16", what); }
 
-// The kernels this machine can run, each set process-wide in turn by for_each_kernel; the ones it
-// cannot are reported as skipped. The default choice is restored afterwards.
+// Each kernel this machine can run in turn (tests/bf16_kernels.h).
 template <class F>
 void for_each_kernel(const char* what, F&& body) {
-  if (!available(what)) return;
-  const Bf16Kernel saved = gemm_bf16_kernel();
-  std::string why;
-  std::vector<Bf16Kernel> kernels{Bf16Kernel::avx512_bf16};
-  if (gemm_bf16_amx_available(&why))
-    kernels.push_back(Bf16Kernel::amx);
-  else
-    testing::isa_or_skip(false, ("amx_bf16 (" + why + ")").c_str(), what);
-  for (Bf16Kernel k : kernels) {
-    set_gemm_bf16_kernel(k);
-    INFO("kernel ", bf16_kernel_name(k));
-    body();
-  }
-  set_gemm_bf16_kernel(saved);
+  testing::for_each_bf16_kernel(what, body);
 }
 
 }  // namespace

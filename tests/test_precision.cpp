@@ -20,11 +20,12 @@
 
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_infer.h"
-#include "kernels/cpu/conv2d_amx.h"
+#include "kernels/cpu/conv2d_bf16_direct.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/linear.h"
 #include "kernels/runtime.h"
+#include "tests/bf16_kernels.h"
 #include "tests/shapes.h"
 #include "tests/testing.h"
 
@@ -198,41 +199,40 @@ TEST_CASE("precision bf16: Winograd filters prepared once give the per-call resu
   CHECK(prepared > 0);
 }
 
-TEST_CASE("precision bf16 on AMX: the direct convolution is within the direct sum's bound on every layer") {
-  // conv2d_forward_amx (kernels/cpu/conv2d_amx.h): bf16 operands, fp32 sums in (tap, channel)
-  // order: |err| <= ((1+u)^2 - 1 + gamma_(C R S + 1)) sum |w x| (bias added exactly after).
-  std::string why;
-  if (!testing::isa_or_skip(gemm_bf16_amx_available(&why), "amx_bf16", "direct AMX convolution")) return;
-  Bf16Scope bf16;
-  const Bf16Kernel saved = gemm_bf16_kernel();
-  set_gemm_bf16_kernel(Bf16Kernel::amx);
-  int ran = 0;
-  double worst = 0;
-  auto shapes = testing::conv_cases();
-  shapes.push_back({"edge 3x3 40->70 9x37 pad0", testing::conv_shape(40, 9, 37, 70, 3, 3, 0, 1), false});
-  shapes.push_back({"edge 5x5 33->17 11x11 pad2", testing::conv_shape(33, 11, 11, 17, 5, 5, 2, 1), false});
-  for (const auto& cs : shapes) {
-    Conv2dShape p = cs.shape;
-    p.n = 3;
-    CAPTURE(cs.name);
-    auto x = random_vector(p.x_size(), 81), w = random_vector(p.w_size(), 82), b = random_vector(p.k, 83);
-    std::vector<float> y((size_t)p.y_size(), NAN), ref(y.size()), bound(y.size());
-    const bool applies = p.stride_h == 1 && p.stride_w == 1 && p.c >= kBf16MinReduction && p.k >= 16;
-    for (bool relu : {false, true}) {
-      CHECK(conv2d_forward_amx(p, x.data(), w.data(), b.data(), relu, y.data()) == applies);
-      if (!applies) continue;
-      conv2d_forward_ref_cpu(p, x.data(), w.data(), b.data(), ref.data());
-      conv2d_forward_ref_cpu(p, absolute(x).data(), absolute(w).data(), nullptr, bound.data());
-      if (relu)
-        for (float& v : ref) v = std::max(v, 0.0f);
-      const double terms = (double)p.c * p.r * p.s;
-      const double gamma = (terms + 1) * kEps / 2 / (1 - (terms + 1) * kEps / 2);
-      worst = std::max(worst, check(relu ? "amx conv + relu" : "amx conv", y, ref, bound,
-                                    kProduct + gamma * (1 + kProduct) + 2 * kEps));  // + the bias add
-      ++ran;
+TEST_CASE("precision bf16: the direct convolution is within the direct sum's bound on every layer, each kernel") {
+  // conv2d_forward_bf16_direct (kernels/cpu/conv2d_bf16_direct.h): bf16 operands, fp32 sums in
+  // (tap, channel) order on both kernels: |err| <= ((1+u)^2 - 1 + gamma_(C R S + 1)) sum |w x|
+  // (bias added exactly after).
+  Bf16Scope bf16_scope;
+  testing::for_each_bf16_kernel("direct bf16 convolution", [&] {
+    int ran = 0;
+    double worst = 0;
+    auto shapes = testing::conv_cases();
+    shapes.push_back({"edge 3x3 40->70 9x37 pad0", testing::conv_shape(40, 9, 37, 70, 3, 3, 0, 1), false});
+    shapes.push_back({"edge 5x5 33->17 11x11 pad2", testing::conv_shape(33, 11, 11, 17, 5, 5, 2, 1), false});
+    shapes.push_back({"edge 3x3 17->19 1x50 pad1", testing::conv_shape(17, 1, 50, 19, 3, 3, 1, 1), false});
+    for (const auto& cs : shapes) {
+      Conv2dShape p = cs.shape;
+      p.n = 3;
+      CAPTURE(cs.name);
+      auto x = random_vector(p.x_size(), 81), w = random_vector(p.w_size(), 82), b = random_vector(p.k, 83);
+      std::vector<float> y((size_t)p.y_size(), NAN), ref(y.size()), bound(y.size());
+      const bool applies = p.stride_h == 1 && p.stride_w == 1 && p.c >= kBf16MinReduction && p.k >= 16;
+      for (bool relu : {false, true}) {
+        CHECK(conv2d_forward_bf16_direct(p, x.data(), w.data(), b.data(), relu, y.data()) == applies);
+        if (!applies) continue;
+        conv2d_forward_ref_cpu(p, x.data(), w.data(), b.data(), ref.data());
+        conv2d_forward_ref_cpu(p, absolute(x).data(), absolute(w).data(), nullptr, bound.data());
+        if (relu)
+          for (float& v : ref) v = std::max(v, 0.0f);
+        const double terms = (double)p.c * p.r * p.s;
+        const double gamma = (terms + 1) * kEps / 2 / (1 - (terms + 1) * kEps / 2);
+        worst = std::max(worst, check(relu ? "direct conv + relu" : "direct conv", y, ref, bound,
+                                      kProduct + gamma * (1 + kProduct) + 2 * kEps));  // + the bias add
+        ++ran;
+      }
     }
-  }
-  MESSAGE("direct AMX convolution: worst error / bound ", worst);
-  CHECK(ran > 0);
-  set_gemm_bf16_kernel(saved);
+    MESSAGE("direct bf16 convolution on ", std::string(bf16_kernel_name(gemm_bf16_kernel())), ": worst error / bound ", worst);
+    CHECK(ran > 0);
+  });
 }

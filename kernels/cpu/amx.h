@@ -1,4 +1,4 @@
-// The AMX tile set-up both AMX kernels share (kernels/cpu/gemm_bf16.cpp, conv2d_amx.cpp): every
+// The AMX tile set-up both AMX kernels share (kernels/cpu/gemm_bf16.cpp, conv2d_bf16_direct.cpp): every
 // tile 16 rows x 64 bytes (palette 1). Call only where gemm_bf16_kernel() is amx (Linux has then
 // granted the tile state); configure before the first tile instruction on a thread, release after.
 #pragma once

@@ -1,4 +1,4 @@
-// The AVX-512 pieces the bf16 kernels share (kernels/cpu/gemm_bf16.cpp, conv2d_amx.cpp): the target
+// The AVX-512 pieces the bf16 kernels share (kernels/cpu/gemm_bf16.cpp, conv2d_bf16_direct.cpp): the target
 // they compile for, lane masks, and the rounding of two fp32 vectors into the 32-bit bf16 pairs
 // that vdpbf16ps and AMX read. Call only where gemm_bf16_available() (AVX512-BF16 present).
 #pragma once

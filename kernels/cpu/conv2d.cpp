@@ -23,7 +23,7 @@
 #include "kernels/conv2d_infer.h"
 #include "kernels/elementwise.h"
 #include "kernels/runtime.h"
-#include "kernels/cpu/conv2d_amx.h"
+#include "kernels/cpu/conv2d_bf16_direct.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/conv2d_ref.h"
 #include "kernels/cpu/scratch.h"
@@ -302,7 +302,7 @@ namespace {
 
 // Training's forward, with the ReLU in Winograd's output transform when asked (im2col: after it).
 void forward_train(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu, float* y) {
-  if (conv2d_forward_amx(p, x, w, b, relu, y)) return;  // bf16 on AMX tiles: direct, no transforms
+  if (conv2d_forward_bf16_direct(p, x, w, b, relu, y)) return;  // bf16: direct, no transforms
   if (const int tile = train_tile(p, /*forward=*/true)) {
     float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(p, tile));
     winograd_weights(p, w, u, tile);
@@ -332,7 +332,7 @@ void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const floa
   const Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, p.r, p.s, p.r - 1 - p.pad_h, p.s - 1 - p.pad_w, 1, 1};
   const bool as_forward = p.stride_h == 1 && p.stride_w == 1 && q.pad_h >= 0 && q.pad_w >= 0 && q.out_h() == p.h &&
                           q.out_w() == p.w;
-  if (as_forward && conv2d_amx_applies(q)) {  // bf16 on AMX: direct
+  if (as_forward && conv2d_bf16_direct_applies(q)) {  // bf16: direct
     std::vector<float> turned((size_t)p.w_size());  // w'[c, k, r, s] = w[k, c, R-1-r, S-1-s]
     for (int k = 0; k < p.k; ++k)
       for (int c = 0; c < p.c; ++c)
@@ -340,7 +340,7 @@ void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const floa
           for (int s = 0; s < p.s; ++s)
             turned[(((size_t)c * p.k + k) * p.r + r) * p.s + s] =
                 w[(((size_t)k * p.c + c) * p.r + (p.r - 1 - r)) * p.s + (p.s - 1 - s)];
-    conv2d_forward_amx(q, dy, turned.data(), nullptr, false, dx);
+    conv2d_forward_bf16_direct(q, dy, turned.data(), nullptr, false, dx);
     return;
   }
   if (const int tile = as_forward && p.pad_h <= 2 && p.pad_w <= 2 ? train_tile(p) : 0) {  // 3x3: Winograd

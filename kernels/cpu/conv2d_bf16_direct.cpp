@@ -1,0 +1,274 @@
+// Direct bf16 convolution on AMX tiles or VDPBF16PS (contract in kernels/cpu/conv2d_bf16_direct.h).
+#include "kernels/cpu/conv2d_bf16_direct.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/amx.h"
+#include "kernels/cpu/bf16_simd.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_bf16.h"
+#include "kernels/runtime.h"
+
+namespace emotune {
+
+#if defined(__x86_64__)
+namespace {
+
+// The output is computed over the padded image's row pitch: position j = oh * wx + ow for ow < wx,
+// so that the inputs of consecutive positions for one tap are consecutive values of the padded
+// image whatever the rows (the positions with ow >= OW are computed and dropped: (S - 1) / wx of
+// the work).
+struct Layout {
+  bool amx;
+  int rows, cols;     // one block of the output: output channels x positions
+  int pairs;          // channel pairs (amx: padded to whole tiles, 16 pairs = 32 channels)
+  int hx, wx;         // the padded bf16 image: rows, columns (OH + R - 1, OW + S - 1)
+  int64_t positions;  // OH * wx, rounded up to whole blocks of cols
+  int kblocks;        // blocks of `rows` output channels
+  int64_t plane() const { return (int64_t)hx * wx; }
+};
+
+// avx512-bf16: 8 x 3 ZMM accumulators (on Zen 4, vgg.conv1_2 at one thread: 6 x 4 ran as fast,
+// 12 x 2 and 4 x 6 slower; 8 divides every K of both networks).
+constexpr int kAvxRows = 8, kAvxCols = 48;
+constexpr int kAmxRows = 32, kAmxCols = 32;  // amx: 2 x 2 accumulator tiles of 16 x 16
+constexpr int kMaxParts = std::max(kAvxCols, kAmxCols) / 16;  // 16-position parts of one block
+
+Layout layout_of(const Conv2dShape& p, bool amx) {
+  Layout l;
+  l.amx = amx;
+  l.rows = amx ? kAmxRows : kAvxRows;
+  l.cols = amx ? kAmxCols : kAvxCols;
+  l.pairs = amx ? (p.c + 31) / 32 * 16 : (p.c + 1) / 2;
+  l.hx = p.out_h() + p.r - 1;
+  l.wx = p.out_w() + p.s - 1;
+  l.positions = ((int64_t)p.out_h() * l.wx + l.cols - 1) / l.cols * l.cols;
+  l.kblocks = (p.k + l.rows - 1) / l.rows;
+  return l;
+}
+
+// The filters as bf16 pairs (channel 2q, 2q + 1), zero past K and C, in the order each kernel
+// reads them:
+//   amx: for each tap t, tile row block kt (16 output channels), chunk of 16 pairs: a [16 k][16
+//     pairs] tile;
+//   avx512: for each block kb of 8 output channels, tap t, pair q: the 8 channels' pairs.
+int64_t filters_size(const Conv2dShape& p, const Layout& l) {
+  return (int64_t)p.r * p.s * l.kblocks * l.rows * l.pairs;
+}
+
+EMOTUNE_BF16_TARGET void pack_filters(const Conv2dShape& p, const Layout& l, const float* w, uint32_t* out) {
+  const int taps = p.r * p.s;
+  const int64_t total = filters_size(p, l);
+  // Value f of the packed filters: its output channel k, pair q and tap t.
+  auto where = [&](int64_t f, int& k, int& q, int& t) {
+    if (l.amx) {
+      const int chunks = l.pairs / 16;
+      const int j = (int)(f % 16), i = (int)(f / 16 % 16);
+      const int64_t tile = f / 256;
+      const int qc = (int)(tile % chunks), kt = (int)(tile / chunks % (l.kblocks * 2));
+      t = (int)(tile / chunks / (l.kblocks * 2));
+      k = kt * 16 + i, q = qc * 16 + j;
+    } else {
+      const int i = (int)(f % kAvxRows);
+      t = (int)(f / kAvxRows % taps);
+      q = (int)(f / kAvxRows / taps % l.pairs);
+      k = (int)(f / kAvxRows / taps / l.pairs) * kAvxRows + i;
+    }
+  };
+  for (int64_t f0 = 0; f0 < total; f0 += 16) {
+    alignas(64) float even[16], odd[16];
+    for (int j = 0; j < 16; ++j) {
+      int k = p.k, q = 0, t = 0;
+      if (f0 + j < total) where(f0 + j, k, q, t);
+      auto at = [&](int c) {
+        return k < p.k && c < p.c ? w[(((int64_t)k * p.c + c) * p.r + t / p.s) * p.s + t % p.s] : 0.0f;
+      };
+      even[j] = at(2 * q), odd[j] = at(2 * q + 1);
+    }
+    _mm512_mask_storeu_epi32(out + f0, bf16::lanes_mask((int)std::min<int64_t>(16, total - f0)),
+                             bf16::pairs(_mm512_load_ps(even), _mm512_load_ps(odd)));
+  }
+}
+
+// One image x [C][H][W] -> [pairs][hx][wx] of (channel 2q, 2q + 1) bf16 pairs, zero padded.
+EMOTUNE_BF16_TARGET void pack_image(const Conv2dShape& p, const Layout& l, const float* x, uint32_t* out) {
+  const int64_t hw = (int64_t)p.h * p.w;
+  for (int q = 0; q < l.pairs; ++q) {
+    const int c0 = 2 * q, c1 = 2 * q + 1;
+    for (int i = 0; i < l.hx; ++i) {
+      uint32_t* row = out + ((int64_t)q * l.hx + i) * l.wx;
+      const int iy = i - p.pad_h;
+      if (c0 >= p.c || iy < 0 || iy >= p.h) {
+        std::memset(row, 0, (size_t)l.wx * 4);
+        continue;
+      }
+      const float* r0 = x + (int64_t)c0 * hw + (int64_t)iy * p.w;
+      const float* r1 = c1 < p.c ? x + (int64_t)c1 * hw + (int64_t)iy * p.w : nullptr;
+      for (int j0 = 0; j0 < l.wx; j0 += 16) {
+        // columns j0 .. j0 + 15 of the padded row read input columns j - pad_w
+        const int lo = j0 - p.pad_w;
+        // lanes j with 0 <= lo + j < W and j0 + j < wx
+        const __mmask16 m = bf16::lanes_mask(std::min(l.wx - j0, p.w - lo)) & (__mmask16)~bf16::lanes_mask(-lo);
+        const __m512 v0 = _mm512_maskz_loadu_ps(m, r0 + lo);
+        const __m512 v1 = r1 ? _mm512_maskz_loadu_ps(m, r1 + lo) : _mm512_setzero_ps();
+        _mm512_mask_storeu_epi32(row + j0, bf16::lanes_mask(l.wx - j0), bf16::pairs(v0, v1));
+      }
+    }
+  }
+}
+
+// The 32 x 32 block (channels kb*32.., positions j0..) of the output on AMX: acc [32][32].
+EMOTUNE_AMX_TARGET void block_amx(const Conv2dShape& p, const Layout& l, const uint32_t* wt, const uint32_t* img,
+                                  int kb, int64_t j0, float* acc) {
+  const int chunks = l.pairs / 16, taps = p.r * p.s;
+  const int64_t bstride = l.plane() * 4;  // bytes from one channel pair's plane to the next: a tile row
+  asm volatile("" ::: "memory");
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int t = 0; t < taps; ++t) {
+    const int r = t / p.s, s = t % p.s;
+    const uint32_t* a = wt + (((int64_t)t * l.kblocks * 2 + kb * 2) * chunks) * 256;
+    for (int q = 0; q < chunks; ++q) {
+      const uint32_t* bsrc = img + (int64_t)q * 16 * l.plane() + (int64_t)r * l.wx + s + j0;
+      _tile_loadd(4, a + (int64_t)q * 256, 64);
+      _tile_loadd(5, a + ((int64_t)chunks + q) * 256, 64);
+      _tile_loadd(6, bsrc, bstride);
+      _tile_loadd(7, bsrc + 16, bstride);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, acc, 128);
+  _tile_stored(1, acc + 16, 128);
+  _tile_stored(2, acc + 16 * 32, 128);
+  _tile_stored(3, acc + 16 * 32 + 16, 128);
+}
+
+// The kAvxRows x kAvxCols block (channels kb*kAvxRows.., positions j0..) with VDPBF16PS: acc
+// [kAvxRows][kAvxCols]. Per channel pair and tap: kAvxCols / 16 loads of 16 consecutive positions
+// of the pair's plane, one broadcast filter pair per output channel, kAvxRows * kAvxCols / 16
+// products.
+EMOTUNE_BF16_TARGET void block_avx512(const Conv2dShape& p, const Layout& l, const uint32_t* wt, const uint32_t* img,
+                                      int kb, int64_t j0, float* acc) {
+  constexpr int V = kAvxCols / 16;
+  const int taps = p.r * p.s;
+  const int64_t plane = l.plane();
+  __m512 c[kAvxRows][V];
+#pragma GCC unroll 16
+  for (int r = 0; r < kAvxRows; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) c[r][v] = _mm512_setzero_ps();
+  const uint32_t* wp = wt + (int64_t)kb * l.pairs * taps * kAvxRows;
+  for (int q = 0; q < l.pairs; ++q) {
+    const uint32_t* plane_q = img + q * plane + j0;
+    for (int t = 0; t < taps; ++t, wp += kAvxRows) {
+      const uint32_t* src = plane_q + (int64_t)(t / p.s) * l.wx + t % p.s;
+      __m512bh b[V];
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) b[v] = (__m512bh)_mm512_loadu_si512(src + 16 * v);
+#pragma GCC unroll 16
+      for (int r = 0; r < kAvxRows; ++r) {
+        const __m512bh a = (__m512bh)_mm512_set1_epi32((int)wp[r]);
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) c[r][v] = _mm512_dpbf16_ps(c[r][v], a, b[v]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < kAvxRows; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + r * kAvxCols + 16 * v, c[r][v]);
+}
+
+// Positions j0 .. j0 + cols - 1 of acc [rows][cols] into y: the valid ones (ow < OW, j < OH wx)
+// are, in order, the consecutive outputs from oh * OW + ow of each 16's first valid one, so each
+// channel's are one compressed store per 16.
+EMOTUNE_BF16_TARGET void store_block(const Conv2dShape& p, const Layout& l, const float* acc, const float* b,
+                                     bool relu, int kb, int64_t j0, float* y_img) {
+  const int64_t valid_end = (int64_t)p.out_h() * l.wx, plane_out = (int64_t)p.out_h() * p.out_w();
+  const int parts = l.cols / 16;
+  __mmask16 mask[kMaxParts] = {};
+  int64_t first[kMaxParts] = {};  // output index of the first valid position of each 16
+  for (int h = 0; h < parts; ++h) {
+    const int64_t j = j0 + 16 * h;
+    first[h] = (j / l.wx) * p.out_w() + std::min<int64_t>(j % l.wx, p.out_w());
+    for (int t = 0; t < 16; ++t)
+      if (j + t < valid_end && (j + t) % l.wx < p.out_w()) mask[h] |= (__mmask16)(1u << t);
+  }
+  for (int i = 0; i < l.rows; ++i) {
+    const int k = kb * l.rows + i;
+    if (k >= p.k) break;
+    const __m512 bias = _mm512_set1_ps(b ? b[k] : 0.0f);
+    float* yk = y_img + (int64_t)k * plane_out;
+    for (int h = 0; h < parts; ++h) {
+      if (!mask[h]) continue;
+      __m512 v = _mm512_add_ps(_mm512_loadu_ps(acc + (int64_t)i * l.cols + 16 * h), bias);
+      if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+      // Compressed in a register, then a masked store: a compressing store to memory is
+      // microcoded on Zen 4 (vgg.conv1_2 forward at one thread: 72.6 -> 64.2 ms).
+      if (mask[h] == 0xFFFF)
+        _mm512_storeu_ps(yk + first[h], v);
+      else
+        _mm512_mask_storeu_ps(yk + first[h], bf16::lanes_mask(__builtin_popcount(mask[h])),
+                              _mm512_maskz_compress_ps(mask[h], v));
+    }
+  }
+}
+
+}  // namespace
+#endif
+
+bool conv2d_bf16_direct_applies(const Conv2dShape& p) {
+  return gemm_bf16_available() && cpu_gemm_runs_bf16(p.c) && p.stride_h == 1 && p.stride_w == 1 && p.k >= 16 &&
+         p.out_h() >= 1 && p.out_w() >= 1;
+}
+
+bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu,
+                                float* y) {
+#if defined(__x86_64__)
+  if (!conv2d_bf16_direct_applies(p)) return false;
+  const Layout l = layout_of(p, gemm_bf16_kernel() == Bf16Kernel::amx);
+  std::vector<uint32_t> wt((size_t)filters_size(p, l));
+  pack_filters(p, l, w, wt.data());
+  const int64_t img_size = (int64_t)l.pairs * l.plane(), x_img = (int64_t)p.c * p.h * p.w;
+  const int64_t y_img = (int64_t)p.k * p.out_h() * p.out_w();
+#pragma omp parallel if (p.n > 1 && !omp_in_parallel())
+  {
+    // The last plane's last blocks read up to positions - OH wx + S - 1 values past it: zeros.
+    const int64_t slack = l.positions - (int64_t)p.out_h() * l.wx + p.s + l.cols;
+    std::vector<uint32_t> img((size_t)(img_size + slack), 0u);
+    alignas(64) float acc[kAmxRows * kAmxCols > kAvxRows * kAvxCols ? kAmxRows * kAmxCols : kAvxRows * kAvxCols];
+    if (l.amx) amx::configure();
+#pragma omp for schedule(dynamic, 1)
+    for (int n = 0; n < p.n; ++n) {
+      pack_image(p, l, x + n * x_img, img.data());
+      // One block of filters over all positions before the next: its filters (amx: 9 taps x C /
+      // 32 x 2 KB) stay in cache while the image's planes stream past (paper.conv2 on AMX: 16 ->
+      // 12 ms, the other layers within noise; measured 2026-12-06, bench_vs_onednn).
+      for (int kb = 0; kb < l.kblocks; ++kb)
+        for (int64_t j0 = 0; j0 < l.positions; j0 += l.cols) {
+          if (l.amx)
+            block_amx(p, l, wt.data(), img.data(), kb, j0, acc);
+          else
+            block_avx512(p, l, wt.data(), img.data(), kb, j0, acc);
+          store_block(p, l, acc, b, relu, kb, j0, y + n * y_img);
+        }
+    }
+    if (l.amx) amx::release();
+  }
+  return true;
+#else
+  (void)p, (void)x, (void)w, (void)b, (void)relu, (void)y;
+  return false;
+#endif
+}
+
+}  // namespace emotune
