@@ -62,35 +62,44 @@ int64_t filters_size(const Conv2dShape& p, const Layout& l) {
 
 EMOTUNE_BF16_TARGET void pack_filters(const Conv2dShape& p, const Layout& l, const float* w, uint32_t* out) {
   const int taps = p.r * p.s;
-  const int64_t total = filters_size(p, l);
-  // Value f of the packed filters: its output channel k, pair q and tap t.
-  auto where = [&](int64_t f, int& k, int& q, int& t) {
-    if (l.amx) {
-      const int chunks = l.pairs / 16;
-      const int j = (int)(f % 16), i = (int)(f / 16 % 16);
-      const int64_t tile = f / 256;
-      const int qc = (int)(tile % chunks), kt = (int)(tile / chunks % (l.kblocks * 2));
-      t = (int)(tile / chunks / (l.kblocks * 2));
-      k = kt * 16 + i, q = qc * 16 + j;
-    } else {
-      const int i = (int)(f % kAvxRows);
-      t = (int)(f / kAvxRows % taps);
-      q = (int)(f / kAvxRows / taps % l.pairs);
-      k = (int)(f / kAvxRows / taps / l.pairs) * kAvxRows + i;
+  // w[k, c, tap], zero past K and C.
+  auto at = [&](int k, int c, int t) { return k < p.k && c < p.c ? w[((int64_t)k * p.c + c) * taps + t] : 0.0f; };
+  if (l.amx) {
+    const int chunks = l.pairs / 16;
+    for (int t = 0; t < taps; ++t)
+      for (int kt = 0; kt < l.kblocks * 2; ++kt)
+        for (int q = 0; q < chunks; ++q) {
+          uint32_t* tile = out + (((int64_t)t * l.kblocks * 2 + kt) * chunks + q) * 256;
+          for (int i = 0; i < 16; ++i) {
+            alignas(64) float even[16], odd[16];
+            for (int j = 0; j < 16; ++j) {
+              const int c0 = (q * 16 + j) * 2;
+              even[j] = at(kt * 16 + i, c0, t), odd[j] = at(kt * 16 + i, c0 + 1, t);
+            }
+            _mm512_storeu_si512(tile + i * 16, bf16::pairs(_mm512_load_ps(even), _mm512_load_ps(odd)));
+          }
+        }
+    return;
+  }
+  // avx512: block (kb, q) is taps x 8 pairs, value t * 8 + i from output channel kb * 8 + i. The
+  // blocks are independent, and the deep layers have millions of filter values: in parallel.
+  const int n = taps * kAvxRows;
+  const int64_t blocks = (int64_t)l.kblocks * l.pairs;
+#pragma omp parallel if (blocks > 64 && !omp_in_parallel())
+  {
+    std::vector<float> even((size_t)n + 16), odd((size_t)n + 16);
+#pragma omp for schedule(static)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int kb = (int)(blk / l.pairs), q = (int)(blk % l.pairs);
+      for (int i = 0; i < kAvxRows; ++i)
+        for (int t = 0; t < taps; ++t) {
+          even[(size_t)t * kAvxRows + i] = at(kb * kAvxRows + i, 2 * q, t);
+          odd[(size_t)t * kAvxRows + i] = at(kb * kAvxRows + i, 2 * q + 1, t);
+        }
+      for (int f0 = 0; f0 < n; f0 += 16)
+        _mm512_mask_storeu_epi32(out + blk * n + f0, bf16::lanes_mask(n - f0),
+                                 bf16::pairs(_mm512_loadu_ps(even.data() + f0), _mm512_loadu_ps(odd.data() + f0)));
     }
-  };
-  for (int64_t f0 = 0; f0 < total; f0 += 16) {
-    alignas(64) float even[16], odd[16];
-    for (int j = 0; j < 16; ++j) {
-      int k = p.k, q = 0, t = 0;
-      if (f0 + j < total) where(f0 + j, k, q, t);
-      auto at = [&](int c) {
-        return k < p.k && c < p.c ? w[(((int64_t)k * p.c + c) * p.r + t / p.s) * p.s + t % p.s] : 0.0f;
-      };
-      even[j] = at(2 * q), odd[j] = at(2 * q + 1);
-    }
-    _mm512_mask_storeu_epi32(out + f0, bf16::lanes_mask((int)std::min<int64_t>(16, total - f0)),
-                             bf16::pairs(_mm512_load_ps(even), _mm512_load_ps(odd)));
   }
 }
 
