@@ -211,6 +211,10 @@ TEST_CASE("precision bf16: the direct convolution is within the direct sum's bou
     shapes.push_back({"edge 3x3 40->70 9x37 pad0", testing::conv_shape(40, 9, 37, 70, 3, 3, 0, 1), false});
     shapes.push_back({"edge 5x5 33->17 11x11 pad2", testing::conv_shape(33, 11, 11, 17, 5, 5, 2, 1), false});
     shapes.push_back({"edge 3x3 17->19 1x50 pad1", testing::conv_shape(17, 1, 50, 19, 3, 3, 1, 1), false});
+    // Small images take the VDPBF16PS kernel with output channels across lanes (kvec: positions
+    // in blocks of 6, K in blocks of 64; the network layers of 12 x 12 and less take it too):
+    // K and the positions off those blocks, an odd C.
+    shapes.push_back({"edge 3x3 21->100 4x4 pad1", testing::conv_shape(21, 4, 4, 100, 3, 3, 1, 1), false});
     for (const auto& cs : shapes) {
       Conv2dShape p = cs.shape;
       p.n = 3;

@@ -22,7 +22,14 @@ namespace {
 // so that the inputs of consecutive positions for one tap are consecutive values of the padded
 // image whatever the rows (the positions with ow >= OW are computed and dropped: (S - 1) / wx of
 // the work).
+enum class Form {
+  amx,    // AMX tiles: 32 (K) x 32 (positions over the padded pitch)
+  rows,   // VDPBF16PS, output channels across registers: 8 (K) x 48 (positions over the padded pitch)
+  kvec,   // VDPBF16PS, output channels across lanes: 64 (K) x 6 (valid positions only)
+};
+
 struct Layout {
+  Form form;
   bool amx;
   int rows, cols;     // one block of the output: output channels x positions
   int pairs;          // channel pairs (amx: padded to whole tiles, 16 pairs = 32 channels)
@@ -38,24 +45,44 @@ constexpr int kAvxRows = 8, kAvxCols = 48;
 constexpr int kAmxRows = 32, kAmxCols = 32;  // amx: 2 x 2 accumulator tiles of 16 x 16
 constexpr int kMaxParts = std::max(kAvxCols, kAmxCols) / 16;  // 16-position parts of one block
 
-Layout layout_of(const Conv2dShape& p, bool amx) {
+constexpr int kVecRows = 64, kVecCols = 6;  // kvec: 6 x 4 ZMM accumulators
+
+Layout layout_of(const Conv2dShape& p, Form form) {
   Layout l;
-  l.amx = amx;
-  l.rows = amx ? kAmxRows : kAvxRows;
-  l.cols = amx ? kAmxCols : kAvxCols;
-  l.pairs = amx ? (p.c + 31) / 32 * 16 : (p.c + 1) / 2;
+  l.form = form;
+  l.amx = form == Form::amx;
+  l.rows = form == Form::amx ? kAmxRows : form == Form::rows ? kAvxRows : kVecRows;
+  l.cols = form == Form::amx ? kAmxCols : form == Form::rows ? kAvxCols : kVecCols;
+  l.pairs = l.amx ? (p.c + 31) / 32 * 16 : (p.c + 1) / 2;
   l.hx = p.out_h() + p.r - 1;
   l.wx = p.out_w() + p.s - 1;
-  l.positions = ((int64_t)p.out_h() * l.wx + l.cols - 1) / l.cols * l.cols;
+  // kvec: blocks of valid positions only (oh * OW + ow); the others: over the padded pitch
+  const int64_t span = form == Form::kvec ? (int64_t)p.out_h() * p.out_w() : (int64_t)p.out_h() * l.wx;
+  l.positions = (span + l.cols - 1) / l.cols * l.cols;
   l.kblocks = (p.k + l.rows - 1) / l.rows;
   return l;
+}
+
+// The VDPBF16PS form for a shape. Over the padded pitch (rows) the columns past OW and the last
+// block's tail are computed and dropped; kvec computes valid positions only, in blocks of 6, and K
+// in blocks of 64, but its products run about 1.2x slower where both waste nothing (vgg.conv1_2
+// on Zen 4: 0.81-0.83 of oneDNN's speed as rows at 96% useful work, 0.71-0.72 as kvec at 100%).
+// So kvec where its useful share is more than 1.2x rows': small images (paper.conv7, 5 x 5
+// outputs: rows compute 48 positions for 25, kvec 30; 0.38 -> 0.50 of oneDNN's speed).
+Form avx512_form(const Conv2dShape& p) {
+  const Layout r = layout_of(p, Form::rows), v = layout_of(p, Form::kvec);
+  const double useful = (double)p.out_h() * p.out_w() * p.k;
+  const double rows_eff = useful / ((double)r.positions * r.kblocks * r.rows);
+  const double kvec_eff = useful / ((double)v.positions * v.kblocks * v.rows);
+  return kvec_eff > 1.2 * rows_eff ? Form::kvec : Form::rows;
 }
 
 // The filters as bf16 pairs (channel 2q, 2q + 1), zero past K and C, in the order each kernel
 // reads them:
 //   amx: for each tap t, tile row block kt (16 output channels), chunk of 16 pairs: a [16 k][16
 //     pairs] tile;
-//   avx512: for each block kb of 8 output channels, tap t, pair q: the 8 channels' pairs.
+//   rows, kvec: for each block kb of l.rows output channels, pair q, tap t: the block's pairs
+//     (rows: 8, broadcast one by one; kvec: 64, loaded as four vectors).
 int64_t filters_size(const Conv2dShape& p, const Layout& l) {
   return (int64_t)p.r * p.s * l.kblocks * l.rows * l.pairs;
 }
@@ -81,9 +108,10 @@ EMOTUNE_BF16_TARGET void pack_filters(const Conv2dShape& p, const Layout& l, con
         }
     return;
   }
-  // avx512: block (kb, q) is taps x 8 pairs, value t * 8 + i from output channel kb * 8 + i. The
+  // rows, kvec: block (kb, q) is taps x l.rows pairs, value t * l.rows + i from output channel
+  // kb * l.rows + i. The
   // blocks are independent, and the deep layers have millions of filter values: in parallel.
-  const int n = taps * kAvxRows;
+  const int n = taps * l.rows;
   const int64_t blocks = (int64_t)l.kblocks * l.pairs;
 #pragma omp parallel if (blocks > 64 && !omp_in_parallel())
   {
@@ -91,10 +119,10 @@ EMOTUNE_BF16_TARGET void pack_filters(const Conv2dShape& p, const Layout& l, con
 #pragma omp for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int kb = (int)(blk / l.pairs), q = (int)(blk % l.pairs);
-      for (int i = 0; i < kAvxRows; ++i)
+      for (int i = 0; i < l.rows; ++i)
         for (int t = 0; t < taps; ++t) {
-          even[(size_t)t * kAvxRows + i] = at(kb * kAvxRows + i, 2 * q, t);
-          odd[(size_t)t * kAvxRows + i] = at(kb * kAvxRows + i, 2 * q + 1, t);
+          even[(size_t)t * l.rows + i] = at(kb * l.rows + i, 2 * q, t);
+          odd[(size_t)t * l.rows + i] = at(kb * l.rows + i, 2 * q + 1, t);
         }
       for (int f0 = 0; f0 < n; f0 += 16)
         _mm512_mask_storeu_epi32(out + blk * n + f0, bf16::lanes_mask(n - f0),
@@ -197,6 +225,58 @@ EMOTUNE_BF16_TARGET void block_avx512(const Conv2dShape& p, const Layout& l, con
     for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + r * kAvxCols + 16 * v, c[r][v]);
 }
 
+// The 64 x 6 block (channels kb*64.., valid positions pos[0..5]) with VDPBF16PS, output channels
+// across lanes: acc [6][64]. Per channel pair and tap: four loads of 16 channels' filter pairs, one
+// broadcast input pair per position, 24 products. `pos` are offsets into a pair's padded plane.
+EMOTUNE_BF16_TARGET void block_kvec(const Conv2dShape& p, const Layout& l, const uint32_t* wt, const uint32_t* img,
+                                    int kb, const int32_t* pos, float* acc) {
+  constexpr int V = kVecRows / 16;
+  const int taps = p.r * p.s;
+  const int64_t plane = l.plane();
+  __m512 c[kVecCols][V];
+#pragma GCC unroll 16
+  for (int i = 0; i < kVecCols; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) c[i][v] = _mm512_setzero_ps();
+  const uint32_t* wp = wt + (int64_t)kb * l.pairs * taps * kVecRows;
+  for (int q = 0; q < l.pairs; ++q) {
+    const uint32_t* plane_q = img + q * plane;
+    for (int t = 0; t < taps; ++t, wp += kVecRows) {
+      const uint32_t* src = plane_q + (int64_t)(t / p.s) * l.wx + t % p.s;
+      __m512bh b[V];
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) b[v] = (__m512bh)_mm512_loadu_si512(wp + 16 * v);
+#pragma GCC unroll 16
+      for (int i = 0; i < kVecCols; ++i) {
+        const __m512bh a = (__m512bh)_mm512_set1_epi32((int)src[pos[i]]);
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) c[i][v] = _mm512_dpbf16_ps(c[i][v], a, b[v]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < kVecCols; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + i * kVecRows + 16 * v, c[i][v]);
+}
+
+// acc [6][64] of block (kb, positions o0 .. o0 + 5 in output order) into y, dropping positions
+// past OH * OW and channels past K.
+void store_kvec(const Conv2dShape& p, const float* acc, const float* b, bool relu, int kb, int64_t o0,
+                float* y_img) {
+  const int64_t plane_out = (int64_t)p.out_h() * p.out_w();
+  const int kend = std::min(kVecRows, p.k - kb * kVecRows);
+  for (int i = 0; i < kVecCols && o0 + i < plane_out; ++i) {
+    const float* a = acc + i * kVecRows;
+    for (int j = 0; j < kend; ++j) {
+      const int k = kb * kVecRows + j;
+      float v = a[j] + (b ? b[k] : 0.0f);
+      if (relu) v = std::max(v, 0.0f);
+      y_img[(int64_t)k * plane_out + o0 + i] = v;
+    }
+  }
+}
+
 // Positions j0 .. j0 + cols - 1 of acc [rows][cols] into y: the valid ones (ow < OW, j < OH wx)
 // are, in order, the consecutive outputs from oh * OW + ow of each 16's first valid one, so each
 // channel's are one compressed store per 16.
@@ -244,17 +324,29 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
                                 float* y) {
 #if defined(__x86_64__)
   if (!conv2d_bf16_direct_applies(p)) return false;
-  const Layout l = layout_of(p, gemm_bf16_kernel() == Bf16Kernel::amx);
+  const Layout l = layout_of(p, gemm_bf16_kernel() == Bf16Kernel::amx ? Form::amx : avx512_form(p));
   std::vector<uint32_t> wt((size_t)filters_size(p, l));
   pack_filters(p, l, w, wt.data());
   const int64_t img_size = (int64_t)l.pairs * l.plane(), x_img = (int64_t)p.c * p.h * p.w;
   const int64_t y_img = (int64_t)p.k * p.out_h() * p.out_w();
+  // kvec: each output position's offset in a padded plane (the last block's tail repeats the
+  // last position; it is computed and not stored).
+  std::vector<int32_t> pos;
+  if (l.form == Form::kvec) {
+    const int64_t valid = (int64_t)p.out_h() * p.out_w();
+    pos.resize((size_t)l.positions);
+    for (int64_t o = 0; o < l.positions; ++o) {
+      const int64_t v = std::min(o, valid - 1);
+      pos[(size_t)o] = (int32_t)(v / p.out_w() * l.wx + v % p.out_w());
+    }
+  }
 #pragma omp parallel if (p.n > 1 && !omp_in_parallel())
   {
     // The last plane's last blocks read up to positions - OH wx + S - 1 values past it: zeros.
-    const int64_t slack = l.positions - (int64_t)p.out_h() * l.wx + p.s + l.cols;
+    const int64_t slack = std::max<int64_t>(0, l.positions - (int64_t)p.out_h() * l.wx) + p.s + l.cols;
     std::vector<uint32_t> img((size_t)(img_size + slack), 0u);
-    alignas(64) float acc[kAmxRows * kAmxCols > kAvxRows * kAvxCols ? kAmxRows * kAmxCols : kAvxRows * kAvxCols];
+    constexpr int kAcc = std::max({kAmxRows * kAmxCols, kAvxRows * kAvxCols, kVecRows * kVecCols});
+    alignas(64) float acc[kAcc];
     if (l.amx) amx::configure();
 #pragma omp for schedule(dynamic, 1)
     for (int n = 0; n < p.n; ++n) {
@@ -264,10 +356,18 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
       // 12 ms, the other layers within noise; measured 2026-12-06, bench_vs_onednn).
       for (int kb = 0; kb < l.kblocks; ++kb)
         for (int64_t j0 = 0; j0 < l.positions; j0 += l.cols) {
-          if (l.amx)
-            block_amx(p, l, wt.data(), img.data(), kb, j0, acc);
-          else
-            block_avx512(p, l, wt.data(), img.data(), kb, j0, acc);
+          switch (l.form) {
+            case Form::amx:
+              block_amx(p, l, wt.data(), img.data(), kb, j0, acc);
+              break;
+            case Form::rows:
+              block_avx512(p, l, wt.data(), img.data(), kb, j0, acc);
+              break;
+            case Form::kvec:
+              block_kvec(p, l, wt.data(), img.data(), kb, pos.data() + j0, acc);
+              store_kvec(p, acc, b, relu, kb, j0, y + n * y_img);
+              continue;
+          }
           store_block(p, l, acc, b, relu, kb, j0, y + n * y_img);
         }
     }
