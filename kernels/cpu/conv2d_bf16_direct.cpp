@@ -189,75 +189,44 @@ EMOTUNE_AMX_TARGET void block_amx(const Conv2dShape& p, const Layout& l, const u
   _tile_stored(3, acc + 16 * 32 + 16, 128);
 }
 
-// The kAvxRows x kAvxCols block (channels kb*kAvxRows.., positions j0..) with VDPBF16PS: acc
-// [kAvxRows][kAvxCols]. Per channel pair and tap: kAvxCols / 16 loads of 16 consecutive positions
-// of the pair's plane, one broadcast filter pair per output channel, kAvxRows * kAvxCols / 16
-// products.
-EMOTUNE_BF16_TARGET void block_avx512(const Conv2dShape& p, const Layout& l, const uint32_t* wt, const uint32_t* img,
-                                      int kb, int64_t j0, float* acc) {
-  constexpr int V = kAvxCols / 16;
+// One VDPBF16PS block, R x V ZMM accumulators, acc [R][16 V]. Per channel pair q and tap t, V
+// vectors of 16 pairs are loaded and R pairs broadcast, R x V products; `wp` walks the filters of
+// this block's output channels in (q, t) order.
+//   rows (kChannelsInLanes false): R = 8 output channels, 16 V positions over the padded pitch
+//     from `img` (already at the block's first position): the vectors are 16 consecutive
+//     positions of the pair's plane, the broadcasts the channels' filter pairs;
+//   kvec (true): R = 6 valid positions at offsets pos[0..5] of the plane, 16 V = 64 output
+//     channels: the vectors are the channels' filter pairs, the broadcasts the positions' inputs.
+template <int R, int V, bool kChannelsInLanes>
+EMOTUNE_BF16_TARGET void dot_block(const Conv2dShape& p, const Layout& l, const uint32_t* wp, const uint32_t* img,
+                                   const int32_t* pos, float* acc) {
   const int taps = p.r * p.s;
   const int64_t plane = l.plane();
-  __m512 c[kAvxRows][V];
+  __m512 c[R][V];
 #pragma GCC unroll 16
-  for (int r = 0; r < kAvxRows; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) c[r][v] = _mm512_setzero_ps();
-  const uint32_t* wp = wt + (int64_t)kb * l.pairs * taps * kAvxRows;
   for (int q = 0; q < l.pairs; ++q) {
-    const uint32_t* plane_q = img + q * plane + j0;
-    for (int t = 0; t < taps; ++t, wp += kAvxRows) {
+    const uint32_t* plane_q = img + q * plane;
+    for (int t = 0; t < taps; ++t, wp += kChannelsInLanes ? 16 * V : R) {
       const uint32_t* src = plane_q + (int64_t)(t / p.s) * l.wx + t % p.s;
+      const uint32_t* vec = kChannelsInLanes ? wp : src;
       __m512bh b[V];
 #pragma GCC unroll 8
-      for (int v = 0; v < V; ++v) b[v] = (__m512bh)_mm512_loadu_si512(src + 16 * v);
+      for (int v = 0; v < V; ++v) b[v] = (__m512bh)_mm512_loadu_si512(vec + 16 * v);
 #pragma GCC unroll 16
-      for (int r = 0; r < kAvxRows; ++r) {
-        const __m512bh a = (__m512bh)_mm512_set1_epi32((int)wp[r]);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh a = (__m512bh)_mm512_set1_epi32((int)(kChannelsInLanes ? src[pos[r]] : wp[r]));
 #pragma GCC unroll 8
         for (int v = 0; v < V; ++v) c[r][v] = _mm512_dpbf16_ps(c[r][v], a, b[v]);
       }
     }
   }
 #pragma GCC unroll 16
-  for (int r = 0; r < kAvxRows; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + r * kAvxCols + 16 * v, c[r][v]);
-}
-
-// The 64 x 6 block (channels kb*64.., valid positions pos[0..5]) with VDPBF16PS, output channels
-// across lanes: acc [6][64]. Per channel pair and tap: four loads of 16 channels' filter pairs, one
-// broadcast input pair per position, 24 products. `pos` are offsets into a pair's padded plane.
-EMOTUNE_BF16_TARGET void block_kvec(const Conv2dShape& p, const Layout& l, const uint32_t* wt, const uint32_t* img,
-                                    int kb, const int32_t* pos, float* acc) {
-  constexpr int V = kVecRows / 16;
-  const int taps = p.r * p.s;
-  const int64_t plane = l.plane();
-  __m512 c[kVecCols][V];
-#pragma GCC unroll 16
-  for (int i = 0; i < kVecCols; ++i)
-#pragma GCC unroll 8
-    for (int v = 0; v < V; ++v) c[i][v] = _mm512_setzero_ps();
-  const uint32_t* wp = wt + (int64_t)kb * l.pairs * taps * kVecRows;
-  for (int q = 0; q < l.pairs; ++q) {
-    const uint32_t* plane_q = img + q * plane;
-    for (int t = 0; t < taps; ++t, wp += kVecRows) {
-      const uint32_t* src = plane_q + (int64_t)(t / p.s) * l.wx + t % p.s;
-      __m512bh b[V];
-#pragma GCC unroll 8
-      for (int v = 0; v < V; ++v) b[v] = (__m512bh)_mm512_loadu_si512(wp + 16 * v);
-#pragma GCC unroll 16
-      for (int i = 0; i < kVecCols; ++i) {
-        const __m512bh a = (__m512bh)_mm512_set1_epi32((int)src[pos[i]]);
-#pragma GCC unroll 8
-        for (int v = 0; v < V; ++v) c[i][v] = _mm512_dpbf16_ps(c[i][v], a, b[v]);
-      }
-    }
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < kVecCols; ++i)
-#pragma GCC unroll 8
-    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + i * kVecRows + 16 * v, c[i][v]);
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + r * 16 * V + 16 * v, c[r][v]);
 }
 
 // acc [6][64] of block (kb, positions o0 .. o0 + 5 in output order) into y, dropping positions
@@ -329,6 +298,7 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
   pack_filters(p, l, w, wt.data());
   const int64_t img_size = (int64_t)l.pairs * l.plane(), x_img = (int64_t)p.c * p.h * p.w;
   const int64_t y_img = (int64_t)p.k * p.out_h() * p.out_w();
+  const int taps = p.r * p.s;
   // kvec: each output position's offset in a padded plane (the last block's tail repeats the
   // last position; it is computed and not stored).
   std::vector<int32_t> pos;
@@ -361,10 +331,12 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
               block_amx(p, l, wt.data(), img.data(), kb, j0, acc);
               break;
             case Form::rows:
-              block_avx512(p, l, wt.data(), img.data(), kb, j0, acc);
+              dot_block<kAvxRows, kAvxCols / 16, false>(p, l, wt.data() + (int64_t)kb * l.pairs * taps * kAvxRows,
+                                                        img.data() + j0, nullptr, acc);
               break;
             case Form::kvec:
-              block_kvec(p, l, wt.data(), img.data(), kb, pos.data() + j0, acc);
+              dot_block<kVecCols, kVecRows / 16, true>(p, l, wt.data() + (int64_t)kb * l.pairs * taps * kVecRows,
+                                                       img.data(), pos.data() + j0, acc);
               store_kvec(p, acc, b, relu, kb, j0, y + n * y_img);
               continue;
           }
