@@ -8,8 +8,11 @@
 //     x 32 (positions) block of the output lives in four accumulator tiles.
 //   avx512-bf16: an 8 (K) x 48 (positions) block lives in 24 ZMM registers; per tap and channel
 //     pair, three loads of 16 positions and one broadcast filter pair per output channel feed
-//     VDPBF16PS. (Winograd F(2x2) on the bf16 GEMM, which this replaces, re-packs the transformed
-//     tiles for every product and made bf16 slower than fp32 on Zen 4: docs/benchmarks.md.)
+//     VDPBF16PS. Small images, where the padded pitch wastes most of such a block, turn it
+//     around: 64 output channels across the lanes of four ZMM, the input pairs of 6 valid
+//     positions broadcast. (Winograd F(2x2) on the bf16 GEMM, which this replaces, re-packs the
+//     transformed tiles for every product and made bf16 slower than fp32 on Zen 4:
+//     docs/benchmarks.md.)
 // Bias and ReLU are applied as a block is written.
 //   y[n,k,oh,ow] = b[k] + sum_{c,r,s} w[k,c,r,s] x[n,c,oh+r-pad_h,ow+s-pad_w]   (then ReLU if asked)
 // Each product is the bf16 rounding of both operands, summed in fp32 in (tap, channel) order on
