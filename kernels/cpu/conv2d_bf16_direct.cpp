@@ -18,10 +18,10 @@ namespace emotune {
 #if defined(__x86_64__)
 namespace {
 
-// The output is computed over the padded image's row pitch: position j = oh * wx + ow for ow < wx,
-// so that the inputs of consecutive positions for one tap are consecutive values of the padded
-// image whatever the rows (the positions with ow >= OW are computed and dropped: (S - 1) / wx of
-// the work).
+// amx and rows compute the output over the padded image's row pitch: position j = oh * wx + ow for
+// ow < wx, so that the inputs of consecutive positions for one tap are consecutive values of the
+// padded image whatever the rows (the positions with ow >= OW are computed and dropped: (S - 1) /
+// wx of the work). kvec broadcasts each position's input on its own and computes valid ones only.
 enum class Form {
   amx,    // AMX tiles: 32 (K) x 32 (positions over the padded pitch)
   rows,   // VDPBF16PS, output channels across registers: 8 (K) x 48 (positions over the padded pitch)
@@ -30,11 +30,10 @@ enum class Form {
 
 struct Layout {
   Form form;
-  bool amx;
   int rows, cols;     // one block of the output: output channels x positions
   int pairs;          // channel pairs (amx: padded to whole tiles, 16 pairs = 32 channels)
   int hx, wx;         // the padded bf16 image: rows, columns (OH + R - 1, OW + S - 1)
-  int64_t positions;  // OH * wx, rounded up to whole blocks of cols
+  int64_t positions;  // OH * wx (kvec: OH * OW), rounded up to whole blocks of cols
   int kblocks;        // blocks of `rows` output channels
   int64_t plane() const { return (int64_t)hx * wx; }
 };
@@ -50,10 +49,9 @@ constexpr int kVecRows = 64, kVecCols = 6;  // kvec: 6 x 4 ZMM accumulators
 Layout layout_of(const Conv2dShape& p, Form form) {
   Layout l;
   l.form = form;
-  l.amx = form == Form::amx;
   l.rows = form == Form::amx ? kAmxRows : form == Form::rows ? kAvxRows : kVecRows;
   l.cols = form == Form::amx ? kAmxCols : form == Form::rows ? kAvxCols : kVecCols;
-  l.pairs = l.amx ? (p.c + 31) / 32 * 16 : (p.c + 1) / 2;
+  l.pairs = form == Form::amx ? (p.c + 31) / 32 * 16 : (p.c + 1) / 2;
   l.hx = p.out_h() + p.r - 1;
   l.wx = p.out_w() + p.s - 1;
   // kvec: blocks of valid positions only (oh * OW + ow); the others: over the padded pitch
@@ -91,7 +89,7 @@ EMOTUNE_BF16_TARGET void pack_filters(const Conv2dShape& p, const Layout& l, con
   const int taps = p.r * p.s;
   // w[k, c, tap], zero past K and C.
   auto at = [&](int k, int c, int t) { return k < p.k && c < p.c ? w[((int64_t)k * p.c + c) * taps + t] : 0.0f; };
-  if (l.amx) {
+  if (l.form == Form::amx) {
     const int chunks = l.pairs / 16;
     for (int t = 0; t < taps; ++t)
       for (int kt = 0; kt < l.kblocks * 2; ++kt)
@@ -109,8 +107,8 @@ EMOTUNE_BF16_TARGET void pack_filters(const Conv2dShape& p, const Layout& l, con
     return;
   }
   // rows, kvec: block (kb, q) is taps x l.rows pairs, value t * l.rows + i from output channel
-  // kb * l.rows + i. The
-  // blocks are independent, and the deep layers have millions of filter values: in parallel.
+  // kb * l.rows + i. The blocks are independent, and the deep layers have millions of filter
+  // values: in parallel.
   const int n = taps * l.rows;
   const int64_t blocks = (int64_t)l.kblocks * l.pairs;
 #pragma omp parallel if (blocks > 64 && !omp_in_parallel())
@@ -317,33 +315,33 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
     std::vector<uint32_t> img((size_t)(img_size + slack), 0u);
     constexpr int kAcc = std::max({kAmxRows * kAmxCols, kAvxRows * kAvxCols, kVecRows * kVecCols});
     alignas(64) float acc[kAcc];
-    if (l.amx) amx::configure();
+    if (l.form == Form::amx) amx::configure();
 #pragma omp for schedule(dynamic, 1)
     for (int n = 0; n < p.n; ++n) {
       pack_image(p, l, x + n * x_img, img.data());
       // One block of filters over all positions before the next: its filters (amx: 9 taps x C /
       // 32 x 2 KB) stay in cache while the image's planes stream past (paper.conv2 on AMX: 16 ->
       // 12 ms, the other layers within noise; measured 2026-12-06, bench_vs_onednn).
-      for (int kb = 0; kb < l.kblocks; ++kb)
+      for (int kb = 0; kb < l.kblocks; ++kb) {
+        const uint32_t* wk = wt.data() + (int64_t)kb * l.pairs * taps * l.rows;  // rows, kvec: this block's filters
         for (int64_t j0 = 0; j0 < l.positions; j0 += l.cols) {
           switch (l.form) {
             case Form::amx:
               block_amx(p, l, wt.data(), img.data(), kb, j0, acc);
               break;
             case Form::rows:
-              dot_block<kAvxRows, kAvxCols / 16, false>(p, l, wt.data() + (int64_t)kb * l.pairs * taps * kAvxRows,
-                                                        img.data() + j0, nullptr, acc);
+              dot_block<kAvxRows, kAvxCols / 16, false>(p, l, wk, img.data() + j0, nullptr, acc);
               break;
             case Form::kvec:
-              dot_block<kVecCols, kVecRows / 16, true>(p, l, wt.data() + (int64_t)kb * l.pairs * taps * kVecRows,
-                                                       img.data(), pos.data() + j0, acc);
+              dot_block<kVecCols, kVecRows / 16, true>(p, l, wk, img.data(), pos.data() + j0, acc);
               store_kvec(p, acc, b, relu, kb, j0, y + n * y_img);
               continue;
           }
           store_block(p, l, acc, b, relu, kb, j0, y + n * y_img);
         }
+      }
     }
-    if (l.amx) amx::release();
+    if (l.form == Form::amx) amx::release();
   }
   return true;
 #else
