@@ -40,6 +40,18 @@ void conv2d_forward_im2col_cpu(const Conv2dShape& p, const float* x, const float
 void conv2d_backward_input_im2col_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db);
 
+// The form each of a training conv's three CPU products takes under the process's settings now
+// (precision, EMOTUNE_TRAIN_CONV): "direct-bf16" (kernels/cpu/conv2d_bf16_direct.h), "winograd2",
+// "winograd4" (F(2x2) / F(4x4)) or "im2col". The dispatch of conv2d_*_cpu reads the same
+// decision, so the two cannot disagree. For tools that must bound or name the arithmetic (the
+// Keras oracle's bf16 check, tests/oracle).
+struct Conv2dCpuForms {
+  const char* forward;
+  const char* backward_input;
+  const char* backward_weight;
+};
+Conv2dCpuForms conv2d_cpu_forms(const Conv2dShape& p);
+
 void conv2d_forward_cuda(const Conv2dShape& p, const float* x, const float* w, const float* b, float* y);
 // conv2d_forward, then ReLU (a NaN passing through, as relu_forward does), in one call: the training
 // graph's conv + ReLU pairs (ops::conv2d_relu). CPU: Winograd's output transform applies the ReLU

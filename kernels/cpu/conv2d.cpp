@@ -290,8 +290,9 @@ int train_tile(const Conv2dShape& p, bool forward = false) {
   if (mode == TrainConvMode::winograd4) return 4;
   if (forward) return 2;
   // In bf16 the products' operands are rounded to 8 bits: F(4x4)'s transforms amplify that
-  // rounding up to 256x against the direct sum (tests/test_conv2d_infer.cpp), F(2x2)'s at most
-  // 64/9, so bf16 keeps to F(2x2) (tests/test_precision.cpp bounds it).
+  // rounding up to 256x against the direct sum (tests/test_conv2d_infer.cpp), F(2x2)'s up to 2 per
+  // axis over the neighbouring taps' sums, so bf16 keeps to F(2x2) (tests/test_precision.cpp
+  // bounds it; docs/precision.md).
   if (cpu_precision() == Precision::bf16) return 2;
   return winograd_cost(p, false, 4) < winograd_cost(p, false, 2) ? 4 : 2;
 }
@@ -300,10 +301,50 @@ int train_tile(const Conv2dShape& p, bool forward = false) {
 
 namespace {
 
+// At stride 1, dx is the "full" correlation of dy with the filters turned 180 degrees and their
+// channel axes swapped: a stride-1 conv q of dy [N, K, OH, OW] with w' [C, K, R, S], w'[c,k,r,s] =
+// w[k,c,R-1-r,S-1-s], padding R-1-pad, which gives back [N, C, H, W]. Its shape; `ok` false
+// where dx is not such a conv (stride, or padding beyond the filter).
+struct AsForward {
+  Conv2dShape q;
+  bool ok;
+};
+AsForward backward_input_as_forward(const Conv2dShape& p) {
+  const Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, p.r, p.s, p.r - 1 - p.pad_h, p.s - 1 - p.pad_w, 1, 1};
+  return {q, p.stride_h == 1 && p.stride_w == 1 && q.pad_h >= 0 && q.pad_w >= 0 && q.out_h() == p.h &&
+                 q.out_w() == p.w};
+}
+
+// The forms of the three products (conv2d_cpu_forms): a Winograd tile (2 or 4), kDirect, or 0
+// for im2col.
+constexpr int kDirect = -1;
+struct Forms {
+  int forward, backward_input, backward_weight;
+};
+Forms train_forms(const Conv2dShape& p) {
+  const AsForward bi = backward_input_as_forward(p);
+  Forms f;
+  f.forward = conv2d_bf16_direct_applies(p) ? kDirect : train_tile(p, /*forward=*/true);
+  f.backward_input = !bi.ok ? 0
+                     : conv2d_bf16_direct_applies(bi.q)  ? kDirect
+                     : p.pad_h <= 2 && p.pad_w <= 2     ? train_tile(p)
+                                                        : 0;
+  f.backward_weight = train_tile(p);
+  return f;
+}
+
+const char* form_name(int form) {
+  return form == kDirect ? "direct-bf16" : form == 2 ? "winograd2" : form == 4 ? "winograd4" : "im2col";
+}
+
 // Training's forward, with the ReLU in Winograd's output transform when asked (im2col: after it).
 void forward_train(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu, float* y) {
-  if (conv2d_forward_bf16_direct(p, x, w, b, relu, y)) return;  // bf16: direct, no transforms
-  if (const int tile = train_tile(p, /*forward=*/true)) {
+  const int form = train_forms(p).forward;
+  if (form == kDirect) {  // bf16: direct, no transforms
+    if (!conv2d_forward_bf16_direct(p, x, w, b, relu, y)) throw Error("conv2d: the direct bf16 form refused its shape");
+    return;
+  }
+  if (const int tile = form) {
     float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(p, tile));
     winograd_weights(p, w, u, tile);
     ConvEpilogue e;
@@ -325,14 +366,16 @@ void conv2d_forward_relu_cpu(const Conv2dShape& p, const float* x, const float* 
   forward_train(p, x, w, b, /*relu=*/true, y);
 }
 
-// At stride 1, dx is the "full" correlation of dy with the filters turned 180 degrees and their
-// channel axes swapped: a stride-1 conv q of dy [N, K, OH, OW] with w' [C, K, R, S], w'[c,k,r,s] =
-// w[k,c,R-1-r,S-1-s], padding R-1-pad, which gives back [N, C, H, W].
+Conv2dCpuForms conv2d_cpu_forms(const Conv2dShape& p) {
+  const Forms f = train_forms(p);
+  return {form_name(f.forward), form_name(f.backward_input), form_name(f.backward_weight)};
+}
+
+// dx as a forward of dy (backward_input_as_forward) where it can be one.
 void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const float* w, float* dx) {
-  const Conv2dShape q{p.n, p.k, p.out_h(), p.out_w(), p.c, p.r, p.s, p.r - 1 - p.pad_h, p.s - 1 - p.pad_w, 1, 1};
-  const bool as_forward = p.stride_h == 1 && p.stride_w == 1 && q.pad_h >= 0 && q.pad_w >= 0 && q.out_h() == p.h &&
-                          q.out_w() == p.w;
-  if (as_forward && conv2d_bf16_direct_applies(q)) {  // bf16: direct
+  const Conv2dShape q = backward_input_as_forward(p).q;
+  const int form = train_forms(p).backward_input;
+  if (form == kDirect) {  // bf16: direct
     std::vector<float> turned((size_t)p.w_size());  // w'[c, k, r, s] = w[k, c, R-1-r, S-1-s]
     for (int k = 0; k < p.k; ++k)
       for (int c = 0; c < p.c; ++c)
@@ -340,10 +383,11 @@ void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const floa
           for (int s = 0; s < p.s; ++s)
             turned[(((size_t)c * p.k + k) * p.r + r) * p.s + s] =
                 w[(((size_t)k * p.c + c) * p.r + (p.r - 1 - r)) * p.s + (p.s - 1 - s)];
-    conv2d_forward_bf16_direct(q, dy, turned.data(), nullptr, false, dx);
+    if (!conv2d_forward_bf16_direct(q, dy, turned.data(), nullptr, false, dx))
+      throw Error("conv2d: the direct bf16 form refused its shape");
     return;
   }
-  if (const int tile = as_forward && p.pad_h <= 2 && p.pad_w <= 2 ? train_tile(p) : 0) {  // 3x3: Winograd
+  if (const int tile = form) {  // 3x3: Winograd
     float* u = thread_scratch(Scratch::train_filters, winograd_weights_size(q, tile));
     winograd_weights(p, w, u, tile, /*turned=*/true);
     conv2d_infer_winograd_cpu(q, dy, u, nullptr, ConvEpilogue{}, dx, tile);
@@ -353,7 +397,7 @@ void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const floa
 }
 
 void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db) {
-  if (const int tile = train_tile(p)) {
+  if (const int tile = train_forms(p).backward_weight) {
     conv2d_backward_weight_winograd_cpu(p, x, dy, dw, tile);
     backward_bias(p, dy, db);
     return;
