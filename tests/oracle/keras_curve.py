@@ -16,7 +16,7 @@ import numpy as np
 def run_curve(out_dir, init, steps=None, every=50, val_every=250):
     import keras
     import tensorflow as tf
-    from keras_oracle import build, keras_vars, read_safetensors, to_keras
+    from keras_oracle import build_loaded, read_safetensors
     tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("ORACLE_THREADS", "1")))
     tf.config.threading.set_inter_op_parallelism_threads(1)
     steps = steps or int(os.environ.get("CURVE_STEPS", "500"))
@@ -25,15 +25,7 @@ def run_curve(out_dir, init, steps=None, every=50, val_every=250):
     y = np.fromfile(os.path.join(out_dir, "train-labels.u8"), np.uint8)
     xv = np.fromfile(os.path.join(out_dir, "val.u8"), np.uint8).reshape(-1, 48, 48, 1).astype(np.float32) / 255.0
     yv = np.fromfile(os.path.join(out_dir, "val-labels.u8"), np.uint8)
-    layers, in_shapes = build("paper", mask_dropout=False)
-    shapes = {}
-    for i, layer in enumerate(layers):
-        if isinstance(layer, keras.layers.Flatten):
-            shapes[layers[i + 1].name + ".flat"] = in_shapes[layer.name]
-    for layer in layers:
-        for field, var in keras_vars(layer).items():
-            name = f"{layer.name}.{field}"
-            var.assign(to_keras(name, w[name], shapes).astype(np.float32))
+    layers, _ = build_loaded("paper", w, mask_dropout=False)
     model = keras.Sequential(layers)
     opt = keras.optimizers.Adam(learning_rate=1e-4, epsilon=1e-7)
 

@@ -10,6 +10,11 @@
         Nesterov momentum. Exit status 1 on any mismatch. With --negative-controls it then
         reruns with a deliberately wrong convention (Keras' BN momentum taken as emotune's, and
         dropout without the 1/(1-p) scale) and exits 1 unless each of them is caught.
+        A dump made with `oracle_dump step --precision bf16` gets the bf16 check instead
+        (run_check_bf16: every layer from emotune's own inputs and output gradients, each product
+        against a bound derived from bfloat16's rounding; the loss end to end against that bound's
+        first-order propagation); its negative controls add conv kernels turned by 180 degrees
+        and the bound without bf16's term (which must fail: the dump's products are bf16).
     keras_oracle.py curve DIR INIT
         Replays `oracle_dump curve` natively in Keras (Keras' own Dropout and Adam) from the same
         initial weights on the same batches; writes DIR/keras-INIT.csv.
@@ -193,6 +198,36 @@ def build(arch, *, mask_dropout, bn_momentum_flipped=False, dropout_unscaled=Fal
     return layers, shapes
 
 
+def build_loaded(arch, weights, prefix="", turn_kernels=False, **build_args):
+    """build(arch, **build_args) with emotune's weights (weights[prefix + "layer.field"]) loaded.
+    Returns the layers and `shapes` (the input shapes of the dense layers after Flatten, for
+    to_keras / from_keras). turn_kernels: conv kernels turned 180 degrees (a negative control)."""
+    import keras
+    layers, in_shapes = build(arch, **build_args)
+    shapes = {}
+    for i, layer in enumerate(layers):
+        if isinstance(layer, keras.layers.Flatten):
+            shapes[layers[i + 1].name + ".flat"] = in_shapes[layer.name]
+    for layer in layers:
+        for field, var in keras_vars(layer).items():
+            name = f"{layer.name}.{field}"
+            v = to_keras(name, weights[prefix + name], shapes).astype(np.float32)
+            if turn_kernels and isinstance(layer, keras.layers.Conv2D) and field == "weight":
+                v = v[::-1, ::-1].copy()
+            var.assign(v)
+    return layers, shapes
+
+
+def read_dump(dump_path):
+    """A dump, its metadata and the oracle's spec of its network (which must name the same children)."""
+    d, meta = read_safetensors(dump_path)
+    arch = meta["arch"]
+    spec = SPECS[arch]()
+    if [n for _, n, _ in spec] != meta["children"].split(","):
+        raise SystemExit(f"{dump_path}: emotune's {arch} children {meta['children']} differ from the oracle's spec")
+    return d, meta, arch, spec
+
+
 # ---------------------------------------------------------------- layout conversions
 def nchw_to_nhwc(a):
     return a.transpose(0, 2, 3, 1) if a.ndim == 4 else a
@@ -245,6 +280,14 @@ class Report:
     def __init__(self, quiet=False):
         self.failures, self.lines, self.quiet = [], [], quiet
 
+    def record(self, ok, line):
+        """One comparison's line: kept, printed unless quiet, and a failure when not ok."""
+        if not ok:
+            self.failures.append(line)
+        self.lines.append(line)
+        if not self.quiet:
+            print(line)
+
     def close(self, what, got, ref, rtol, atol_frac, why, atol_abs=0.0):
         """|got - ref| <= atol + rtol |ref| elementwise, atol = atol_frac * max|ref| (the tensor's
         own scale: float32 sums in another order err relative to the largest terms, not to each
@@ -263,19 +306,12 @@ class Report:
                 f"(tol rtol {rtol:g} + {atol_frac:g} max|ref|: {why})")
         if not ok:
             line += f"; worst at {tuple(int(k) for k in i)}: emotune {got[i]:.7g} keras {ref[i]:.7g}"
-            self.failures.append(line)
-        self.lines.append(line)
-        if not self.quiet:
-            print(line)
+        self.record(ok, line)
 
     def equal(self, what, got, ref):
         ok = np.array_equal(got, ref)
         line = f"{'ok  ' if ok else 'FAIL'} {what:38s} {'identical' if ok else 'differ: ' + str(np.sum(got != ref)) + ' of ' + str(got.size)}"
-        if not ok:
-            self.failures.append(line)
-        self.lines.append(line)
-        if not self.quiet:
-            print(line)
+        self.record(ok, line)
 
 
 # Tolerances, each with its reason. ReLU inputs within rounding of 0 take emotune's side (KinkReLU),
@@ -324,26 +360,13 @@ def run_check(dump_path, *, break_mode=None, only_first_step=False, quiet=False)
     import keras
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("ORACLE_THREADS", "2")))
-    d, meta = read_safetensors(dump_path)
-    arch = meta["arch"]
+    d, meta, arch, spec = read_dump(dump_path)
     steps = 1 if only_first_step else int(meta["steps"])
-    spec = SPECS[arch]()
-    if [n for _, n, _ in spec] != meta["children"].split(","):
-        raise SystemExit(f"{dump_path}: emotune's {arch} children {meta['children']} differ from the oracle's spec")
     rep = Report(quiet)
 
     def fresh():
-        layers, in_shapes = build(arch, mask_dropout=True, bn_momentum_flipped=break_mode == "bn_momentum",
-                                  dropout_unscaled=break_mode == "dropout_scale")
-        shapes = {}
-        for i, layer in enumerate(layers):
-            if isinstance(layer, keras.layers.Flatten):
-                shapes[layers[i + 1].name + ".flat"] = in_shapes[layer.name]
-        for layer in layers:
-            for field, var in keras_vars(layer).items():
-                name = f"{layer.name}.{field}"
-                var.assign(to_keras(name, d["init." + name], shapes).astype(np.float32))
-        return layers, shapes
+        return build_loaded(arch, d, "init.", mask_dropout=True, bn_momentum_flipped=break_mode == "bn_momentum",
+                            dropout_unscaled=break_mode == "dropout_scale")
 
     def forward(layers, x, k, run, record=False):
         """Train-mode forward with step k's masks; returns logits, per-layer outputs and, for each
@@ -497,6 +520,270 @@ def run_check(dump_path, *, break_mode=None, only_first_step=False, quiet=False)
     return rep
 
 
+# ---------------------------------------------------------------- bf16 (oracle_dump step --precision bf16)
+# emotune's bf16 products (kernels/runtime.h) round both operands to bfloat16 and sum in float32;
+# everything else stays float32. Keras computes in float32, the exact arithmetic bf16 approximates,
+# so the two differ by bf16's rounding, which compounds through the layers in a way no useful
+# bound follows. The bf16 check is therefore local: Keras recomputes every layer of step 0 from
+# emotune's own input to it (the dumped activation of the layer before) and its backward from
+# emotune's own gradient at its output (dact.CHILD), and each product is held, element by element,
+# to a bound derived from bf16's rounding for the form emotune ran it in (the dump names each
+# conv's forms: kernels/conv2d.h, conv2d_cpu_forms):
+#   an operand rounded to 8 significant bits moves by at most u = 2^-8 of itself, so a product of
+#   two by at most (1 + u)^2 - 1 = 2u + u^2 of |a b|;
+#   direct / im2col / dense: the rounded operands are the terms' own, so the error is at most
+#   (2u + u^2) sum |terms|;
+#   Winograd F(2x2) backward-weight: the rounded operands are the transformed tiles B^T X B and
+#   A dY A^T, whose products reach dw through G^T . G. Taken in magnitudes, a tap's bound then
+#   spans the products of x and dy at the other taps' offsets too, with weights up to 2 per axis:
+#   sum over offsets of c[r, dr] c[s, ds] S[dr, ds], S the correlation of |x| with |dy| at that
+#   offset and c the transforms' magnitudes (winograd2_weight_coeffs). A tap whose own sum is
+#   small beside its neighbours' (an edge tap of a padded 6x6 image) can so carry an error larger
+#   than its own terms: on `paper`'s conv7 from glorot weights, 1.6 times them, sign flipped.
+#   float32 on both sides: a sum of n terms errs by at most n eps of the sum of magnitudes
+#   (deterministic worst case), plus 16 eps for the transforms' own roundings, each side.
+# A product whose reduction is shorter than kBf16MinReduction runs in float32 (the first conv's
+# forward): only the float32 terms apply there. The non-product layers (BatchNorm, ReLU, pooling,
+# dropout, Flatten) run float32 in both modes: the fp32 oracle's tolerances. A form without a
+# bound here (Winograd forward or backward-input in bf16, F(4x4) in bf16) stops the check.
+# End to end, the loss: the worst case (every rounding aligned) propagates to thousands of times
+# the loss itself, so the loss is held to the probabilistic bound instead (Higham and Mary 2019:
+# rounding errors independent, zero-mean, uniform in +-u of each operand): a forward output y_i
+# then carries an error of variance (2 u^2 / 3) sum (a b)^2 over its terms, the loss one of
+# sum (dL/dy_i)^2 var_i to first order, with dL/dy_i emotune's own gradient (dact); the check is
+# |d| <= 6 sigma (a 2e-9 chance of a false alarm for a Gaussian) plus float32's term.
+# Optimizer steps are not repeated in bf16: the optimizer is float32 code the fp32 check covers,
+# and a full bf16 training run against the fp32 one is issue 23's point 3b (docs/precision.md).
+BF16_U = 2.0 ** -8
+BF16_PRODUCT = 2 * BF16_U + BF16_U ** 2
+F32_EPS = float(np.finfo(np.float32).eps)
+LOSS_SIGMAS = 6.0
+# F(2x2, 3x3)'s matrices (kernels/cpu/conv2d_infer.cpp): dw = G^T [(B^T X B) . (A dY A^T)] G.
+WG_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
+WG_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], float)
+WG_A = np.array([[1, 0], [1, 1], [1, -1], [0, -1]], float)
+
+
+def winograd2_pair_coeffs(signed=False):
+    """k[a, r, d + 1]: the weight of the pair (x's tile element a + d, dy's tile element a) in tap
+    r of dw, one dimension, d in -1..3; in magnitudes (the bound's) or signed. Signed, it is 1 on
+    d = r and 0 elsewhere for either a (the transforms compute the direct sum exactly)."""
+    f = (lambda v: v) if signed else abs
+    k = np.zeros((2, 3, 5))
+    for a in range(2):
+        for r in range(3):
+            for d in range(-1, 4):
+                if 0 <= a + d < 4:
+                    k[a, r, d + 1] = sum(f(WG_G[i, r]) * f(WG_BT[i, a + d]) * f(WG_A[i, a]) for i in range(4))
+    return k
+
+
+assert all(np.allclose(m, np.eye(3, 5, 1)) for m in winograd2_pair_coeffs(signed=True)), "F(2x2) matrices"
+
+
+def winograd2_weight_coeffs():
+    """c[r, d + 1]: the weight of the correlation at offset d in tap r's bound, one dimension (two:
+    the outer product). A tile pairs each dy element a with x's elements a - 1 .. a + 3; over the
+    tiles, the pairs of output parity a sum to a part of the correlation at offset d, the two
+    parts to all of it, so the larger of the two pair weights bounds it."""
+    return winograd2_pair_coeffs().max(axis=0)
+
+
+def product_factor(reduction, bf16):
+    """Bound on |emotune - keras| per unit of the (possibly transform-weighted) sum of |terms|."""
+    return (BF16_PRODUCT if bf16 else 0.0) + 2 * (reduction + 16) * F32_EPS
+
+
+def abs_correlation(x, dy, pad, offsets):
+    """S[k, c, i, j] = sum over n and outputs o of |x[n, c, o + d_i - pad]| |dy[n, k, o]| (x zero
+    outside), for the offsets d_i, both axes; NCHW float64."""
+    ax, ady = np.abs(x.astype(np.float64)), np.abs(dy.astype(np.float64))
+    n, c, h, w = ax.shape
+    _, k, oh, ow = ady.shape
+    lo, hi = pad - min(offsets), max(offsets) + oh - pad
+    xp = np.zeros((n, c, h + lo + max(0, hi - h), w + lo + max(0, hi - w)))
+    xp[:, :, lo:lo + h, lo:lo + w] = ax
+    out = np.zeros((k, c, len(offsets), len(offsets)))
+    for i, di in enumerate(offsets):
+        for j, dj in enumerate(offsets):
+            xs = xp[:, :, lo + di - pad:lo + di - pad + oh, lo + dj - pad:lo + dj - pad + ow]
+            out[:, :, i, j] = np.tensordot(ady, xs, axes=([0, 2, 3], [0, 2, 3]))
+    return out
+
+
+def weight_bound(form, x, dy, pad):
+    """Sum of |terms| of dw [K, C, 3, 3], transform-weighted for Winograd F(2x2)."""
+    if form == "im2col":
+        return abs_correlation(x, dy, pad, [0, 1, 2])
+    if form == "winograd2":
+        c = winograd2_weight_coeffs()
+        assert not c[:, [0, 4]].any()   # offsets -1 and 3 carry no weight: the taps' own 0..2 do
+        s = abs_correlation(x, dy, pad, [0, 1, 2])
+        return np.einsum("ri,sj,kcij->kcrs", c[:, 1:4], c[:, 1:4], s)
+    raise SystemExit(f"keras_oracle: no bf16 bound for a backward-weight in form {form}")
+
+
+def bound_close(rep, what, got, ref, bound, factor):
+    """|got - ref| <= factor * bound elementwise (bound: the sum of the terms' magnitudes)."""
+    got, ref, bound = (np.asarray(a, np.float64) for a in (got, ref, bound))
+    if got.shape != ref.shape:
+        rep.failures.append(f"{what}: shape {got.shape} vs {ref.shape}")
+        return 0.0
+    ratio = np.abs(got - ref) / np.maximum(factor * bound, 1e-30)
+    worst = float(ratio.max())
+    ok = worst <= 1.0
+    line = (f"{'ok  ' if ok else 'FAIL'} {what:38s} worst {worst:.2e} of the bound "
+            f"({factor:.3g} x sum |terms|)")
+    if not ok:
+        i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        line += f"; worst at {tuple(int(k) for k in i)}: emotune {got[i]:.7g} keras {ref[i]:.7g}"
+    rep.record(ok, line)
+    return worst
+
+
+def run_check_bf16(dump_path, *, break_mode=None, quiet=False):
+    """The local check of a bf16 dump (see above). break_mode: the negative controls' wrong
+    conventions (bn_momentum, dropout_scale as in run_check; kernel_flipped: Keras' kernels turned
+    by 180 degrees, convolution for cross-correlation)."""
+    import keras
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("ORACLE_THREADS", "2")))
+    d, meta, arch, spec = read_dump(dump_path)
+    min_red = int(meta["bf16_min_reduction"])
+    rep = Report(quiet)
+    layers, shapes = build_loaded(arch, d, "init.", turn_kernels=break_mode == "kernel_flipped", mask_dropout=True,
+                                  bn_momentum_flipped=break_mode == "bn_momentum",
+                                  dropout_unscaled=break_mode == "dropout_scale")
+    x0 = d["x.0"]
+    gscale = max(float(np.max(np.abs(v))) for k, v in d.items() if k.startswith("grad."))
+
+    def grad_close(what, ours, ref):
+        """A float32 gradient; one that is zero by construction (vgg's dense1.bias feeds a
+        training-mode BN) is rounding on both sides: compared against ZERO_GRAD, as run_check does."""
+        if np.max(np.abs(ref)) <= ZERO_GRAD * gscale:
+            rep.close(what + " (zero)", ours, np.zeros_like(ref), 0.0, 0.0, "zero", atol_abs=ZERO_GRAD * gscale)
+        else:
+            rep.close(what, ours, ref, *TOL_GRAD)
+
+    def nhwc(a, layer_index):
+        """A dumped NCHW activation (the output of child layer_index) in Keras' layout."""
+        if isinstance(layers[layer_index], keras.layers.Flatten):   # (c,h,w) rows -> (h,w,c)
+            h_, w_, c_ = shapes[layers[layer_index + 1].name + ".flat"]
+            return a.reshape(-1, c_, h_, w_).transpose(0, 2, 3, 1).reshape(a.shape[0], -1)
+        return nchw_to_nhwc(a)
+
+    worst = {"forward": 0.0, "backward-data": 0.0, "backward-weights": 0.0}
+    loss_var = 0.0
+    conv_forms = json.loads(meta["conv_forms"])
+    for i, layer in enumerate(layers):
+        x_in_nchw = x0 if i == 0 else d["act." + layers[i - 1].name]
+        x_in = tf.constant(nchw_to_nhwc(x0) if i == 0 else nhwc(x_in_nchw, i - 1))
+        dy = tf.constant(nhwc(d["dact." + layer.name], i))
+        y_ours = nhwc(d["act." + layer.name], i)
+        if hasattr(layer, "mask_value"):
+            layer.mask_value = tf.constant(nchw_to_nhwc(d[f"mask.{layer.name}.0"]))
+        if hasattr(layer, "kinks"):
+            layer.kinks = d[f"kink.step0.{layer.name}.0"]
+        if isinstance(layer, keras.layers.BatchNormalization):
+            hv = x_in.numpy().astype(np.float64)
+            axes = tuple(range(hv.ndim - 1))
+            var_b, count = hv.var(axis=axes), int(np.prod([hv.shape[a] for a in axes]))
+        params = [(f"{layer.name}.{f}", v) for f, v in keras_vars(layer).items()
+                  if f not in ("running_mean", "running_var")]
+        with tf.GradientTape() as tape:
+            tape.watch(x_in)
+            y = layer(x_in, training=True)
+        g = tape.gradient(y, [x_in] + [v for _, v in params], output_gradients=dy)
+        is_product = isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
+        if not is_product:
+            rep.close(f"local output {layer.name}", y_ours, y.numpy(), *TOL_ACT)
+            if i > 0:
+                rep.close(f"local grad-in {layer.name}", nhwc(d["dact." + layers[i - 1].name], i - 1), g[0].numpy(), *TOL_GRAD)
+            for (name, _), gk in zip(params, g[1:]):
+                grad_close(f"local grad {name}", d["grad." + name], from_keras(name, gk.numpy(), shapes))
+            if isinstance(layer, keras.layers.BatchNormalization):
+                m = 1.0 - layer.momentum if break_mode != "bn_momentum" else layer.momentum
+                bessel = m * var_b / (count - 1)
+                for field in ("running_mean", "running_var"):
+                    v = keras_vars(layer)[field].numpy().astype(np.float64)
+                    if field == "running_var":
+                        v = v + bessel
+                    rep.close(f"local {layer.name}.{field}", d[f"fwd0.{layer.name}.{field}"], v, *TOL_BN)
+            continue
+        # A product layer: the same product on magnitudes gives each element's sum of |terms|,
+        # on squares the variance of its rounding (the loss's bound).
+        w = layer.kernel
+        ax, aw, ady = tf.abs(x_in), tf.Variable(tf.abs(w)), tf.abs(dy)
+        conv = isinstance(layer, keras.layers.Conv2D)
+        prod = ((lambda a, b: tf.nn.conv2d(a, b, 1, layer.padding.upper())) if conv else tf.matmul)
+        with tf.GradientTape() as tape:
+            tape.watch(ax)
+            y_abs = prod(ax, aw)
+        gx_abs, gw_abs = tape.gradient(y_abs, [ax, aw], output_gradients=ady)
+        y_sq = prod(tf.square(x_in), tf.square(w)).numpy()
+        if conv:
+            kh, kw, c, k = w.shape
+            red = [kh * kw * c, kh * kw * k, int(np.prod(dy.shape[:-1]))]
+            forms = conv_forms[layer.name]
+        else:
+            c, k = w.shape
+            red = [c, k, int(dy.shape[0])]
+            forms = ["gemm"] * 3   # a GEMM of the terms themselves
+        for f_ in forms[:2]:
+            if f_ not in ("direct-bf16", "im2col", "gemm"):
+                raise SystemExit(f"keras_oracle: no bf16 bound for {layer.name}'s form {f_} (forms {forms})")
+        # bf16 where the form is the direct bf16 one or the GEMM's reduction reaches kBf16MinReduction.
+        runs_bf16 = [f_ == "direct-bf16" or r >= min_red for f_, r in zip(forms, red)]
+        fb = [product_factor(r, b16 and break_mode != "fp32_bound") for r, b16 in zip(red, runs_bf16)]
+        y_bound = y_abs.numpy()
+        if layer.use_bias:   # the bias adds one exact term per output: float32's rounding of it
+            y_bound = y_bound + np.abs(layer.bias.numpy())
+        worst["forward"] = max(worst["forward"], bound_close(rep, f"local output {layer.name}", y_ours, y.numpy(), y_bound, fb[0]))
+        if runs_bf16[0]:
+            loss_var += (2 * BF16_U ** 2 / 3) * float(np.sum(np.square(dy.numpy().astype(np.float64)) * y_sq))
+        if i > 0:
+            worst["backward-data"] = max(worst["backward-data"], bound_close(
+                rep, f"local grad-in {layer.name}", nhwc(d["dact." + layers[i - 1].name], i - 1), g[0].numpy(),
+                gx_abs.numpy(), fb[1]))
+        for (name, v), gk in zip(params, g[1:]):
+            ref = gk.numpy()
+            field = name.split(".")[1]
+            if field == "weight":
+                spec_l2 = dict((n, a) for _, n, a in spec)[layer.name].get("l2", 0.0)
+                ref = from_keras(name, ref + 2 * spec_l2 * v.numpy(), shapes)  # emotune's includes the L2 term's
+                if conv:
+                    bound = weight_bound(forms[2], x_in_nchw, d["dact." + layer.name], int(layer.padding == "same"))
+                else:
+                    bound = from_keras(name, gw_abs.numpy(), shapes)
+                bound = bound + from_keras(name, 2 * spec_l2 * np.abs(v.numpy()), shapes)
+                worst["backward-weights"] = max(worst["backward-weights"], bound_close(
+                    rep, f"local grad {name} ({forms[2]})", d["grad." + name], ref, bound, fb[2]))
+            else:   # the bias gradient: a float32 sum of dy, as in fp32
+                grad_close(f"local grad {name}", d["grad." + name], ref)
+
+    # End to end: Keras' float32 loss from the same batch, masks and weights, its own ReLU and
+    # pooling decisions, against the probabilistic bound of the forward products' rounding.
+    for layer in layers:
+        if hasattr(layer, "kinks"):
+            layer.kinks = np.zeros((0, 2), np.float32)
+    h = tf.constant(nchw_to_nhwc(x0))
+    for layer in layers:
+        h = layer(h, training=True)
+    ce = float(tf.reduce_mean(keras.losses.categorical_crossentropy(tf.constant(d["t.0"]), h, from_logits=True)))
+    got = float(d["loss.ce"][0])
+    sigma = float(np.sqrt(loss_var))
+    tol = LOSS_SIGMAS * sigma + TOL_LOSS[0] * abs(ce)
+    ok = abs(got - ce) <= tol
+    line = (f"{'ok  ' if ok else 'FAIL'} {'step0 loss.ce, end to end':38s} |d| {abs(got - ce):.3e} = "
+            f"{abs(got - ce) / sigma:.2f} sigma of bf16's rounding (tol {LOSS_SIGMAS:g} sigma + float32's)")
+    if not ok:
+        line += f": emotune {got:.7g} keras {ce:.7g}"
+    rep.record(ok, line)
+    if not quiet:
+        print(f"     worst error / bound per direction: " + ", ".join(f"{k} {v:.2e}" for k, v in worst.items()))
+    return rep
+
+
 def adam_update(rep, what, ours, ref, noisy, lr_total):
     """Adam moves an element by ~lr sign(g) whatever |g|, so an element whose gradient was at
     float-noise level at some step (|g| <= ADAM_NOISE max|g|; gradients agree to ~1e-5 of the
@@ -513,16 +800,15 @@ def adam_update(rep, what, ours, ref, noisy, lr_total):
     if not ok:
         i = np.unravel_index(int(np.argmax(np.where(clean, diff, -1))), diff.shape)
         line += f"; worst at {tuple(int(j) for j in i)}: emotune {ours[i]:.4g} keras {ref[i]:.4g}"
-        rep.failures.append(line)
-    rep.lines.append(line)
-    if not rep.quiet:
-        print(line)
+    rep.record(ok, line)
 
 
 def main():
     args = sys.argv[1:]
     if len(args) >= 2 and args[0] == "check":
-        rep = run_check(args[1])
+        bf16 = read_safetensors(args[1])[1].get("precision", "fp32") == "bf16"
+        check = run_check_bf16 if bf16 else run_check
+        rep = check(args[1])
         if rep.failures:
             print(f"\nkeras_oracle: {len(rep.failures)} mismatch(es) in {args[1]}:")
             for f in rep.failures:
@@ -530,8 +816,10 @@ def main():
             return 1
         print(f"keras_oracle: {args[1]}: {len(rep.lines)} comparisons agree with Keras")
         if "--negative-controls" in args:
-            for mode in ("bn_momentum", "dropout_scale"):
-                bad = run_check(args[1], break_mode=mode, only_first_step=True, quiet=True)
+            modes = ("bn_momentum", "dropout_scale") + (("kernel_flipped", "fp32_bound") if bf16 else ())
+            for mode in modes:
+                bad = (run_check_bf16(args[1], break_mode=mode, quiet=True) if bf16 else
+                       run_check(args[1], break_mode=mode, only_first_step=True, quiet=True))
                 if not bad.failures:
                     print(f"keras_oracle: negative control '{mode}' was NOT caught: the oracle cannot fail")
                     return 1

@@ -9,6 +9,9 @@
 //       Adam and for SGD with Nesterov momentum, each from a fresh copy of the same weights: the
 //       state after 1 and after `steps` steps (OPT.N.NAME), the per-step losses (OPT.loss) and the
 //       eval-mode logits on xe (OPT.N.eval_logits). Hyperparameters go into the metadata.
+//       --precision bf16: step 0 in bf16 products, child by child, with the gradient at every
+//       child's output (dact.CHILD), the dropout masks of step 0, and each conv's forms
+//       (kernels/conv2d.h) in the metadata; no optimizer steps (the bf16 check is local).
 //   oracle_dump curve --arch paper --init keras|torch --data PATH --out DIR [--steps 1500] ...
 //       The seed's recipe (Adam, batch 16, no augmentation) for `steps` steps from one
 //       initialisation, as `emotune train` runs it (same loader, same step order), logging the
@@ -36,6 +39,9 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/rng.h"
+#include "engine/runtime.h"
+#include "kernels/conv2d.h"
+#include "kernels/runtime.h"
 #include "layers/layers.h"
 #include "layers/nets/nets.h"
 
@@ -99,6 +105,8 @@ Tensor batch_tensor(const std::vector<float>& x) {
 struct Forward {
   Tensor logits;
   std::vector<NamedTensor> acts, masks, kinks;
+  std::vector<Tensor> ins, outs;  // segmented only
+  std::string forms;              // {"CONV": [forward, backward-input, backward-weight], ...}
 };
 
 // A ReLU input within rounding of 0 (|x| <= kKinkFrac max|x|; the two frameworks' forward
@@ -151,10 +159,18 @@ Tensor pool_tie_list(const Tensor& x) {
   return Tensor::from_vector({(int64_t)rows.size() / 2, 2}, rows);
 }
 
-Forward forward_recorded(Sequential& net, const Tensor& x, bool record_acts) {
+// segmented: every child's input is a leaf of its own (a detached copy of the previous output
+// that requires grad), kept in f.ins with the child's output in f.outs, so that
+// backward_segmented can write out the gradient at every child's output.
+Forward forward_recorded(Sequential& net, const Tensor& x, bool record_acts, bool segmented = false) {
   Forward f;
   Tensor y = x;
   for (const auto& c : net.children()) {
+    if (segmented) {
+      y = y.detach();
+      y.set_requires_grad(true);
+      f.ins.push_back(y);
+    }
     if (dynamic_cast<Dropout*>(c.module.get())) {
       NoGradGuard guard;
       Tensor kept = c.module->forward(Tensor::full(y.shape(), 1.0f));
@@ -164,10 +180,20 @@ Forward forward_recorded(Sequential& net, const Tensor& x, bool record_acts) {
     }
     if (dynamic_cast<ReLU*>(c.module.get())) f.kinks.push_back({c.name, kink_list(y)});
     if (dynamic_cast<MaxPool2d*>(c.module.get())) f.kinks.push_back({c.name, pool_tie_list(y)});
+    if (const auto* conv = dynamic_cast<const Conv2d*>(c.module.get())) {
+      const auto& xs = y.shape();
+      const int k = conv->kernel(), pad = conv->pad(), st = conv->stride();
+      const Conv2dShape p{(int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], (int)conv->weight.shape()[0], k, k, pad, pad, st, st};
+      const Conv2dCpuForms cf = conv2d_cpu_forms(p);
+      f.forms += (f.forms.empty() ? "{" : ", ") + ("\"" + c.name + "\": [\"" + cf.forward + "\", \"" +
+                                                    cf.backward_input + "\", \"" + cf.backward_weight + "\"]");
+    }
     y = c.module->forward(y);
+    if (segmented) f.outs.push_back(y);
     if (record_acts) f.acts.push_back({"act." + c.name, y.detach().clone()});
   }
   f.logits = y;
+  f.forms += f.forms.empty() ? "{}" : "}";
   return f;
 }
 
@@ -190,6 +216,21 @@ std::vector<NamedTensor> cloned_state(Sequential& net, const std::string& prefix
   return out;
 }
 
+// The backward of a segmented forward, child by child from the last: `g` is the gradient at the
+// last child's output. Returns ("dact.CHILD", the gradient at that child's output) for every
+// child. The parameters' gradients accumulate as in one backward over the whole net: each child's
+// backward runs once, on the same output gradient.
+std::vector<NamedTensor> backward_segmented(Sequential& net, const Forward& f, Tensor g) {
+  std::vector<NamedTensor> out;
+  for (size_t i = f.outs.size(); i-- > 0;) {
+    out.push_back({"dact." + net.children()[i].name, g.clone()});
+    run_backward(f.outs[i], g);
+    g = f.ins[i].grad();
+    if (!g.defined()) throw Error("segmented backward: no gradient reached the input of " + net.children()[i].name);
+  }
+  return out;
+}
+
 Tensor eval_logits(Sequential& net, const Tensor& xe) {
   NoGradGuard guard;
   net.set_training(false);
@@ -203,7 +244,7 @@ void append(std::vector<NamedTensor>& dst, std::vector<NamedTensor> src) {
 }
 
 int run_step(const std::string& arch, const std::string& init, const std::string& data, const std::string& out,
-             int batch, int steps, uint64_t seed) {
+             int batch, int steps, uint64_t seed, const std::string& precision) {
   // Small steps: from glorot weights the loss surface is steep enough (loss 5-12) that larger ones
   // amplify float32 rounding ~10x per step (seen with Adam 1e-3 / SGD 1e-3), and the two runs part.
   // The optimizers' fixed settings; the learning rate is passed to each step (engine/optim.h).
@@ -217,7 +258,9 @@ int run_step(const std::string& arch, const std::string& init, const std::string
   std::vector<NamedTensor> file;
   std::map<std::string, std::string> meta = {
       {"arch", arch}, {"init", init}, {"batch", std::to_string(batch)}, {"steps", std::to_string(steps)},
-      {"data", data.empty() ? "synthetic" : data},
+      {"data", data.empty() ? "synthetic" : data}, {"precision", precision},
+      {"bf16_kernel", precision == "bf16" ? runtime_bf16_path() : "none"},
+      {"bf16_min_reduction", std::to_string(kBf16MinReduction)},
       {"adam", "{\"lr\":" + std::to_string(adam_lr) + ",\"beta1\":" + std::to_string(adam.beta1) +
                    ",\"beta2\":" + std::to_string(adam.beta2) + ",\"eps\":1e-7}"},
       {"sgd", "{\"lr\":" + std::to_string(sgd_lr) + ",\"momentum\":" + std::to_string(sgd.momentum) + ",\"nesterov\":true}"}};
@@ -233,12 +276,22 @@ int run_step(const std::string& arch, const std::string& init, const std::string
   }
   file.push_back({"xe", xe});
 
-  // Step 0: activations, loss terms, gradients.
+  // Step 0: activations, loss terms, gradients. In bf16 child by child (segmented), to write out
+  // the gradient at every child's output as well (dact.CHILD): the bf16 check compares each layer
+  // from emotune's own inputs (keras_oracle.py, run_check_bf16).
+  const bool bf16 = precision == "bf16";
   net->set_training(true);
   net->set_step(0);
-  Forward f = forward_recorded(*net, batch_tensor(batches[0].x), true);
-  StepLoss l = loss_of(*net, f.logits, batches[0].t);
+  Forward f = forward_recorded(*net, batch_tensor(batches[0].x), true, bf16);
+  Tensor logits = f.logits;
+  if (bf16) {
+    logits = logits.detach();
+    logits.set_requires_grad(true);
+  }
+  StepLoss l = loss_of(*net, logits, batches[0].t);
   l.total.backward();
+  if (bf16) append(file, backward_segmented(*net, f, logits.grad()));
+  meta["conv_forms"] = f.forms;  // the bf16 check bounds each product by its form
   append(file, std::move(f.acts));
   for (auto& kk : f.kinks) file.push_back({"kink.step0." + kk.name + ".0", kk.tensor});
   file.push_back({"loss.ce", l.ce.detach().clone()});
@@ -248,7 +301,12 @@ int run_step(const std::string& arch, const std::string& init, const std::string
   // The state after step 0's forward: BN running statistics moved once.
   append(file, cloned_state(*net, "fwd0."));
 
+  // The optimizers' N steps: the fp32 check compares them; the bf16 check is local to step 0 (its
+  // masks from here), the optimizer being fp32 code either way.
+  if (bf16)
+    for (auto& m : f.masks) file.push_back({"mask." + m.name + ".0", m.tensor});
   for (const std::string opt_name : {"adam", "sgd"}) {
+    if (bf16) break;
     auto fresh = make_network(arch, kClasses, seed, init);
     std::unique_ptr<Optimizer> opt;
     if (opt_name == "adam") opt = std::make_unique<Adam>(fresh->parameters(), adam);
@@ -403,6 +461,7 @@ int main(int argc, char** argv) {
   int batch = 16, steps = 10, every = 50, val_every = 250, val_n = 1000;
   float lr = 1e-4f;
   uint64_t seed = 1;
+  std::string precision = "fp32";
   auto* step = app.add_subcommand("step", "one initialisation, its steps, gradients and masks");
   auto* curve = app.add_subcommand("curve", "the seed's recipe for N steps, logged for the learning curves");
   for (auto* sc : {step, curve}) {
@@ -414,13 +473,19 @@ int main(int argc, char** argv) {
     sc->add_option("--steps", steps)->check(CLI::Range(1, 100000));
     sc->add_option("--seed", seed);
   }
+  step->add_option("--precision", precision, "the products' arithmetic (kernels/runtime.h); bf16 also writes "
+                   "the gradient at every child's output")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   curve->add_option("--every", every)->check(CLI::Range(1, 100000));
   curve->add_option("--val-every", val_every)->check(CLI::Range(1, 100000));
   curve->add_option("--val-n", val_n)->check(CLI::Range(1, 100000));
   curve->add_option("--lr", lr);
   CLI11_PARSE(app, argc, argv);
   try {
-    if (*step) return run_step(arch, init, data, out, batch, steps, seed);
+    if (*step) {
+      runtime_set_precision(precision);  // throws, naming the CPU, where bf16 cannot run
+      return run_step(arch, init, data, out, batch, steps, seed, precision);
+    }
     if (data.empty()) throw Error("curve needs --data");
     return run_curve(arch, init, data, out, batch, steps, every, val_every, val_n, lr, seed);
   } catch (const std::exception& e) {

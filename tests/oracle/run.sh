@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Keras oracle (docs/results.md, "The training step against Keras"): emotune's training step
 # recomputed by TensorFlow/Keras from the same weights, batches and dropout masks.
-#   tests/oracle/run.sh            venv (cached), build oracle_dump, dump, compare, negative controls
+#   tests/oracle/run.sh            venv (cached), build oracle_dump, dump, compare, negative controls;
+#                                  fp32, and bf16 where the CPU has it
 # Environment: ORACLE_VENV (default build/oracle-venv), ORACLE_BUILD (default build-nocuda, built
 # with the CPU-only options when missing), ORACLE_DATA (default ../shared/data/fer2013/
 # fer2013-trainval.u8.xz; synthetic faces when it is absent). Exit status 1 on any mismatch, or
@@ -30,12 +31,19 @@ data_arg=()
 if [ -f "$DATA" ]; then data_arg=(--data "$DATA"); else echo "oracle: $DATA not found, synthetic faces"; fi
 
 status=0
-check() {  # arch init [--negative-controls]
-  local f="$OUT/$1-$2.safetensors"
-  "$BUILD/bin/oracle_dump" step --arch "$1" --init "$2" "${data_arg[@]}" --out "$f"
-  TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" tests/oracle/keras_oracle.py check "$f" "${@:3}" || status=1
+check() {  # arch init precision [--negative-controls]
+  local f="$OUT/$1-$2-$3.safetensors"
+  "$BUILD/bin/oracle_dump" step --arch "$1" --init "$2" --precision "$3" "${data_arg[@]}" --out "$f"
+  TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" tests/oracle/keras_oracle.py check "$f" "${@:4}" || status=1
 }
-check paper torch --negative-controls
-check paper keras
-check vgg keras
+check paper torch fp32 --negative-controls
+check paper keras fp32
+check vgg keras fp32
+# bf16 (keras_oracle.py, run_check_bf16: each layer from emotune's own inputs, bounds derived from
+# bfloat16's rounding) where this CPU runs bf16 products (kernels/runtime.h, cpu_bf16_available).
+if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+  check paper keras bf16 --negative-controls
+else
+  echo "oracle: bf16 check SKIPPED: this CPU has neither avx512_bf16 nor amx_bf16"
+fi
 exit $status
