@@ -13,6 +13,8 @@
 //   (the case "a tap with no terms of its own" shows it; the Keras oracle found it on real data,
 //   tests/oracle/keras_oracle.py). Plus fp32's part (16 eps, tests/test_conv2d.cpp, and 4 eps per
 //   term of the reduction).
+//   Winograd F(2x2) forward (the inference graph's, conv2d_infer_winograd_cpu): likewise each tap
+//   meets the other inputs of the output's window: winograd2_forward_gain / _bound.
 // A wrong term is caught by the fp32 tests of the same code; here the point is that bf16 stays
 // inside its bound on every real layer, that fp32 stays the default, and that the switch is live
 // (bf16 results differ from fp32 ones).
@@ -77,11 +79,16 @@ double check(const char* what, const std::vector<float>& got, const std::vector<
 // the pairs of each output parity a make up part of the correlation at offset d, so the larger
 // weight of the two parities bounds it (offsets -1 and 3 get none). Signed, the weights are the
 // identity (the transforms compute the direct sum): CHECKed, so a wrong matrix here fails.
+// F(2x2, 3x3)'s matrices (kernels/cpu/conv2d_infer.cpp): y = A^T [(G g) . (B^T d)] per axis.
+constexpr double kWgBt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+constexpr double kWgG[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
+constexpr double kWgA[4][2] = {{1, 0}, {1, 1}, {1, -1}, {0, -1}};  // A = (A^T)^T
+
 using Gain3 = std::array<std::array<double, 3>, 3>;
 Gain3 winograd2_weight_gain() {
-  const double bt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
-  const double g[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
-  const double a[4][2] = {{1, 0}, {1, 1}, {1, -1}, {0, -1}};
+  const auto& bt = kWgBt;
+  const auto& g = kWgG;
+  const auto& a = kWgA;
   Gain3 c{};
   for (int r = 0; r < 3; ++r)
     for (int d = -1; d <= 3; ++d)
@@ -116,6 +123,53 @@ std::vector<float> weight_bound(const Conv2dShape& p, const std::string& form, c
         for (int d = 0; d < 3; ++d)
           for (int e = 0; e < 3; ++e) v += c[r][d] * c[s][e] * direct[(size_t)kc * 9 + d * 3 + e];
         out[(size_t)kc * 9 + r * 3 + s] = (float)v;
+      }
+  return out;
+}
+
+// e[j + 3], j in -3..3: the weight of the direct sum at output o + j in the bound of output o of
+// Winograd F(2x2)'s forward, one axis (two: e[jh] e[jw]). Output a of a tile pairs tap r with the
+// tile's input element p through sum_i |A^T[a][i]| |G[i][r]| |B^T[i][p]|, and that pair is the
+// term of tap r at output o + j, j = p - a - r; the largest weight over a and r bounds it (so the
+// tiles' alignment does not matter). Signed, the weights are 1 where p = a + r and 0 elsewhere:
+// CHECKed.
+std::array<double, 7> winograd2_forward_gain() {
+  std::array<double, 7> e{};
+  for (int a = 0; a < 2; ++a)
+    for (int r = 0; r < 3; ++r)
+      for (int p = 0; p < 4; ++p) {
+        double mag = 0, sig = 0;
+        for (int i = 0; i < 4; ++i) {
+          mag += std::fabs(kWgA[i][a] * kWgG[i][r] * kWgBt[i][p]);
+          sig += kWgA[i][a] * kWgG[i][r] * kWgBt[i][p];
+        }
+        CHECK(sig == (p == a + r ? 1.0 : 0.0));
+        e[(size_t)(p - a - r + 3)] = std::max(e[(size_t)(p - a - r + 3)], mag);
+      }
+  return e;
+}
+
+// The bound of a Winograd F(2x2) forward y [N, K, OH, OW]: the e-weighted sums of the direct
+// bound (the conv of |x| with |w|) at the outputs up to 3 away, computed on a grid 3 wider on
+// each side (more padding: x is zero there).
+std::vector<float> winograd2_forward_bound(const Conv2dShape& p, const std::vector<float>& ax,
+                                           const std::vector<float>& aw) {
+  Conv2dShape q = p;
+  q.pad_h += 3;
+  q.pad_w += 3;
+  std::vector<float> d((size_t)q.y_size());
+  conv2d_forward_ref_cpu(q, ax.data(), aw.data(), nullptr, d.data());
+  const auto e = winograd2_forward_gain();
+  const int oh = p.out_h(), ow = p.out_w(), qw = q.out_w();
+  std::vector<float> out((size_t)p.y_size());
+  for (int64_t nk = 0; nk < (int64_t)p.n * p.k; ++nk)
+    for (int i = 0; i < oh; ++i)
+      for (int j = 0; j < ow; ++j) {
+        double v = 0;
+        for (int di = -3; di <= 3; ++di)
+          for (int dj = -3; dj <= 3; ++dj)
+            v += e[di + 3] * e[dj + 3] * d[(size_t)nk * q.out_h() * qw + (size_t)(i + 3 + di) * qw + (j + 3 + dj)];
+        out[(size_t)nk * oh * ow + (size_t)i * ow + j] = (float)v;
       }
   return out;
 }
@@ -211,6 +265,57 @@ TEST_CASE("precision bf16: backward-weight of a tap with no terms of its own sta
   // Nonzero where the exact value and the tap's own terms are 0: no multiple of them bounds it.
   CHECK(own > 0);
   MESSAGE("tap (0, 0): largest |dw| ", own, " where the exact value is 0");
+}
+
+TEST_CASE("precision bf16: the inference graph's Winograd F(2x2) forward is within its bound on every layer") {
+  if (!bf16_or_skip("bf16 Winograd forward")) return;
+  double worst = 0, worst_adversarial = 0;
+  int layers = 0;
+  for (const auto& cs : testing::conv_cases()) {
+    Conv2dShape p = cs.shape;
+    if (!winograd_supported(p) || p.c < kBf16MinReduction) continue;  // fewer channels: fp32
+    p.n = 2;
+    CAPTURE(cs.name);
+    for (const bool adversarial : {false, true}) {
+      auto x = random_vector(p.x_size(), 81), w = random_vector(p.w_size(), 82);
+      // Adversarial: the filters only at tap (0, 0), x only where (position + pad) % 4 is 1 or 2
+      // on both axes. An output at a multiple of 4 on both axes then has no terms of its own (its
+      // window's residues 0, 1, 2 meet the taps 0, 1, 2, and only tap 0 is nonzero, where x is 0),
+      // yet Winograd pairs tap 0 with the window's other inputs through the transformed tiles
+      // (B^T d mixes d1 and d2, rounded to bf16 apart), so its result is not exactly 0.
+      if (adversarial) {
+        for (int64_t i = 0; i < p.w_size(); ++i)
+          if (i % 9 != 0) w[(size_t)i] = 0;
+        for (int64_t i = 0; i < p.x_size(); ++i) {
+          const int64_t col = (i % p.w + p.pad_w) % 4, row = ((i / p.w) % p.h + p.pad_h) % 4;
+          if (col == 0 || col == 3 || row == 0 || row == 3) x[(size_t)i] = 0;
+        }
+      }
+      std::vector<float> u((size_t)winograd_weights_size(p, 2)), y((size_t)p.y_size(), NAN), ref((size_t)p.y_size());
+      winograd_weights(p, w.data(), u.data(), 2);
+      conv2d_forward_ref_cpu(p, x.data(), w.data(), nullptr, ref.data());
+      {
+        Bf16Scope bf16;
+        conv2d_infer_winograd_cpu(p, x.data(), u.data(), nullptr, ConvEpilogue{}, y.data(), 2);
+      }
+      const double r = check(adversarial ? "winograd forward, adversarial x" : "winograd forward", y, ref,
+                             winograd2_forward_bound(p, absolute(x), absolute(w)),
+                             kProduct + 16 * kEps + 4 * kEps * p.c * 9);
+      if (adversarial) {  // nonzero where an output has no terms: no multiple of its own sum bounds it
+        std::vector<float> own((size_t)p.y_size());
+        conv2d_forward_ref_cpu(p, absolute(x).data(), absolute(w).data(), nullptr, own.data());
+        size_t termless = 0, nonzero = 0;
+        for (size_t i = 0; i < own.size(); ++i)
+          if (own[i] == 0.0f) ++termless, nonzero += y[i] != 0.0f;
+        CHECK(termless > 0);
+        CHECK(nonzero > 0);
+      }
+      (adversarial ? worst_adversarial : worst) = std::max(adversarial ? worst_adversarial : worst, r);
+    }
+    ++layers;
+  }
+  CHECK(layers > 0);
+  MESSAGE(layers, " layers: worst error / bound ", worst, " (random x), ", worst_adversarial, " (adversarial x)");
 }
 
 TEST_CASE("precision bf16: every dense layer, forward and backward, in bound") {
