@@ -73,22 +73,19 @@ double check(const char* what, const std::vector<float>& got, const std::vector<
   return worst;
 }
 
+// F(2x2, 3x3)'s matrices (kernels/cpu/conv2d_infer.cpp): y = A^T [(G g) . (B^T d)] per axis.
+constexpr double kWgBt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+constexpr double kWgG[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
+constexpr double kWgA[4][2] = {{1, 0}, {1, 1}, {1, -1}, {0, -1}};  // A = (A^T)^T
+
 // c[r][d]: the weight of the direct sum at offset d (0..2) in tap r's bound for Winograd F(2x2)'s
 // backward-weight, one axis (two: c[r][d] c[s][e]). The pair (x's tile element a + d, dy's
 // element a) reaches tap r with weight sum_i |G[i][r]| |B^T[i][a + d]| |A[i][a]|; over the tiles
 // the pairs of each output parity a make up part of the correlation at offset d, so the larger
 // weight of the two parities bounds it (offsets -1 and 3 get none). Signed, the weights are the
 // identity (the transforms compute the direct sum): CHECKed, so a wrong matrix here fails.
-// F(2x2, 3x3)'s matrices (kernels/cpu/conv2d_infer.cpp): y = A^T [(G g) . (B^T d)] per axis.
-constexpr double kWgBt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
-constexpr double kWgG[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
-constexpr double kWgA[4][2] = {{1, 0}, {1, 1}, {1, -1}, {0, -1}};  // A = (A^T)^T
-
 using Gain3 = std::array<std::array<double, 3>, 3>;
 Gain3 winograd2_weight_gain() {
-  const auto& bt = kWgBt;
-  const auto& g = kWgG;
-  const auto& a = kWgA;
   Gain3 c{};
   for (int r = 0; r < 3; ++r)
     for (int d = -1; d <= 3; ++d)
@@ -96,8 +93,8 @@ Gain3 winograd2_weight_gain() {
         if (par + d < 0 || par + d > 3) continue;
         double mag = 0, sig = 0;
         for (int i = 0; i < 4; ++i) {
-          mag += std::fabs(g[i][r] * bt[i][par + d] * a[i][par]);
-          sig += g[i][r] * bt[i][par + d] * a[i][par];
+          mag += std::fabs(kWgG[i][r] * kWgBt[i][par + d] * kWgA[i][par]);
+          sig += kWgG[i][r] * kWgBt[i][par + d] * kWgA[i][par];
         }
         CHECK(sig == (d == r ? 1.0 : 0.0));
         if (d < 0 || d > 2) {
@@ -212,8 +209,8 @@ TEST_CASE("precision bf16: every conv layer of both networks, forward and both b
       conv2d_backward_weight_cpu(p, x.data(), dy.data(), dw.data(), db.data());
     }
     // Forward and backward-input run direct (or im2col for the first layer): the direct sums'
-    // bound. A Winograd form there would need its own (its output transform pairs x outside each
-    // output's window with the taps), which this test does not have: it stops instead.
+    // bound. A Winograd form there would need the stencil bound (winograd2_forward_bound, of dy
+    // with the turned filters for backward-input), which this case does not apply: it stops instead.
     INFO("forms: ", forms.forward, ", ", forms.backward_input, ", ", forms.backward_weight);
     for (const std::string f : {forms.forward, forms.backward_input}) REQUIRE((f == "direct-bf16" || f == "im2col"));
     // fp32's part: 16 eps (tests/test_conv2d.cpp) and the parity test's 4 eps per term of the
@@ -310,7 +307,8 @@ TEST_CASE("precision bf16: the inference graph's Winograd F(2x2) forward is with
         CHECK(termless > 0);
         CHECK(nonzero > 0);
       }
-      (adversarial ? worst_adversarial : worst) = std::max(adversarial ? worst_adversarial : worst, r);
+      double& acc = adversarial ? worst_adversarial : worst;
+      acc = std::max(acc, r);
     }
     ++layers;
   }

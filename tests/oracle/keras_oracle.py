@@ -12,8 +12,8 @@
         dropout without the 1/(1-p) scale) and exits 1 unless each of them is caught.
         A dump made with `oracle_dump step --precision bf16` gets the bf16 check instead
         (run_check_bf16: every layer from emotune's own inputs and output gradients, each product
-        against a bound derived from bfloat16's rounding; the loss end to end against that bound's
-        first-order propagation); its negative controls add conv kernels turned by 180 degrees
+        against a bound derived from bfloat16's rounding; the loss end to end within 6 sigma of the
+        probabilistic rounding model); its negative controls add conv kernels turned by 180 degrees
         and the bound without bf16's term (which must fail: the dump's products are bf16).
     keras_oracle.py curve DIR INIT
         Replays `oracle_dump curve` natively in Keras (Keras' own Dropout and Adam) from the same
@@ -45,10 +45,21 @@ import numpy as np  # noqa: E402
 
 
 # ---------------------------------------------------------------- safetensors (read only, F32)
+def read_safetensors_header(f):
+    """The JSON header of an open safetensors file; the file is left at the data."""
+    n = struct.unpack("<Q", f.read(8))[0]
+    return json.loads(f.read(n))
+
+
+def read_safetensors_meta(path):
+    """The metadata alone, without reading the tensors."""
+    with open(path, "rb") as f:
+        return read_safetensors_header(f).get("__metadata__", {})
+
+
 def read_safetensors(path):
     with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
+        header = read_safetensors_header(f)
         data = f.read()
     meta = header.pop("__metadata__", {})
     out = {}
@@ -582,11 +593,14 @@ assert all(np.allclose(m, np.eye(3, 5, 1)) for m in winograd2_pair_coeffs(signed
 
 
 def winograd2_weight_coeffs():
-    """c[r, d + 1]: the weight of the correlation at offset d in tap r's bound, one dimension (two:
-    the outer product). A tile pairs each dy element a with x's elements a - 1 .. a + 3; over the
-    tiles, the pairs of output parity a sum to a part of the correlation at offset d, the two
-    parts to all of it, so the larger of the two pair weights bounds it."""
-    return winograd2_pair_coeffs().max(axis=0)
+    """c[r, d]: the weight of the correlation at offset d (0..2) in tap r's bound, one dimension
+    (two: the outer product). A tile pairs each dy element a with x's elements a - 1 .. a + 3;
+    over the tiles, the pairs of output parity a sum to a part of the correlation at offset d, the
+    two parts to all of it, so the larger of the two pair weights bounds it. Offsets -1 and 3 carry
+    no weight (asserted): only the taps' own offsets do."""
+    c = winograd2_pair_coeffs().max(axis=0)
+    assert not c[:, [0, 4]].any()
+    return c[:, 1:4]
 
 
 def product_factor(reduction, bf16):
@@ -617,9 +631,7 @@ def weight_bound(form, x, dy, pad):
         return abs_correlation(x, dy, pad, [0, 1, 2])
     if form == "winograd2":
         c = winograd2_weight_coeffs()
-        assert not c[:, [0, 4]].any()   # offsets -1 and 3 carry no weight: the taps' own 0..2 do
-        s = abs_correlation(x, dy, pad, [0, 1, 2])
-        return np.einsum("ri,sj,kcij->kcrs", c[:, 1:4], c[:, 1:4], s)
+        return np.einsum("ri,sj,kcij->kcrs", c, c, abs_correlation(x, dy, pad, [0, 1, 2]))
     raise SystemExit(f"keras_oracle: no bf16 bound for a backward-weight in form {form}")
 
 
@@ -806,7 +818,7 @@ def adam_update(rep, what, ours, ref, noisy, lr_total):
 def main():
     args = sys.argv[1:]
     if len(args) >= 2 and args[0] == "check":
-        bf16 = read_safetensors(args[1])[1].get("precision", "fp32") == "bf16"
+        bf16 = read_safetensors_meta(args[1]).get("precision", "fp32") == "bf16"
         check = run_check_bf16 if bf16 else run_check
         rep = check(args[1])
         if rep.failures:

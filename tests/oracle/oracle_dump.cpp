@@ -305,8 +305,8 @@ int run_step(const std::string& arch, const std::string& init, const std::string
   // masks from here), the optimizer being fp32 code either way.
   if (bf16)
     for (auto& m : f.masks) file.push_back({"mask." + m.name + ".0", m.tensor});
-  for (const std::string opt_name : {"adam", "sgd"}) {
-    if (bf16) break;
+  const std::vector<std::string> optimizers = bf16 ? std::vector<std::string>{} : std::vector<std::string>{"adam", "sgd"};
+  for (const std::string& opt_name : optimizers) {
     auto fresh = make_network(arch, kClasses, seed, init);
     std::unique_ptr<Optimizer> opt;
     if (opt_name == "adam") opt = std::make_unique<Adam>(fresh->parameters(), adam);
@@ -464,6 +464,7 @@ int main(int argc, char** argv) {
   std::string precision = "fp32";
   auto* step = app.add_subcommand("step", "one initialisation, its steps, gradients and masks");
   auto* curve = app.add_subcommand("curve", "the seed's recipe for N steps, logged for the learning curves");
+  auto* bf16_path = app.add_subcommand("bf16-path", "prints the bf16 kernel this CPU runs: amx, avx512-bf16 or none");
   for (auto* sc : {step, curve}) {
     sc->add_option("--arch", arch)->check(CLI::IsMember(network_names()));
     sc->add_option("--init", init)->check(CLI::IsMember({"keras", "torch"}));
@@ -482,6 +483,10 @@ int main(int argc, char** argv) {
   curve->add_option("--lr", lr);
   CLI11_PARSE(app, argc, argv);
   try {
+    if (*bf16_path) {  // tests/oracle/run.sh: whether to run the bf16 check, as the engine decides it
+      std::printf("%s\n", runtime_bf16_path().c_str());
+      return 0;
+    }
     if (*step) {
       runtime_set_precision(precision);  // throws, naming the CPU, where bf16 cannot run
       return run_step(arch, init, data, out, batch, steps, seed, precision);

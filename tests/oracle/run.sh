@@ -40,10 +40,11 @@ check paper torch fp32 --negative-controls
 check paper keras fp32
 check vgg keras fp32
 # bf16 (keras_oracle.py, run_check_bf16: each layer from emotune's own inputs, bounds derived from
-# bfloat16's rounding) where this CPU runs bf16 products (kernels/runtime.h, cpu_bf16_available).
-if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+# bfloat16's rounding) where this CPU runs bf16 products, as the engine decides it (kernels/runtime.h).
+bf16_path=$("$BUILD/bin/oracle_dump" bf16-path)
+if [ "$bf16_path" != none ]; then
   check paper keras bf16 --negative-controls
 else
-  echo "oracle: bf16 check SKIPPED: this CPU has neither avx512_bf16 nor amx_bf16"
+  echo "oracle: bf16 check SKIPPED: this CPU runs no bf16 products (neither avx512_bf16 nor AMX-BF16 usable)"
 fi
 exit $status
