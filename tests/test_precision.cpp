@@ -19,6 +19,7 @@
 // inside its bound on every real layer, that fp32 stays the default, and that the switch is live
 // (bf16 results differ from fp32 ones).
 #include <doctest/doctest.h>
+#include <omp.h>
 
 #include <array>
 #include <cmath>
@@ -50,6 +51,13 @@ constexpr double kProduct = 2 * kU + kU * kU;
 struct Bf16Scope {
   Bf16Scope() { set_cpu_precision(Precision::bf16); }
   ~Bf16Scope() { set_cpu_precision(Precision::fp32); }
+};
+
+// Sets training's conv mode for the scope, the previous one again after.
+struct TrainConvScope {
+  TrainConvMode saved = train_conv_mode();
+  explicit TrainConvScope(TrainConvMode m) { set_train_conv_mode(m); }
+  ~TrainConvScope() { set_train_conv_mode(saved); }
 };
 
 std::vector<float> absolute(const std::vector<float>& v) {
@@ -109,7 +117,7 @@ Gain3 winograd2_weight_gain() {
 // The bound of dw [K, C, 3, 3] in the form it ran: the direct sums themselves, or their
 // Winograd-weighted sums.
 std::vector<float> weight_bound(const Conv2dShape& p, const std::string& form, const std::vector<float>& direct) {
-  if (form == "im2col") return direct;
+  if (form == "im2col" || form == "direct-bf16") return direct;
   REQUIRE(form == "winograd2");  // bf16 keeps to F(2x2) (kernels/cpu/conv2d.cpp, train_tile)
   const Gain3 c = winograd2_weight_gain();
   std::vector<float> out(direct.size());
@@ -249,6 +257,9 @@ TEST_CASE("precision bf16: backward-weight of a tap with no terms of its own sta
   std::string form;
   {
     Bf16Scope bf16;
+    // Winograd by name: on the avx512-bf16 kernel auto runs this direct (whose bound is its own
+    // terms: the next case); the Winograd form is auto's on AMX.
+    TrainConvScope winograd(TrainConvMode::winograd2);
     form = conv2d_cpu_forms(p).backward_weight;
     conv2d_backward_weight_cpu(p, x.data(), dy.data(), dw.data(), db.data());
   }
@@ -434,4 +445,66 @@ TEST_CASE("precision bf16: the direct convolution is within the direct sum's bou
     MESSAGE("direct bf16 convolution on ", std::string(bf16_kernel_name(gemm_bf16_kernel())), ": worst error / bound ", worst);
     CHECK(ran > 0);
   });
+}
+
+TEST_CASE("precision bf16: the direct backward-weight is within the direct sum's bound on every layer") {
+  // conv2d_backward_weight_bf16_direct (kernels/cpu/conv2d_bf16_direct.h), avx512-bf16 only:
+  // bf16 operands, fp32 sums over the N OH OW positions (then the workers' partials):
+  // |err| <= ((1+u)^2 - 1 + gamma_(N OH OW + threads)) sum |dy x|.
+  Bf16Scope bf16_scope;
+  if (!testing::isa_or_skip(gemm_bf16_available(), "avx512_bf16", "direct bf16 backward-weight")) return;
+  const Bf16Kernel saved = gemm_bf16_kernel();
+  set_gemm_bf16_kernel(Bf16Kernel::avx512_bf16);
+  int ran = 0;
+  double worst = 0;
+  auto shapes = testing::conv_cases();
+  // K off the 64-lane blocks (48, 32 and 16 wide last blocks, K past the lanes), odd C, odd and
+  // even padded pitches, 5x5 and 1x3 filters, a row of one position, a stride the form refuses.
+  shapes.push_back({"edge 3x3 40->70 9x37 pad0", testing::conv_shape(40, 9, 37, 70, 3, 3, 0, 1), false});
+  shapes.push_back({"edge 5x5 33->17 11x11 pad2", testing::conv_shape(33, 11, 11, 17, 5, 5, 2, 1), false});
+  shapes.push_back({"edge 3x3 17->19 1x50 pad1", testing::conv_shape(17, 1, 50, 19, 3, 3, 1, 1), false});
+  shapes.push_back({"edge 3x3 21->112 4x4 pad1", testing::conv_shape(21, 4, 4, 112, 3, 3, 1, 1), false});
+  shapes.push_back({"edge 3x3 3->96 7x7 pad0", testing::conv_shape(3, 7, 7, 96, 3, 3, 0, 1), false});
+  for (int n : {1, 3}) {
+    for (const auto& cs : shapes) {
+      Conv2dShape p = cs.shape;
+      p.n = n;
+      CAPTURE(cs.name);
+      CAPTURE(n);
+      auto x = random_vector(p.x_size(), 71), dy = random_vector(p.y_size(), 72);
+      std::vector<float> dw((size_t)p.w_size(), NAN), ref(dw.size()), bound(dw.size()), db(p.k), got_db(p.k, NAN);
+      const int64_t terms = (int64_t)p.n * p.out_h() * p.out_w();
+      const bool applies = p.stride_h == 1 && p.stride_w == 1 && terms >= kBf16MinReduction;
+      CHECK(conv2d_bf16_direct_weight_applies(p) == applies);
+      CHECK(conv2d_backward_weight_bf16_direct(p, x.data(), dy.data(), dw.data(), got_db.data()) == applies);
+      if (!applies) {
+        CHECK(std::isnan(dw[0]));  // nothing written
+        continue;
+      }
+      CHECK(std::string(conv2d_cpu_forms(p).backward_weight) == "direct-bf16");
+      conv2d_backward_weight_ref_cpu(p, x.data(), dy.data(), ref.data(), db.data());
+      conv2d_backward_weight_ref_cpu(p, absolute(x).data(), absolute(dy).data(), bound.data(), db.data());
+      const double sums = (double)terms + omp_get_max_threads();
+      const double gamma = sums * kEps / 2 / (1 - sums * kEps / 2);
+      // The reference's own fp32 rounding: the parity tests' 4 eps per term.
+      worst = std::max(worst, check("direct backward-weight", dw, ref, bound, kProduct + gamma * (1 + kProduct) +
+                                                                               4 * kEps * terms));
+      // The bias gradient stays fp32 data summed in double: within the final rounding to float
+      // (eps / 2 of |db|) plus the double sum's own error (N OH OW 2^-53 of sum |dy|, below
+      // eps / 2 of it for fewer than 2^29 terms), so eps of sum |dy|.
+      for (int k = 0; k < p.k; ++k) {
+        double exact = 0, mag = 0;
+        for (int n2 = 0; n2 < p.n; ++n2)
+          for (int64_t i = 0; i < (int64_t)p.out_h() * p.out_w(); ++i) {
+            const double v = dy[(size_t)(((int64_t)n2 * p.k + k) * p.out_h() * p.out_w() + i)];
+            exact += v, mag += std::fabs(v);
+          }
+        CHECK(std::fabs(got_db[(size_t)k] - exact) <= kEps * mag);
+      }
+      ++ran;
+    }
+  }
+  set_gemm_bf16_kernel(saved);
+  MESSAGE("direct bf16 backward-weight: worst error / bound ", worst);
+  CHECK(ran > 0);
 }

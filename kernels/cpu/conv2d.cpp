@@ -321,15 +321,17 @@ constexpr int kDirect = -1;
 struct Forms {
   int forward, backward_input, backward_weight;
 };
+// The direct bf16 forms only where the mode is auto: EMOTUNE_TRAIN_CONV names the form it asks for.
 Forms train_forms(const Conv2dShape& p) {
   const AsForward bi = backward_input_as_forward(p);
+  const bool any = train_conv_mode() == TrainConvMode::auto_;
   Forms f;
-  f.forward = conv2d_bf16_direct_applies(p) ? kDirect : train_tile(p, /*forward=*/true);
-  f.backward_input = !bi.ok ? 0
-                     : conv2d_bf16_direct_applies(bi.q)  ? kDirect
-                     : p.pad_h <= 2 && p.pad_w <= 2     ? train_tile(p)
-                                                        : 0;
-  f.backward_weight = train_tile(p);
+  f.forward = any && conv2d_bf16_direct_applies(p) ? kDirect : train_tile(p, /*forward=*/true);
+  f.backward_input = !bi.ok                                     ? 0
+                     : any && conv2d_bf16_direct_applies(bi.q) ? kDirect
+                     : p.pad_h <= 2 && p.pad_w <= 2            ? train_tile(p)
+                                                               : 0;
+  f.backward_weight = any && conv2d_bf16_direct_weight_applies(p) ? kDirect : train_tile(p);
   return f;
 }
 
@@ -397,7 +399,13 @@ void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const floa
 }
 
 void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db) {
-  if (const int tile = train_forms(p).backward_weight) {
+  const int form = train_forms(p).backward_weight;
+  if (form == kDirect) {  // bf16 on VDPBF16PS: direct
+    if (!conv2d_backward_weight_bf16_direct(p, x, dy, dw, db))
+      throw Error("conv2d: the direct bf16 form refused its shape");
+    return;
+  }
+  if (const int tile = form) {
     conv2d_backward_weight_winograd_cpu(p, x, dy, dw, tile);
     backward_bias(p, dy, db);
     return;

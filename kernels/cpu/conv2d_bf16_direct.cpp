@@ -279,6 +279,205 @@ EMOTUNE_BF16_TARGET void store_block(const Conv2dShape& p, const Layout& l, cons
   }
 }
 
+
+// ---- Backward-weight (conv2d_backward_weight_bf16_direct) ----
+
+// Sizes of the backward-weight's packed operands for a shape. dy's positions are taken in pairs
+// (ow, ow + 1) over a row pitch rounded up to even (so a pair never spans two rows; the odd
+// widths of `paper` waste one column in OW + 1, where a pitch of the padded image's width would
+// waste S - 1: paper.conv7 5 -> 6 instead of 5 -> 8); each pair's x is found through a table of
+// its first position in the padded image (xbase).
+struct WLayout {
+  int dp;          // dy's row pitch in pairs' positions: OW rounded up to even (dy zero past OW)
+  int wx, hx;      // the padded x image: OW + S - 1 columns (the row pitch), OH + R - 1 rows
+  int64_t xplane;  // bf16 values of one channel of one image: hx + 1 rows (the last zero: a pair
+                   // at the last column of the last row reads one value past it)
+  int p2;          // position pairs of one image: OH dp / 2
+  int kp;          // K rounded up to 16 lanes
+  int combos;      // C R S: the rows of a worker's accumulators, (c, r, s) in dw's order
+  int group;       // images packed at once: one chunk's worth of pairs (small images), else one
+};
+
+// 64 (K) x 6 (c, r, s), 48 x 8, 32 x 12 or 16 x 24: 24 ZMM accumulators whatever K leaves for
+// the last block. The accumulators' rows are padded to a multiple of 24 so every block is whole
+// (the padding rows read any valid x and are never summed).
+constexpr int kWAcc = 24;
+// Pairs per pass of a block: its dy (up to 64 lanes x 4 bytes each) streams from L2 in 96 KB
+// while the accumulators are loaded and stored once per pass.
+constexpr int kWChunk = 384;
+
+WLayout wlayout_of(const Conv2dShape& p) {
+  WLayout l;
+  l.dp = (p.out_w() + 1) / 2 * 2;
+  l.wx = p.out_w() + p.s - 1;
+  l.hx = p.out_h() + p.r - 1;
+  l.xplane = (int64_t)(l.hx + 1) * l.wx;
+  l.p2 = p.out_h() * l.dp / 2;
+  l.kp = (p.k + 15) / 16 * 16;
+  l.combos = p.c * p.r * p.s;
+  l.group = std::max(1, std::min(p.n, (kWChunk + l.p2 - 1) / l.p2));
+  return l;
+}
+
+// xbase[j]: pair j's first position (oh, ow) in the padded image, oh wx + ow.
+std::vector<int32_t> wpair_bases(const Conv2dShape& p, const WLayout& l) {
+  std::vector<int32_t> b((size_t)l.p2);
+  for (int j = 0; j < l.p2; ++j) b[(size_t)j] = 2 * j / l.dp * l.wx + 2 * j % l.dp;
+  return b;
+}
+
+// One image x [C][H][W] -> [C][hx + 1][wx] bf16, zero padded.
+EMOTUNE_BF16_TARGET void wpack_image(const Conv2dShape& p, const WLayout& l, const float* x, uint16_t* out) {
+  const int64_t hw = (int64_t)p.h * p.w;
+  for (int c = 0; c < p.c; ++c)
+    for (int i = 0; i <= l.hx; ++i) {
+      uint16_t* row = out + (int64_t)c * l.xplane + (int64_t)i * l.wx;
+      const int iy = i - p.pad_h;
+      if (iy < 0 || iy >= p.h) {
+        std::memset(row, 0, (size_t)l.wx * 2);
+        continue;
+      }
+      const float* src = x + c * hw + (int64_t)iy * p.w;
+      for (int j0 = 0; j0 < l.wx; j0 += 16) {
+        const int lo = j0 - p.pad_w;  // input column of lane 0
+        const __mmask16 m = bf16::lanes_mask(std::min(l.wx - j0, p.w - lo)) & (__mmask16)~bf16::lanes_mask(-lo);
+        const __m256i v = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + lo));
+        _mm256_mask_storeu_epi16(row + j0, bf16::lanes_mask(l.wx - j0), v);
+      }
+    }
+}
+
+// r[i] lane j -> r[j] lane i: a 16 x 16 transpose of 32-bit values (unpacks within 128-bit lanes,
+// then 128-bit lanes shuffled).
+EMOTUNE_BF16_TARGET inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  // r[4q + e], 128-bit lane L: rows 4q .. 4q + 3 at column 4L + e
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int e = 0; e < 4; ++e) {
+    const __m512i a = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x88), b = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xdd);
+    const __m512i c = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x88), d = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xdd);
+    t[e] = _mm512_shuffle_i32x4(a, c, 0x88);
+    t[8 + e] = _mm512_shuffle_i32x4(a, c, 0xdd);
+    t[4 + e] = _mm512_shuffle_i32x4(b, d, 0x88);
+    t[12 + e] = _mm512_shuffle_i32x4(b, d, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// One image dy [K][OH][OW] -> pairs (ow, ow + 1) over the even pitch dp, 16 output channels per
+// vector: for each block of 64 channels from k0 (the last one kw = kp - k0 wide), [pair f][kw]
+// at d + k0 * F + f * kw, f = this image's first pair `f0` + its pair j. Zero past OW and K.
+// 16 channels' rows of 16 pairs at a time, turned around in registers.
+// bsum [kp][8]: each channel's dy summed in double, 8 lanes (the bias gradient, read here once).
+EMOTUNE_BF16_TARGET void wpack_dy(const Conv2dShape& p, const WLayout& l, const float* dy, int64_t F, int64_t f0,
+                                  uint32_t* d, double* bsum) {
+  const int64_t plane = (int64_t)p.out_h() * p.out_w();
+  const int ow_n = p.out_w();
+  for (int k0 = 0; k0 < l.kp; k0 += 64) {
+    const int kw = std::min(64, l.kp - k0);
+    for (int kv = k0; kv < k0 + kw; kv += 16)
+      for (int oh = 0; oh < p.out_h(); ++oh)
+        for (int ow0 = 0; ow0 < l.dp; ow0 += 32) {
+          const __mmask16 m_lo = bf16::lanes_mask(ow_n - ow0), m_hi = bf16::lanes_mask(ow_n - ow0 - 16);
+          __m512i r[16];
+          for (int i = 0; i < 16; ++i) {
+            if (kv + i >= p.k) {
+              r[i] = _mm512_setzero_si512();
+              continue;
+            }
+            const float* src = dy + (kv + i) * plane + (int64_t)oh * ow_n + ow0;
+            const __m512 lo = _mm512_maskz_loadu_ps(m_lo, src), hi = _mm512_maskz_loadu_ps(m_hi, src + 16);
+            // lane q: the pair (ow0 + 2q, ow0 + 2q + 1), lo in the low half
+            r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+            double* b = bsum + (int64_t)(kv + i) * 8;
+            __m512d sum = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(lo)),
+                                        _mm512_cvtps_pd(_mm512_extractf32x8_ps(lo, 1)));
+            sum = _mm512_add_pd(sum, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(hi)),
+                                                   _mm512_cvtps_pd(_mm512_extractf32x8_ps(hi, 1))));
+            _mm512_storeu_pd(b, _mm512_add_pd(_mm512_loadu_pd(b), sum));
+          }
+          transpose16(r);
+          uint32_t* dst = d + (int64_t)k0 * F + (f0 + (int64_t)oh * (l.dp / 2) + ow0 / 2) * kw + (kv - k0);
+          for (int q = 0, pairs = std::min(16, (l.dp - ow0) / 2); q < pairs; ++q)
+            _mm512_storeu_si512(dst + (int64_t)q * kw, r[q]);
+        }
+  }
+}
+
+// acc [NC rows of `stride`][16 KV] += the block's products over pairs f0 .. f1 - 1 of the group:
+// dy pairs from d ([f][kw], this block's lanes), x pairs from image f / p2 of the group at
+// xoff[i] + xbase[f % p2] values into it (an unaligned 32-bit read of two bf16).
+template <int KV, int NC>
+EMOTUNE_BF16_TARGET void wgrad_block(const WLayout& l, const uint32_t* d, int kw, const uint16_t* xg, int64_t ximg,
+                                     const int64_t* xoff, const int32_t* xbase, int64_t f0, int64_t f1, float* acc,
+                                     int64_t stride) {
+  __m512 c[NC][KV];
+#pragma GCC unroll 24
+  for (int i = 0; i < NC; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < KV; ++v) c[i][v] = _mm512_loadu_ps(acc + i * stride + 16 * v);
+  for (int64_t f = f0; f < f1;) {
+    const int64_t g = f / l.p2, end = std::min(f1, (g + 1) * l.p2);
+    const uint16_t* xi[NC];
+#pragma GCC unroll 24
+    for (int i = 0; i < NC; ++i) xi[i] = xg + g * ximg + xoff[i];
+    const uint32_t* dp = d + f * kw;
+    for (int64_t j = f - g * l.p2, jend = end - g * l.p2; j < jend; ++j, dp += kw) {
+      const int64_t at = xbase[j];
+      __m512bh b[KV];
+#pragma GCC unroll 4
+      for (int v = 0; v < KV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(dp + 16 * v);
+#pragma GCC unroll 24
+      for (int i = 0; i < NC; ++i) {
+        int32_t pair;
+        std::memcpy(&pair, xi[i] + at, 4);
+        const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+        for (int v = 0; v < KV; ++v) c[i][v] = _mm512_dpbf16_ps(c[i][v], a, b[v]);
+      }
+    }
+    f = end;
+  }
+#pragma GCC unroll 24
+  for (int i = 0; i < NC; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < KV; ++v) _mm512_storeu_ps(acc + i * stride + 16 * v, c[i][v]);
+}
+
+// dw[k][row] = the workers' accumulator row `row`, lane k, summed in worker order: 16 rows x 16
+// lanes at a time, turned around in registers (rows: a multiple of 16).
+EMOTUNE_BF16_TARGET void finish_weight(const Conv2dShape& p, const WLayout& l, int64_t rows,
+                                       const std::vector<std::vector<float>>& acc, float* dw) {
+  const int64_t combos = l.combos, blocks = rows / 16 * (l.kp / 16);
+#pragma omp parallel for schedule(static) if (acc.size() > 1 && blocks > 16 && !omp_in_parallel())
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t r0 = blk / (l.kp / 16) * 16, k0 = blk % (l.kp / 16) * 16;
+    if (r0 >= combos) continue;
+    __m512i v[16];
+    for (int i = 0; i < 16; ++i) {
+      __m512 s = _mm512_loadu_ps(acc[0].data() + (r0 + i) * l.kp + k0);
+      for (size_t t = 1; t < acc.size(); ++t) s = _mm512_add_ps(s, _mm512_loadu_ps(acc[t].data() + (r0 + i) * l.kp + k0));
+      v[i] = _mm512_castps_si512(s);
+    }
+    transpose16(v);  // v[j]: lane k0 + j of rows r0 .. r0 + 15
+    const __mmask16 m = bf16::lanes_mask((int)(combos - r0));
+    for (int j = 0; j < 16 && k0 + j < p.k; ++j) _mm512_mask_storeu_epi32(dw + (k0 + j) * combos + r0, m, v[j]);
+  }
+}
+
+using WBlockFn = void (*)(const WLayout&, const uint32_t*, int, const uint16_t*, int64_t, const int64_t*,
+                          const int32_t*, int64_t, int64_t, float*, int64_t);
+constexpr WBlockFn kWBlock[4] = {wgrad_block<1, 24>, wgrad_block<2, 12>, wgrad_block<3, 8>, wgrad_block<4, 6>};
+
 }  // namespace
 #endif
 
@@ -346,6 +545,73 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
   return true;
 #else
   (void)p, (void)x, (void)w, (void)b, (void)relu, (void)y;
+  return false;
+#endif
+}
+
+bool conv2d_bf16_direct_weight_applies(const Conv2dShape& p) {
+  return gemm_bf16_available() && gemm_bf16_kernel() == Bf16Kernel::avx512_bf16 &&
+         cpu_gemm_runs_bf16((int64_t)p.n * p.out_h() * p.out_w()) && p.stride_h == 1 && p.stride_w == 1 &&
+         p.out_h() >= 1 && p.out_w() >= 1;
+}
+
+bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db) {
+#if defined(__x86_64__)
+  if (!conv2d_bf16_direct_weight_applies(p)) return false;
+  const WLayout l = wlayout_of(p);
+  // Accumulator rows, padded to whole blocks (24) and whole 16-row transposes (below).
+  const int64_t rows = (int64_t)(l.combos + 47) / 48 * 48;
+  const int64_t x_img = (int64_t)p.c * p.h * p.w, y_img = (int64_t)p.k * p.out_h() * p.out_w();
+  const int64_t ximg = (int64_t)p.c * l.xplane;
+  // Each accumulator row's offset into one image's packed x: channel c's plane, tap (r, s) at
+  // r wx + s; the padding rows read offset 0.
+  std::vector<int64_t> xoff((size_t)rows, 0);
+  for (int c = 0; c < p.c; ++c)
+    for (int r = 0; r < p.r; ++r)
+      for (int s = 0; s < p.s; ++s)
+        xoff[((size_t)c * p.r + r) * p.s + s] = (int64_t)c * l.xplane + (int64_t)r * l.wx + s;
+  const std::vector<int32_t> xbase = wpair_bases(p, l);
+  // Each worker sums its own contiguous run of images; the partials are added in worker order.
+  const int workers = omp_in_parallel() ? 1 : std::max(1, std::min(omp_get_max_threads(), p.n));
+  std::vector<std::vector<float>> acc((size_t)workers);
+  std::vector<std::vector<double>> bsum((size_t)workers);
+#pragma omp parallel for num_threads(workers) schedule(static, 1) if (workers > 1)
+  for (int t = 0; t < workers; ++t) {
+    std::vector<float>& a = acc[(size_t)t];
+    a.assign((size_t)(rows * l.kp), 0.0f);
+    bsum[(size_t)t].assign((size_t)l.kp * 8, 0.0);
+    const int n0 = (int)((int64_t)p.n * t / workers), n1 = (int)((int64_t)p.n * (t + 1) / workers);
+    std::vector<uint16_t> xg((size_t)(l.group * ximg));
+    std::vector<uint32_t> d((size_t)l.group * l.p2 * l.kp);
+    for (int g0 = n0; g0 < n1; g0 += l.group) {
+      const int gn = std::min(l.group, n1 - g0);
+      const int64_t F = (int64_t)gn * l.p2;
+      for (int g = 0; g < gn; ++g) {
+        wpack_image(p, l, x + (g0 + g) * x_img, xg.data() + g * ximg);
+        wpack_dy(p, l, dy + (g0 + g) * y_img, F, (int64_t)g * l.p2, d.data(), bsum[(size_t)t].data());
+      }
+      for (int64_t f0 = 0; f0 < F; f0 += kWChunk) {
+        const int64_t f1 = std::min(F, f0 + kWChunk);
+        for (int k0 = 0; k0 < l.kp; k0 += 64) {
+          const int kw = std::min(64, l.kp - k0), kv = kw / 16, nc = kWAcc / kv;
+          for (int64_t i0 = 0; i0 < l.combos; i0 += nc)
+            kWBlock[kv - 1](l, d.data() + (int64_t)k0 * F, kw, xg.data(), ximg, xoff.data() + i0, xbase.data(), f0,
+                            f1, a.data() + i0 * l.kp + k0, l.kp);
+        }
+      }
+    }
+  }
+  finish_weight(p, l, rows, acc, dw);
+  if (db)
+    for (int k = 0; k < p.k; ++k) {
+      double v = 0;
+      for (const auto& b : bsum)
+        for (int e = 0; e < 8; ++e) v += b[(size_t)k * 8 + e];
+      db[k] = (float)v;
+    }
+  return true;
+#else
+  (void)p, (void)x, (void)dy, (void)dw, (void)db;
   return false;
 #endif
 }

@@ -627,7 +627,7 @@ def abs_correlation(x, dy, pad, offsets):
 
 def weight_bound(form, x, dy, pad):
     """Sum of |terms| of dw [K, C, 3, 3], transform-weighted for Winograd F(2x2)."""
-    if form == "im2col":
+    if form in ("im2col", "direct-bf16"):
         return abs_correlation(x, dy, pad, [0, 1, 2])
     if form == "winograd2":
         c = winograd2_weight_coeffs()
