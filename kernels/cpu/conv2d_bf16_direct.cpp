@@ -299,8 +299,9 @@ struct WLayout {
 };
 
 // 64 (K) x 6 (c, r, s), 48 x 8, 32 x 12 or 16 x 24: 24 ZMM accumulators whatever K leaves for
-// the last block. The accumulators' rows are padded to a multiple of 24 so every block is whole
-// (the padding rows read any valid x and are never summed).
+// the last block. The accumulators' rows are padded to a multiple of 48, so that every block is
+// whole and the final transposes take whole 16 rows (the padding rows read any valid x and are
+// never summed).
 constexpr int kWAcc = 24;
 // Pairs per pass of a block: its dy (up to 64 lanes x 4 bytes each) streams from L2 in 96 KB
 // while the accumulators are loaded and stored once per pass.
@@ -320,7 +321,7 @@ WLayout wlayout_of(const Conv2dShape& p) {
 }
 
 // xbase[j]: pair j's first position (oh, ow) in the padded image, oh wx + ow.
-std::vector<int32_t> wpair_bases(const Conv2dShape& p, const WLayout& l) {
+std::vector<int32_t> wpair_bases(const WLayout& l) {
   std::vector<int32_t> b((size_t)l.p2);
   for (int j = 0; j < l.p2; ++j) b[(size_t)j] = 2 * j / l.dp * l.wx + 2 * j % l.dp;
   return b;
@@ -559,8 +560,7 @@ bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, co
 #if defined(__x86_64__)
   if (!conv2d_bf16_direct_weight_applies(p)) return false;
   const WLayout l = wlayout_of(p);
-  // Accumulator rows, padded to whole blocks (24) and whole 16-row transposes (below).
-  const int64_t rows = (int64_t)(l.combos + 47) / 48 * 48;
+  const int64_t rows = (int64_t)(l.combos + 47) / 48 * 48;  // accumulator rows, padded (kWAcc)
   const int64_t x_img = (int64_t)p.c * p.h * p.w, y_img = (int64_t)p.k * p.out_h() * p.out_w();
   const int64_t ximg = (int64_t)p.c * l.xplane;
   // Each accumulator row's offset into one image's packed x: channel c's plane, tap (r, s) at
@@ -570,7 +570,7 @@ bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, co
     for (int r = 0; r < p.r; ++r)
       for (int s = 0; s < p.s; ++s)
         xoff[((size_t)c * p.r + r) * p.s + s] = (int64_t)c * l.xplane + (int64_t)r * l.wx + s;
-  const std::vector<int32_t> xbase = wpair_bases(p, l);
+  const std::vector<int32_t> xbase = wpair_bases(l);
   // Each worker sums its own contiguous run of images; the partials are added in worker order.
   const int workers = omp_in_parallel() ? 1 : std::max(1, std::min(omp_get_max_threads(), p.n));
   std::vector<std::vector<float>> acc((size_t)workers);
