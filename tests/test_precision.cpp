@@ -405,6 +405,19 @@ TEST_CASE("precision bf16: Winograd filters prepared once give the per-call resu
   CHECK(prepared > 0);
 }
 
+namespace {
+
+// Both networks' layers and the edge shapes (kernels/cpu/conv2d_bf16_direct.h) of the direct cases.
+std::vector<testing::ConvCase> direct_shapes() {
+  auto shapes = testing::conv_cases();
+  shapes.push_back({"edge 3x3 40->70 9x37 pad0", testing::conv_shape(40, 9, 37, 70, 3, 3, 0, 1), false});
+  shapes.push_back({"edge 5x5 33->17 11x11 pad2", testing::conv_shape(33, 11, 11, 17, 5, 5, 2, 1), false});
+  shapes.push_back({"edge 3x3 17->19 1x50 pad1", testing::conv_shape(17, 1, 50, 19, 3, 3, 1, 1), false});
+  return shapes;
+}
+
+}  // namespace
+
 TEST_CASE("precision bf16: the direct convolution is within the direct sum's bound on every layer, each kernel") {
   // conv2d_forward_bf16_direct (kernels/cpu/conv2d_bf16_direct.h): bf16 operands, fp32 sums in
   // (tap, channel) order on both kernels: |err| <= ((1+u)^2 - 1 + gamma_(C R S + 1)) sum |w x|
@@ -413,10 +426,7 @@ TEST_CASE("precision bf16: the direct convolution is within the direct sum's bou
   testing::for_each_bf16_kernel("direct bf16 convolution", [&] {
     int ran = 0;
     double worst = 0;
-    auto shapes = testing::conv_cases();
-    shapes.push_back({"edge 3x3 40->70 9x37 pad0", testing::conv_shape(40, 9, 37, 70, 3, 3, 0, 1), false});
-    shapes.push_back({"edge 5x5 33->17 11x11 pad2", testing::conv_shape(33, 11, 11, 17, 5, 5, 2, 1), false});
-    shapes.push_back({"edge 3x3 17->19 1x50 pad1", testing::conv_shape(17, 1, 50, 19, 3, 3, 1, 1), false});
+    auto shapes = direct_shapes();
     // Small images take the VDPBF16PS kernel with output channels across lanes (kvec: positions
     // in blocks of 6, K in blocks of 64; the network layers of 12 x 12 and less take it too):
     // K and the positions off those blocks, an odd C.
@@ -457,12 +467,9 @@ TEST_CASE("precision bf16: the direct backward-weight is within the direct sum's
   set_gemm_bf16_kernel(Bf16Kernel::avx512_bf16);
   int ran = 0;
   double worst = 0;
-  auto shapes = testing::conv_cases();
   // K off the 64-lane blocks (48, 32 and 16 wide last blocks, K past the lanes), odd C, odd and
-  // even padded pitches, 5x5 and 1x3 filters, a row of one position, a stride the form refuses.
-  shapes.push_back({"edge 3x3 40->70 9x37 pad0", testing::conv_shape(40, 9, 37, 70, 3, 3, 0, 1), false});
-  shapes.push_back({"edge 5x5 33->17 11x11 pad2", testing::conv_shape(33, 11, 11, 17, 5, 5, 2, 1), false});
-  shapes.push_back({"edge 3x3 17->19 1x50 pad1", testing::conv_shape(17, 1, 50, 19, 3, 3, 1, 1), false});
+  // even output widths, 5x5 and 1x3 filters, a one-row image, strides the form refuses.
+  auto shapes = direct_shapes();
   shapes.push_back({"edge 3x3 21->112 4x4 pad1", testing::conv_shape(21, 4, 4, 112, 3, 3, 1, 1), false});
   shapes.push_back({"edge 3x3 3->96 7x7 pad0", testing::conv_shape(3, 7, 7, 96, 3, 3, 0, 1), false});
   for (int n : {1, 3}) {
