@@ -17,7 +17,8 @@ struct RuntimeSettings {
   // InferenceGraph, layers/inference.h) or "training" (the modules, as training runs them).
   std::string graph = "inference";
   // The conv algorithm of CPU training (EMOTUNE_TRAIN_CONV): auto, im2col, winograd (F(2x2)) or
-  // winograd4 (F(4x4)); kernels/runtime.h, TrainConvMode.
+  // winograd4 (F(4x4)); kernels/runtime.h, TrainConvMode. In bf16 only auto takes the direct bf16
+  // forms (kernels/cpu/conv2d_bf16_direct.h); a named one runs as named.
   std::string train_conv = "auto";
   // CUDA: synchronise after every kernel launch (EMOTUNE_CUDA_SYNC, for debugging), and autotune
   // the conv tiles (EMOTUNE_CONV_TUNE; false: the heuristic). kernels/runtime.h, CudaSettings.
