@@ -14,17 +14,12 @@
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_packed.h"
 #include "kernels/cpu/scratch.h"
+#include "kernels/cpu/simd.h"
 
 namespace emotune {
 
-// Clones for AVX-512, AVX2 and baseline x86-64 (the loader picks one): the transforms are plain
-// loops along tile rows (and across filters) that the compiler vectorises.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define EMOTUNE_TRANSFORM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=haswell", "default")))
-#else
-#define EMOTUNE_TRANSFORM_CLONES
-#endif
-
+// The transforms are plain loops along tile rows (and across filters) that the compiler
+// vectorises, compiled for AVX-512, AVX2 and baseline x86-64 (EMOTUNE_SIMD_CLONES).
 namespace {
 
 // The epilogue on n values of one output channel, in place: bias, ReLU, affine (both paths).
@@ -152,7 +147,7 @@ inline void g_lanes(int m, const double* g0, const double* g1, const double* g2,
 }
 
 // U of filters (k, c0 .. c0 + 8) (lanes past p.c zero), u[xi][lane].
-EMOTUNE_TRANSFORM_CLONES void transform_filters(const Conv2dShape& p, const float* w, int k, int c0, bool turned,
+EMOTUNE_SIMD_CLONES void transform_filters(const Conv2dShape& p, const float* w, int k, int c0, bool turned,
                                              int m, double (*u)[kFilterLanes]) {
   const int alpha = m + 2;
   double g[9][kFilterLanes];
@@ -378,11 +373,11 @@ template <int M>
   }
 }
 
-EMOTUNE_TRANSFORM_CLONES void input_transform2(const Conv2dShape& p, const WinogradPlan& w, const float* x,
+EMOTUNE_SIMD_CLONES void input_transform2(const Conv2dShape& p, const WinogradPlan& w, const float* x,
                                                int64_t r0, int nr, int c, float* v, int64_t ld_xi, float* tmp) {
   input_transform_m<2>(p, w, x, r0, nr, c, v, ld_xi, tmp);
 }
-EMOTUNE_TRANSFORM_CLONES void input_transform4(const Conv2dShape& p, const WinogradPlan& w, const float* x,
+EMOTUNE_SIMD_CLONES void input_transform4(const Conv2dShape& p, const WinogradPlan& w, const float* x,
                                                int64_t r0, int nr, int c, float* v, int64_t ld_xi, float* tmp) {
   input_transform_m<4>(p, w, x, r0, nr, c, v, ld_xi, tmp);
 }
@@ -471,12 +466,12 @@ template <int M>
   }
 }
 
-EMOTUNE_TRANSFORM_CLONES void output_transform2(const Conv2dShape& p, const ConvEpilogue& e, const WinogradPlan& w,
+EMOTUNE_SIMD_CLONES void output_transform2(const Conv2dShape& p, const ConvEpilogue& e, const WinogradPlan& w,
                                                 const float* mm, int64_t ld_xi, const float* b, int64_t r0, int nr,
                                                 int k, float* y, float* tmp) {
   output_transform_m<2>(p, e, w, mm, ld_xi, b, r0, nr, k, y, tmp);
 }
-EMOTUNE_TRANSFORM_CLONES void output_transform4(const Conv2dShape& p, const ConvEpilogue& e, const WinogradPlan& w,
+EMOTUNE_SIMD_CLONES void output_transform4(const Conv2dShape& p, const ConvEpilogue& e, const WinogradPlan& w,
                                                 const float* mm, int64_t ld_xi, const float* b, int64_t r0, int nr,
                                                 int k, float* y, float* tmp) {
   output_transform_m<4>(p, e, w, mm, ld_xi, b, r0, nr, k, y, tmp);
@@ -571,11 +566,11 @@ template <int M>
   }
 }
 
-EMOTUNE_TRANSFORM_CLONES void dy_transform2(const Conv2dShape& p, const WinogradPlan& w, const float* dy, int64_t r0,
+EMOTUNE_SIMD_CLONES void dy_transform2(const Conv2dShape& p, const WinogradPlan& w, const float* dy, int64_t r0,
                                             int nr, int k, float* d, int64_t ld_xi, float* tmp) {
   dy_transform_m<2>(p, w, dy, r0, nr, k, d, ld_xi, tmp);
 }
-EMOTUNE_TRANSFORM_CLONES void dy_transform4(const Conv2dShape& p, const WinogradPlan& w, const float* dy, int64_t r0,
+EMOTUNE_SIMD_CLONES void dy_transform4(const Conv2dShape& p, const WinogradPlan& w, const float* dy, int64_t r0,
                                             int nr, int k, float* d, int64_t ld_xi, float* tmp) {
   dy_transform_m<4>(p, w, dy, r0, nr, k, d, ld_xi, tmp);
 }
@@ -618,7 +613,7 @@ inline void gt_rows(int m, const float* const* in, int64_t n, float* __restrict 
 }
 
 // dw[k] (all c) = G^T dU[:, k, :] G, with dU [alpha^2, K, C].
-EMOTUNE_TRANSFORM_CLONES void filter_gradients(const Conv2dShape& p, int m, const float* du, int k, float* dw,
+EMOTUNE_SIMD_CLONES void filter_gradients(const Conv2dShape& p, int m, const float* du, int k, float* dw,
                                                float* tmp) {
   const int alpha = m + 2;
   const int64_t kc = (int64_t)p.k * p.c;

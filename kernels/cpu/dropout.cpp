@@ -10,21 +10,16 @@
 #include "kernels/dropout.h"
 
 #include "kernels/philox.h"
+#include "kernels/cpu/simd.h"
 
 namespace emotune {
 
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define EMOTUNE_PHILOX_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=haswell", "default")))
-#else
-#define EMOTUNE_PHILOX_CLONES
-#endif
-
 constexpr int kLanes = 64;
 
 // u[l] = philox_uniform(seed, index0 + l) for l < kLanes (enough lanes that GCC vectorises the lane loops instead of unrolling them).
-EMOTUNE_PHILOX_CLONES void philox_uniform_block(uint64_t seed, uint64_t index0, float* __restrict u) {
+EMOTUNE_SIMD_CLONES void philox_uniform_block(uint64_t seed, uint64_t index0, float* __restrict u) {
   uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
   for (int l = 0; l < kLanes; ++l) {
     const uint64_t idx = index0 + (uint64_t)l;

@@ -8,35 +8,70 @@
 #include <cstddef>
 #include <vector>
 
+#include "kernels/cpu/simd.h"
+
 namespace emotune {
 
 namespace {
 constexpr int64_t kParallelMin = 65536;
+
+// The loops, one cloned function each (kernels/cpu/simd.h); `omp simd` because outputs may alias
+// inputs element for element (y == x), which a vectoriser's overlap check would otherwise send
+// down its scalar path.
+EMOTUNE_SIMD_CLONES void fill_range(int64_t n, float value, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = value;
 }
+EMOTUNE_SIMD_CLONES void add_range(int64_t n, const float* a, const float* b, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+EMOTUNE_SIMD_CLONES void axpy_range(int64_t n, float alpha, const float* x, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+EMOTUNE_SIMD_CLONES void mul_range(int64_t n, const float* a, const float* b, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
+}
+EMOTUNE_SIMD_CLONES void scale_range(int64_t n, float alpha, const float* x, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i];
+}
+EMOTUNE_SIMD_CLONES void relu_range(int64_t n, const float* x, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    y[i] = !(v <= 0.0f) ? v : 0.0f;  // a NaN passes through
+  }
+}
+EMOTUNE_SIMD_CLONES void relu_backward_range(int64_t n, const float* x, const float* dy, float* dx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = dy[i];  // read whatever x says: a select, not a branch
+    dx[i] = x[i] > 0.0f ? g : 0.0f;
+  }
+}
+}  // namespace
 
 void fill_cpu(int64_t n, float value, float* y) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = value;
+  parallel_chunks(n, kParallelMin, [&](int64_t i0, int64_t i1) { fill_range(i1 - i0, value, y + i0); });
 }
 
 void add_cpu(int64_t n, const float* a, const float* b, float* y) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+  parallel_chunks(n, kParallelMin, [&](int64_t i0, int64_t i1) { add_range(i1 - i0, a + i0, b + i0, y + i0); });
 }
 
 void axpy_cpu(int64_t n, float alpha, const float* x, float* y) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+  parallel_chunks(n, kParallelMin, [&](int64_t i0, int64_t i1) { axpy_range(i1 - i0, alpha, x + i0, y + i0); });
 }
 
 void mul_cpu(int64_t n, const float* a, const float* b, float* y) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
+  parallel_chunks(n, kParallelMin, [&](int64_t i0, int64_t i1) { mul_range(i1 - i0, a + i0, b + i0, y + i0); });
 }
 
 void scale_cpu(int64_t n, float alpha, const float* x, float* y) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i];
+  parallel_chunks(n, kParallelMin, [&](int64_t i0, int64_t i1) { scale_range(i1 - i0, alpha, x + i0, y + i0); });
 }
 
 void scale_dev_cpu(int64_t n, const float* alpha, const float* x, float* y) {
@@ -45,13 +80,12 @@ void scale_dev_cpu(int64_t n, const float* alpha, const float* x, float* y) {
 }
 
 void relu_forward_cpu(int64_t n, const float* x, float* y) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = !(x[i] <= 0.0f) ? x[i] : 0.0f;  // a NaN passes through
+  parallel_chunks(n, kParallelMin, [&](int64_t i0, int64_t i1) { relu_range(i1 - i0, x + i0, y + i0); });
 }
 
 void relu_backward_cpu(int64_t n, const float* x, const float* dy, float* dx) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+  parallel_chunks(n, kParallelMin,
+                  [&](int64_t i0, int64_t i1) { relu_backward_range(i1 - i0, x + i0, dy + i0, dx + i0); });
 }
 
 void sum_squares_cpu(int64_t n, const float* x, float* out) {
