@@ -154,8 +154,10 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride) {
 }
 
 // ---------------------------------------------------------------- batch_norm
-Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
-                  Tensor& running_var, bool training, float momentum, float eps) {
+namespace {
+
+BatchNormShape batch_norm_shape(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                const Tensor& running_mean, const Tensor& running_var) {
   if (x.ndim() != 4 && x.ndim() != 2)
     throw Error("batch_norm: input must be [N,C,H,W] or [N,C], got " + shape_str(x.shape()));
   expect_same_device("batch_norm", {&x, &gamma, &beta, &running_mean, &running_var});
@@ -166,6 +168,20 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     if (t->ndim() != 1 || t->dim(0) != p.c)
       throw Error("batch_norm: parameter of shape " + shape_str(t->shape()) +
                   " does not match input " + shape_str(x.shape()));
+  return p;
+}
+
+void expect_batch_statistics(const BatchNormShape& p, const Tensor& x) {
+  if ((int64_t)p.n * p.hw < 2)
+    throw Error("batch_norm: training needs more than one value per channel, got input " +
+                shape_str(x.shape()));
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                  Tensor& running_var, bool training, float momentum, float eps) {
+  const BatchNormShape p = batch_norm_shape(x, gamma, beta, running_mean, running_var);
   Device d = x.device();
   Tensor y = empty_like(x);
   if (!training) {
@@ -188,9 +204,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     }
     return y;
   }
-  if ((int64_t)p.n * p.hw < 2)
-    throw Error("batch_norm: training needs more than one value per channel, got input " +
-                shape_str(x.shape()));
+  expect_batch_statistics(p, x);
   Tensor mean = Tensor::empty({p.c}, d), invstd = Tensor::empty({p.c}, d);
   EMOTUNE_KERNEL(d, batch_norm_forward_train)(p, x.data(), gamma.data(), beta.data(), eps, momentum,
                                               running_mean.data(), running_var.data(), y.data(),
@@ -202,6 +216,33 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
       Tensor dgamma = Tensor::empty({p.c}, d), dbeta = Tensor::empty({p.c}, d);
       EMOTUNE_KERNEL(d, batch_norm_backward)(p, xs.data(), g.data(), gs.data(), mean.data(),
                                              invstd.data(), dx.data(), dgamma.data(), dbeta.data());
+      return {dx, dgamma, dbeta};
+    });
+  }
+  return y;
+}
+
+// The fused kernels keep relu's output y for backward (its mask, y > 0, is relu_backward's x > 0
+// on batch_norm's output) instead of batch_norm's output, which is never written.
+Tensor batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                       Tensor& running_var, bool training, float momentum, float eps) {
+  const BatchNormShape p = batch_norm_shape(x, gamma, beta, running_mean, running_var);
+  Device d = x.device();
+  const KernelTable& k = kernel_table(d);
+  if (!training || !k.batch_norm_relu_forward_train || !k.batch_norm_relu_backward)
+    return relu(batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps));
+  expect_batch_statistics(p, x);
+  Tensor y = empty_like(x);
+  Tensor mean = Tensor::empty({p.c}, d), invstd = Tensor::empty({p.c}, d);
+  k.batch_norm_relu_forward_train(p, x.data(), gamma.data(), beta.data(), eps, momentum, running_mean.data(),
+                                  running_var.data(), y.data(), mean.data(), invstd.data());
+  if (needs_grad({&x, &gamma, &beta})) {
+    Tensor xs = x.detach(), ys = y.detach(), gs = gamma.detach();
+    record(y, "batch_norm_relu", {x, gamma, beta}, [=](const Tensor& g) -> std::vector<Tensor> {
+      Tensor dx = Tensor::empty(xs.shape(), d);
+      Tensor dgamma = Tensor::empty({p.c}, d), dbeta = Tensor::empty({p.c}, d);
+      EMOTUNE_KERNEL(d, batch_norm_relu_backward)(p, xs.data(), ys.data(), g.data(), gs.data(), mean.data(),
+                                                  invstd.data(), dx.data(), dgamma.data(), dbeta.data());
       return {dx, dgamma, dbeta};
     });
   }

@@ -25,6 +25,11 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride);
 // then (an error says so), which keeps a model trained in the wrong mode from going unnoticed.
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
                   Tensor& running_var, bool training, float momentum, float eps);
+// relu(batch_norm(...)), in training mode in batch_norm's own passes where the device has the
+// fused kernels (the CPU: kernels/batch_norm.h), else the two ops in turn; same values and
+// gradients either way.
+Tensor batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                       Tensor& running_var, bool training, float momentum, float eps);
 
 // Inverted dropout with a Philox mask drawn from (seed, offset + i); identity when !training.
 Tensor dropout(const Tensor& x, float p, bool training, uint64_t seed, uint64_t offset);

@@ -35,6 +35,8 @@ struct KernelTable {
   decltype(&batch_norm_forward_train_cpu) batch_norm_forward_train = nullptr;
   decltype(&batch_norm_forward_eval_cpu) batch_norm_forward_eval = nullptr;
   decltype(&batch_norm_backward_cpu) batch_norm_backward = nullptr;
+  decltype(&batch_norm_relu_forward_train_cpu) batch_norm_relu_forward_train = nullptr;  // CPU only
+  decltype(&batch_norm_relu_backward_cpu) batch_norm_relu_backward = nullptr;            // CPU only
   decltype(&dropout_forward_cpu) dropout_forward = nullptr;
   decltype(&dropout_backward_cpu) dropout_backward = nullptr;
   decltype(&linear_forward_cpu) linear_forward = nullptr;

@@ -86,6 +86,17 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   return ops::batch_norm(x, gamma, beta, running_mean, running_var, training_, momentum_, eps_);
 }
 
+// BatchNorm + ReLU (vgg's and resnet18's blocks) as one op: values and gradients bit for bit
+// those of the pair; in training it saves two passes over the activations each way.
+Tensor BatchNorm2d::forward_with_next(const Tensor& x, const Module* next, int* consumed) {
+  if (!dynamic_cast<const ReLU*>(next)) {
+    *consumed = 1;
+    return forward(x);
+  }
+  *consumed = 2;
+  return ops::batch_norm_relu(x, gamma, beta, running_mean, running_var, training_, momentum_, eps_);
+}
+
 // Folded into the conv or dense layer before it, or that layer's epilogue after its ReLU.
 void BatchNorm2d::lower_to_graph(InferenceBuilder& graph, const std::string& name) const {
   if (!graph.batch_norm(name, gamma, beta, running_mean, running_var, eps_))

@@ -44,6 +44,8 @@ class BatchNorm2d : public Module {
   // momentum: weight of the new batch (Keras' momentum m is 1 - m here); eps as Keras' 1e-3.
   explicit BatchNorm2d(int channels, float momentum = 0.01f, float eps = 1e-3f);
   Tensor forward(const Tensor& x) override;
+  // A ReLU right after runs in batch_norm's own passes (ops::batch_norm_relu).
+  Tensor forward_with_next(const Tensor& x, const Module* next, int* consumed) override;
   void lower_to_graph(InferenceBuilder& graph, const std::string& name) const override;
   void export_onnx(OnnxWriter& onnx, const std::string& name) const override;
   std::string describe() const override;

@@ -4,10 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "kernels/batch_norm.h"
+#include "kernels/elementwise.h"
 #include "kernels/cpu/batch_norm_ref.h"
 #include "tests/shapes.h"
 #include "tests/testing.h"
@@ -105,6 +107,58 @@ TEST_CASE("batch_norm threaded float kernels match the double reference on the t
     // dgamma, dbeta: sums of M terms, accumulated in double in both: float input rounding only.
     EMOTUNE_CHECK_CLOSE(allclose(dg, f(dgd), 1e-5, 1e-5));
     EMOTUNE_CHECK_CLOSE(allclose(db, f(dbd), 1e-5, 1e-5));
+  }
+}
+
+// The fused kernels promise the pair's floats exactly (kernels/batch_norm.h): the same double
+// arithmetic rounded to the same float, relu's and relu_backward's selections on it. Compared
+// bit for bit (memcmp) on every table shape at batch 3 (planes of 2116, 121, ... values: the
+// partial sums' tails run), with two channels made to hit the edges: gamma = beta = 0, where
+// batch_norm's output is exactly 0 (relu must pass 0 and its gradient must be cut), and a NaN in
+// x, which makes its channel NaN (relu passes it, its gradient is cut).
+TEST_CASE("batch_norm_relu kernels give the floats of batch_norm then relu, bit for bit") {
+  auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  };
+  for (const auto& bc : testing::batch_norm_cases()) {
+    BatchNormShape p = bc.shape;
+    p.n = 3;
+    CAPTURE(bc.name);
+    auto x = random_vector(p.size(), 71, -2, 3), dy = random_vector(p.size(), 72);
+    auto gamma = random_vector(p.c, 73, -1.5, 1.5), beta = random_vector(p.c, 74);
+    gamma[0] = beta[0] = 0.0f;
+    if (p.c > 1) x[(size_t)p.hw] = NAN;  // channel 1 of image 0
+    // The pair.
+    std::vector<float> rm(p.c, 0.5f), rv(p.c, 2.0f), z(p.size()), y(p.size()), sm(p.c), si(p.c);
+    batch_norm_forward_train_cpu(p, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, rm.data(), rv.data(),
+                                 z.data(), sm.data(), si.data());
+    relu_forward_cpu(p.size(), z.data(), y.data());
+    std::vector<float> dz(p.size()), dx(p.size()), dg(p.c), db(p.c);
+    relu_backward_cpu(p.size(), z.data(), dy.data(), dz.data());
+    batch_norm_backward_cpu(p, x.data(), dz.data(), gamma.data(), sm.data(), si.data(), dx.data(), dg.data(),
+                            db.data());
+    // The fused kernels.
+    std::vector<float> frm(p.c, 0.5f), frv(p.c, 2.0f), fy(p.size(), -7.0f), fsm(p.c), fsi(p.c);
+    batch_norm_relu_forward_train_cpu(p, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, frm.data(), frv.data(),
+                                      fy.data(), fsm.data(), fsi.data());
+    std::vector<float> fdx(p.size(), -7.0f), fdg(p.c, -7.0f), fdb(p.c, -7.0f);
+    batch_norm_relu_backward_cpu(p, x.data(), fy.data(), dy.data(), gamma.data(), fsm.data(), fsi.data(), fdx.data(),
+                                 fdg.data(), fdb.data());
+    CHECK(same_bits(fy, y));
+    CHECK(same_bits(frm, rm));
+    CHECK(same_bits(frv, rv));
+    CHECK(same_bits(fsm, sm));
+    CHECK(same_bits(fsi, si));
+    CHECK(same_bits(fdx, dx));
+    CHECK(same_bits(fdg, dg));
+    CHECK(same_bits(fdb, db));
+    // The edges happened: channel 0 is all zeros with no gradient through it to beta; channel 1 NaN.
+    CHECK(fy[0] == 0.0f);
+    CHECK(fdb[0] == 0.0f);
+    if (p.c > 1) CHECK(std::isnan(fy[(size_t)p.hw]));
+    int64_t cut = 0;  // and the ReLU cut something elsewhere
+    for (int64_t i = 2 * p.hw; i < p.size(); ++i) cut += fy[(size_t)i] == 0.0f;
+    CHECK(cut > 0);
   }
 }
 

@@ -632,3 +632,42 @@ TEST_CASE("conv2d_relu: the values and gradients of relu(conv2d(...)), bit for b
     }
   }
 }
+
+TEST_CASE("batch_norm_relu: the values and gradients of relu(batch_norm(...)), bit for bit") {
+  // Training mode runs the fused CPU kernels (tests/test_batch_norm.cpp holds them to the pair's
+  // kernels bit for bit); this checks the op around them: the saved tensors, the gradients to x,
+  // gamma and beta, the running statistics, and that eval mode and a [N, C] input work too.
+  struct Case { Shape x; bool training; };
+  const Case cases[] = {{{4, 6, 5, 5}, true}, {{8, 5}, true}, {{3, 4, 3, 3}, false}};
+  uint64_t seed = 500;
+  for (const Case& c : cases) {
+    CAPTURE(shape_str(c.x));
+    CAPTURE(c.training);
+    const int64_t ch = c.x[1];
+    const Tensor x0 = rand_tensor(c.x, seed++), g0 = rand_tensor({ch}, seed++), b0 = rand_tensor({ch}, seed++);
+    const std::vector<float> r = random_vector((size_t)x0.numel(), seed++, -1.0f, 1.0f);
+    std::vector<std::vector<float>> out[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      Tensor x = x0.clone(), gamma = g0.clone(), beta = b0.clone();
+      Tensor rm = Tensor::full({ch}, 0.25f), rv = Tensor::full({ch}, 2.0f);
+      x.set_requires_grad(true);
+      gamma.set_requires_grad(c.training);  // eval mode passes gradients to x only
+      beta.set_requires_grad(c.training);
+      Tensor y = fused ? ops::batch_norm_relu(x, gamma, beta, rm, rv, c.training, 0.1f, 1e-3f)
+                       : ops::relu(ops::batch_norm(x, gamma, beta, rm, rv, c.training, 0.1f, 1e-3f));
+      run_backward(y, Tensor::from_vector(y.shape(), r));
+      out[fused] = {y.to_vector(), x.grad().to_vector(), rm.to_vector(), rv.to_vector()};
+      if (c.training) {
+        out[fused].push_back(gamma.grad().to_vector());
+        out[fused].push_back(beta.grad().to_vector());
+      }
+    }
+    int64_t zeros = 0;
+    for (float v : out[1][0]) zeros += v == 0.0f;
+    CHECK(zeros > 0);  // the ReLU did cut something
+    for (size_t i = 0; i < out[0].size(); ++i) {
+      CAPTURE(i);  // 0: y, 1: dx, 2: running mean, 3: running var, 4: dgamma, 5: dbeta
+      EMOTUNE_CHECK_CLOSE(allclose(out[1][i], out[0][i], 0, 0));
+    }
+  }
+}

@@ -207,6 +207,7 @@ TEST_CASE("dispatch: every CPU entry is filled") {
   CHECK((t.conv2d_forward != nullptr)); CHECK((t.conv2d_backward_input != nullptr)); CHECK((t.conv2d_backward_weight != nullptr));
   CHECK((t.max_pool2d_forward != nullptr)); CHECK((t.max_pool2d_backward != nullptr));
   CHECK((t.batch_norm_forward_train != nullptr)); CHECK((t.batch_norm_forward_eval != nullptr)); CHECK((t.batch_norm_backward != nullptr));
+  CHECK((t.batch_norm_relu_forward_train != nullptr)); CHECK((t.batch_norm_relu_backward != nullptr));
   CHECK((t.dropout_forward != nullptr)); CHECK((t.dropout_backward != nullptr));
   CHECK((t.linear_forward != nullptr)); CHECK((t.linear_backward != nullptr)); CHECK((t.softmax_cross_entropy != nullptr));
   CHECK((t.fill != nullptr)); CHECK((t.add != nullptr)); CHECK((t.axpy != nullptr)); CHECK((t.mul != nullptr)); CHECK((t.scale != nullptr)); CHECK((t.scale_dev != nullptr));

@@ -22,6 +22,8 @@ void register_cpu_kernels(KernelTable& t) {
   t.batch_norm_forward_train = batch_norm_forward_train_cpu;
   t.batch_norm_forward_eval = batch_norm_forward_eval_cpu;
   t.batch_norm_backward = batch_norm_backward_cpu;
+  t.batch_norm_relu_forward_train = batch_norm_relu_forward_train_cpu;
+  t.batch_norm_relu_backward = batch_norm_relu_backward_cpu;
   t.dropout_forward = dropout_forward_cpu;
   t.dropout_backward = dropout_backward_cpu;
   t.linear_forward = linear_forward_cpu;
