@@ -21,6 +21,8 @@ struct Pool2dShape {
 
 void max_pool2d_forward_cpu(const Pool2dShape& p, const float* x, float* y);
 void max_pool2d_backward_cpu(const Pool2dShape& p, const float* x, const float* dy, float* dx);
+// Tests: while on, the 2x2 stride-2 path runs its portable loops where AVX-512 is present too.
+void max_pool2d_force_portable_for_testing(bool on);
 
 void max_pool2d_forward_cuda(const Pool2dShape& p, const float* x, float* y);
 void max_pool2d_backward_cuda(const Pool2dShape& p, const float* x, const float* dy, float* dx);

@@ -135,7 +135,13 @@ TEST_CASE("max_pool2d 2x2 stride 2 fast path: ties, NaNs and odd sizes as the re
   // Inputs from {-2, -1, 0, 1, 2} (windows with tied maxima everywhere) with 2% NaNs, on even and
   // odd planes: the kernel's 2x2 loops must pick the same element as the reference's argmax (the
   // first maximum in row-major order, the first NaN), and leave 0 in the odd last row and column.
-  for (auto [h, w] : {std::pair{6, 8}, std::pair{7, 5}, std::pair{23, 23}, std::pair{2, 3}}) {
+  // Both forms: the rows 16 windows at a time (where AVX-512 is present; widths 48 and 70 give
+  // full blocks and a tail) and the portable loops.
+  for (bool portable : {false, true})
+  for (auto [h, w] : {std::pair{6, 8}, std::pair{7, 5}, std::pair{23, 23}, std::pair{2, 3}, std::pair{5, 48},
+                      std::pair{4, 70}}) {
+    max_pool2d_force_portable_for_testing(portable);
+    CAPTURE(portable);
     Pool2dShape p;
     p.n = 2;
     p.c = 3;
@@ -162,4 +168,5 @@ TEST_CASE("max_pool2d 2x2 stride 2 fast path: ties, NaNs and odd sizes as the re
     CHECK(dx_diff == 0);
     if (h > 6) CHECK(nans > 0);  // the case does exercise NaN windows
   }
+  max_pool2d_force_portable_for_testing(false);
 }
