@@ -23,7 +23,7 @@ void add_calibrate_command(CLI::App& app) {
     TrainConfig c;  // the data options
     uint64_t seed = 1;
     int fit_half = 0, batch = 256;
-    bool json = false;
+    bool json = false, keep_worse = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "checkpoint (safetensors)")->capture_default_str();
@@ -36,6 +36,8 @@ void add_calibrate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--device", a->device, "cpu | cuda")->capture_default_str();
   cmd->add_option("--batch-size", a->batch, "images per forward pass")->capture_default_str();
+  cmd->add_flag("--keep-worse-ece", a->keep_worse,
+                "apply the NLL's temperature even where it makes the fit half's top-label ECE worse");
   cmd->add_flag("--json", a->json, "print the calibration record as JSON");
   cmd->callback([a]() {
     const std::string model_path = resolve_option_path(a->model, kDefaultModel);
@@ -45,6 +47,7 @@ void add_calibrate_command(CLI::App& app) {
     s.data = a->c.data;
     s.seed = a->seed;
     s.fit_half = a->fit_half;
+    s.always = a->keep_worse;
     s.eval.device = parse_device(a->device);
     s.eval.batch_size = a->batch;
     s.eval.progress = true;

@@ -91,7 +91,7 @@ void add_evaluate_command(CLI::App& app) {
       eo.progress = true;
       EvalResult r = evaluate_network(*m.net, d, m.info.preprocess, c.classes, eo);
       if (!a->predictions.empty()) write_predictions_csv(a->predictions, r, c.classes);
-      const CalibrationComparison cal = compare_calibration(r, c.classes, m.info.temperature);
+      const CalibrationComparison cal = compare_calibration(r, c.classes, m.info.temperature, m.info.calibration);
       auto js = nlohmann::ordered_json::parse(metrics_json(r.metrics, m.info.classes));
       js["calibration"] = nlohmann::ordered_json::parse(comparison_json(cal));
       if (!note.empty()) js["faces"] = note;

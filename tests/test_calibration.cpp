@@ -207,6 +207,64 @@ TEST_CASE("the model's temperature: read from the metadata, applied by predict, 
   }
 }
 
+TEST_CASE("choose_temperature: the NLL's T where it does not worsen the fit faces' top-label ECE, else 1") {
+  // Three classes, every face the same logits (1, 0, -3): the top probability p is 0.721 at T = 1.
+  // round(p n) faces are class 0 and the rest class 2, the least likely one: the top label is
+  // calibrated at T = 1 (ECE = |round(p n)/n - p| <= 1/(2n)), but the NLL pays -log p2 = 4.3 for
+  // each class-2 face and wants a softer T, which makes the top label under-confident.
+  const int n = 1000, classes = 3;
+  const std::vector<float> one = {1.0f, 0.0f, -3.0f};
+  std::vector<float> logits;
+  for (int i = 0; i < n; ++i) logits.insert(logits.end(), one.begin(), one.end());
+  const double p = softmax_at_temperature(one, 1, classes, 1.0)[0];
+  const int n0 = (int)std::lround(p * n);
+  std::vector<int> labels(n, 2);
+  std::fill(labels.begin(), labels.begin() + n0, 0);
+  const TemperatureChoice worse = choose_temperature(logits, labels, classes);
+  INFO("p = " << p << ", NLL's T " << worse.nll_temperature << ", ECE " << worse.fit_ece_at_1 << " -> "
+              << worse.fit_ece_at_nll);
+  CHECK(worse.nll_temperature > 1.2);  // the NLL does want a softer T
+  CHECK(worse.fit_ece_at_1 <= 0.5 / n + 1e-9);
+  CHECK(worse.fit_ece_at_nll > 0.02);  // the top probability drops by more than that
+  CHECK(worse.temperature == 1.0);
+  CHECK(worse.declined());
+  // --keep-worse-ece: applied anyway.
+  const TemperatureChoice forced = choose_temperature(logits, labels, classes, true);
+  CHECK(forced.temperature == worse.nll_temperature);
+  CHECK_FALSE(forced.declined());
+
+  // Over-confident instead: the same logits, but only 45% class 0 and the rest split over classes 1
+  // and 2. The NLL's T > 1 lowers the top probability towards 0.45, which the ECE rewards too.
+  std::vector<int> over(n);
+  for (int i = 0; i < n; ++i) over[i] = i < 450 ? 0 : 1 + i % 2;
+  const TemperatureChoice kept = choose_temperature(logits, over, classes);
+  INFO("over-confident: NLL's T " << kept.nll_temperature << ", ECE " << kept.fit_ece_at_1 << " -> "
+                                  << kept.fit_ece_at_nll);
+  CHECK(kept.nll_temperature > 1.2);
+  CHECK(kept.fit_ece_at_nll < kept.fit_ece_at_1);
+  CHECK(kept.temperature == kept.nll_temperature);
+  CHECK_FALSE(kept.declined());
+
+  // The record keeps the evidence and tells a declined calibration from one made before the rule.
+  CalibrationRecord r;
+  r.split = "PublicTest";
+  r.temperature = worse.temperature;
+  r.nll_temperature = worse.nll_temperature;
+  r.fit_ece_at_1 = worse.fit_ece_at_1;
+  r.fit_ece_at_nll = worse.fit_ece_at_nll;
+  const CalibrationRecord back = CalibrationRecord::from_json(r.to_json(), "test");
+  CHECK(back.declined());
+  CHECK(back.nll_temperature == r.nll_temperature);
+  CHECK(back.fit_ece_at_nll == r.fit_ece_at_nll);
+  CHECK(contains(calibration_summary(back), "declined"));
+  json old = json::parse(r.to_json());
+  old.erase("nll_temperature");
+  old.erase("fit_ece");
+  old.erase("declined");
+  old.erase("rule");
+  CHECK_FALSE(CalibrationRecord::from_json(old.dump(), "old").declined());
+}
+
 TEST_CASE("train ships a calibrated model; calibrate writes one predict applies; evaluate reports the other half") {
   const std::string bin = testing::emotune_binary();
   INFO("build the emotune target first: " << bin);
@@ -238,7 +296,7 @@ TEST_CASE("train ships a calibrated model; calibrate writes one predict applies;
   save_safetensors(plain, stripped.tensors, stripped.metadata, DType::f16);
 
   REQUIRE(run_emotune("calibrate --model " + plain + " --data " + data + " --split PublicTest --seed 3 --out " +
-                          calibrated + " --json",
+                          calibrated + " --keep-worse-ece --json",
                       dir + "/calibrate.json") == 0);
   const json record = read_json(dir + "/calibrate.json");
   const Checkpoint cal = load_safetensors(calibrated);
@@ -252,6 +310,9 @@ TEST_CASE("train ships a calibrated model; calibrate writes one predict applies;
   CHECK(r.n_fit == 70);
   CHECK(r.n_report == 70);
   CHECK(r.after.nll <= r.before.nll + 0.05);  // fitted on the other half: at most a little worse
+  CHECK(r.temperature == r.nll_temperature);  // --keep-worse-ece applies the NLL's T
+  CHECK(record["declined"] == false);
+  CHECK(record.contains("fit_ece"));
   const double t = std::stod(cal.meta("temperature"));
   CHECK(t == r.temperature);
   CHECK(std::fabs(std::log(t)) > 1e-3);  // a real temperature, so the check below can fail

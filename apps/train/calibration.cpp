@@ -114,6 +114,17 @@ double fit_temperature(const std::vector<float>& logits, const std::vector<int>&
   return std::exp((a + b) / 2);
 }
 
+TemperatureChoice choose_temperature(const std::vector<float>& logits, const std::vector<int>& labels, int classes,
+                                     bool always) {
+  TemperatureChoice c;
+  c.nll_temperature = stored_temperature(fit_temperature(logits, labels, classes));
+  c.fit_ece_at_1 = expected_calibration_error(softmax_at_temperature(logits, 1, classes, 1.0), labels, classes);
+  c.fit_ece_at_nll =
+      expected_calibration_error(softmax_at_temperature(logits, 1, classes, c.nll_temperature), labels, classes);
+  c.temperature = always || c.fit_ece_at_nll <= c.fit_ece_at_1 ? c.nll_temperature : 1.0;
+  return c;
+}
+
 CalibrationStats calibration_stats(const std::vector<float>& probs, const std::vector<int>& labels, int classes,
                                    int bins) {
   CalibrationStats s;
@@ -168,6 +179,10 @@ SplitHalves stratified_halves(const std::vector<uint8_t>& labels, uint64_t seed)
 std::string CalibrationRecord::to_json() const {
   return ojson{{"method", "temperature scaling"},
                {"temperature", temperature},
+               {"rule", "the NLL's temperature on the fit half, applied unless it makes that half's ECE worse"},
+               {"nll_temperature", nll_temperature},
+               {"fit_ece", {{"at_1", fit_ece_at_1}, {"at_nll_temperature", fit_ece_at_nll}}},
+               {"declined", declined()},
                {"split", split},
                {"labels", labels},
                {"data", data},
@@ -189,6 +204,11 @@ CalibrationRecord CalibrationRecord::from_json(const std::string& text, const st
   try {
     const nlohmann::json j = nlohmann::json::parse(text);
     r.temperature = j.at("temperature").get<double>();
+    r.nll_temperature = j.value("nll_temperature", 0.0);
+    if (j.contains("fit_ece")) {
+      r.fit_ece_at_1 = j["fit_ece"].at("at_1").get<double>();
+      r.fit_ece_at_nll = j["fit_ece"].at("at_nll_temperature").get<double>();
+    }
     r.split = canonical_split(j.at("split").get<std::string>());
     r.labels = j.at("labels").get<std::string>();
     r.data = j.value("data", "");
@@ -231,7 +251,11 @@ CalibrationRecord calibrate_model(const LoadedModel& model, const Dataset& faces
   std::vector<int> fit_labels, report_labels;
   gather(r, classes, fit, &fit_logits, &fit_labels);
   gather(r, classes, report, &report_logits, &report_labels);
-  rec.temperature = stored_temperature(fit_temperature(fit_logits, fit_labels, classes));
+  const TemperatureChoice choice = choose_temperature(fit_logits, fit_labels, classes, setup.always);
+  rec.temperature = choice.temperature;
+  rec.nll_temperature = choice.nll_temperature;
+  rec.fit_ece_at_1 = choice.fit_ece_at_1;
+  rec.fit_ece_at_nll = choice.fit_ece_at_nll;
   rec.n_fit = (int64_t)fit.size();
   rec.n_report = (int64_t)report.size();
   rec.before = calibration_stats(softmax_at_temperature(report_logits, 1, classes, 1.0), report_labels, classes);
@@ -248,11 +272,15 @@ void write_calibrated_model(const std::string& in, const std::string& out, const
 }
 
 std::string calibration_summary(const CalibrationRecord& r) {
-  char s[320];
+  char s[480], declined[160] = "";
+  if (r.declined())
+    std::snprintf(declined, sizeof declined,
+                  " (the NLL's %s declined: it took the fit half's ECE from %.4f to %.4f)",
+                  temperature_string(r.nll_temperature).c_str(), r.fit_ece_at_1, r.fit_ece_at_nll);
   std::snprintf(s, sizeof s,
-                "temperature %s, fitted on half %d of %s (seed %llu, %lld faces); on the other half (%lld "
+                "temperature %s%s, fitted on half %d of %s (seed %llu, %lld faces); on the other half (%lld "
                 "faces), %d bins: ECE %.4f -> %.4f, NLL %.4f -> %.4f",
-                temperature_string(r.temperature).c_str(), r.fit_half,
+                temperature_string(r.temperature).c_str(), declined, r.fit_half,
                 (r.holdout > 0 ? "the held-out " + std::to_string((int)std::lround(100 * r.holdout)) + "% of " + r.split
                                : r.split)
                     .c_str(),
@@ -296,9 +324,11 @@ Dataset load_faces_for_report(TrainConfig config, const std::string& split, int6
   return d;
 }
 
-CalibrationComparison compare_calibration(const EvalResult& r, int classes, double temperature) {
+CalibrationComparison compare_calibration(const EvalResult& r, int classes, double temperature,
+                                          const std::string& record) {
   CalibrationComparison c;
   c.temperature = temperature;
+  c.calibrated = !record.empty();
   c.before = calibration_stats(softmax_at_temperature(r.logits, r.views, classes, 1.0), r.labels, classes);
   c.after = calibration_stats(softmax_at_temperature(r.logits, r.views, classes, temperature), r.labels, classes);
   return c;
@@ -306,7 +336,12 @@ CalibrationComparison compare_calibration(const EvalResult& r, int classes, doub
 
 std::string comparison_text(const CalibrationComparison& c) {
   char s[256];
-  if (c.temperature == 1.0) {
+  if (c.temperature == 1.0 && c.calibrated) {
+    std::snprintf(s, sizeof s,
+                  "calibration, %d bins: ECE %.4f, NLL %.4f (the model's temperature is 1: its calibration "
+                  "declined the fitted one)",
+                  kCalibrationBins, c.before.ece, c.before.nll);
+  } else if (c.temperature == 1.0) {
     std::snprintf(s, sizeof s,
                   "calibration, %d bins: ECE %.4f, NLL %.4f (the model's temperature is 1: none fitted; "
                   "emotune calibrate fits one)",

@@ -4,7 +4,8 @@
 // log-likelihood on faces that are then not used to report the calibration: a seeded, stratified
 // half of one split (the validation split at the end of `emotune train`, or the split given to
 // `emotune calibrate`); the expected calibration error (ECE) and NLL are reported on the other
-// half. docs/calibration.md says what the numbers mean.
+// half. The NLL's T is applied only when it does not make the fit half's top-label ECE worse
+// (choose_temperature). docs/calibration.md says what the numbers mean.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -36,6 +37,21 @@ double mean_nll_at_temperature(const std::vector<float>& logits, const std::vect
 // convex in 1/T, hence unimodal in log T: a golden-section search on log T down to an interval of
 // 1e-10, deterministic. Throws when there are no faces.
 double fit_temperature(const std::vector<float>& logits, const std::vector<int>& labels, int classes);
+
+// The temperature a calibration applies, decided on the fit faces alone. The NLL's optimum
+// (fit_temperature) makes all seven probabilities as right as one T can, but what a user reads, and
+// what the ECE measures, is the top one; for a network already calibrated there (label smoothing
+// does that) the NLL's T can make it worse. So the NLL's T is applied only when the fit faces'
+// top-label ECE at it is no worse than at T = 1; otherwise T stays 1 (declined). With `always`,
+// the NLL's T is applied regardless (`emotune calibrate --keep-worse-ece`).
+struct TemperatureChoice {
+  double temperature = 1;  // the one applied (stored to 6 significant digits)
+  double nll_temperature = 1;  // the NLL's optimum (stored to 6 significant digits)
+  double fit_ece_at_1 = 0, fit_ece_at_nll = 0;  // on the fit faces
+  bool declined() const { return temperature != nll_temperature; }
+};
+TemperatureChoice choose_temperature(const std::vector<float>& logits, const std::vector<int>& labels, int classes,
+                                     bool always = false);
 
 // Top-label reliability: bin b of `bins` holds the faces whose largest probability (the first one
 // on ties, as the predicted class) lies in (b/bins, (b+1)/bins]; confidence and accuracy are the
@@ -70,7 +86,10 @@ SplitHalves stratified_halves(const std::vector<uint8_t>& labels, uint64_t seed)
 
 // What a calibration did, stored as the model's metadata "calibration" (JSON).
 struct CalibrationRecord {
-  double temperature = 1;
+  double temperature = 1;        // applied
+  double nll_temperature = 0;    // the NLL's optimum on the fit half (0: a record from before 2026-12-07)
+  double fit_ece_at_1 = 0, fit_ece_at_nll = 0;  // the choice's evidence (choose_temperature)
+  bool declined() const { return nll_temperature > 0 && temperature != nll_temperature; }
   std::string split, labels = "fer2013", data;  // data: the file name the faces came from
   uint64_t seed = 1;                              // the halves' seed (and the --limit subset's)
   int64_t limit = 0;                              // the split's seeded subset (0: all of it)
@@ -89,12 +108,13 @@ struct CalibrationSetup {
   uint64_t seed = 1;
   int64_t limit = 0;  // the faces were loaded with this seeded limit (recorded, for evaluate)
   int fit_half = 0;
+  bool always = false;  // apply the NLL's T even where it worsens the fit half's ECE
   double holdout = 0;  // > 0: `faces` are this held-out fraction of the split, not all of it
   EvalOptions eval;  // device and batch size; tta is ignored (none)
 };
 
-// Fits the temperature of `model` on half setup.fit_half of `faces` (the whole split named in
-// setup) and measures ECE and NLL before and after on the other half. T is rounded to 6
+// Chooses the temperature of `model` on half setup.fit_half of `faces` (the whole split named in
+// setup; choose_temperature) and measures ECE and NLL before and after on the other half. T is rounded to 6
 // significant digits first, so the numbers are those of the T written into the file.
 CalibrationRecord calibrate_model(const LoadedModel& model, const Dataset& faces, const CalibrationSetup& setup);
 
@@ -115,12 +135,15 @@ std::string calibration_summary(const CalibrationRecord& r);
 Dataset load_faces_for_report(TrainConfig config, const std::string& split, int64_t limit,
                               const std::string& calibration_json, std::string* note);
 
-// Calibration of one evaluated set at T = 1 and at `temperature`, from its logits.
+// Calibration of one evaluated set at T = 1 and at `temperature`, from its logits. `record`: the
+// model's calibration metadata ("" if none), so that a declined calibration is told from none.
 struct CalibrationComparison {
   double temperature = 1;
+  bool calibrated = false;  // a calibration ran (its T may be 1: declined)
   CalibrationStats before, after;
 };
-CalibrationComparison compare_calibration(const EvalResult& r, int classes, double temperature);
+CalibrationComparison compare_calibration(const EvalResult& r, int classes, double temperature,
+                                          const std::string& record = "");
 // "calibration, 15 bins: ECE 0.0712 at T = 1 -> 0.0213 at the model's T = 1.43; NLL ..."
 std::string comparison_text(const CalibrationComparison& c);
 // {"bins": 15, "temperature": T, "before": {"ece", "nll", "accuracy"}, "after": {...}}
