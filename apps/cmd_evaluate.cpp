@@ -104,8 +104,10 @@ void add_evaluate_command(CLI::App& app) {
         const std::string what = m.info.arch + " on " + a->split + (note.empty() ? "" : " (report half)") + ", TTA " + mode;
         write_file_atomic(a->out + "/metrics-" + mode + ".json", js.dump(2) + "\n");
         plot_confusion_matrix(a->out + "/confusion-" + mode + ".png", r.metrics.confusion, m.info.classes, what);
-        plot_reliability_diagram(a->out + "/reliability-" + mode + ".png",
-                                 {{"T = 1", cal.before}, {"T = " + temperature_string(cal.temperature), cal.after}},
+        const std::string after = cal.calibrated && cal.temperature == 1.0
+                                      ? "T = 1, NLL's T declined"
+                                      : "T = " + temperature_string(cal.temperature);
+        plot_reliability_diagram(a->out + "/reliability-" + mode + ".png", {{"T = 1", cal.before}, {after, cal.after}},
                                  what + ", " + std::to_string(d.size()) + " faces");
       }
     }
