@@ -25,6 +25,21 @@ bool is_2x2_stride_2(const Pool2dShape& p) { return p.kh == 2 && p.kw == 2 && p.
 // unless a NaN has already won. Returns whether e replaces v.
 inline bool takes(float v, float e) { return v == v && (e > v || e != e); }
 
+// Output row oy of a 2x2 stride-2 backward: its two input rows, their gradient rows and its
+// upstream gradient row.
+struct BackwardRows {
+  const float* a;
+  const float* b;
+  float* da;
+  float* db;
+  const float* gy;
+};
+inline BackwardRows backward_rows(const Pool2dShape& p, const float* plane, const float* g, float* d, int oy) {
+  const float* a = plane + (int64_t)(2 * oy) * p.w;
+  float* da = d + (int64_t)(2 * oy) * p.w;
+  return {a, a + p.w, da, da + p.w, g + (int64_t)oy * p.out_w()};
+}
+
 void forward_2x2(const Pool2dShape& p, const float* __restrict plane, float* __restrict out) {
   const int oh = p.out_h(), ow = p.out_w();
   for (int oy = 0; oy < oh; ++oy) {
@@ -45,11 +60,7 @@ void backward_2x2(const Pool2dShape& p, const float* __restrict plane, const flo
                   float* __restrict d) {
   const int oh = p.out_h(), ow = p.out_w();
   for (int oy = 0; oy < oh; ++oy) {
-    const float* a = plane + (int64_t)(2 * oy) * p.w;
-    const float* b = a + p.w;
-    float* da = d + (int64_t)(2 * oy) * p.w;
-    float* db = da + p.w;
-    const float* gy = g + (int64_t)oy * ow;
+    const auto [a, b, da, db, gy] = backward_rows(p, plane, g, d, oy);
     for (int ox = 0; ox < ow; ++ox) {
       float v = a[2 * ox];
       int best = 0;  // 0, 1: row a; 2, 3: row b
@@ -131,11 +142,7 @@ EMOTUNE_POOL_AVX512 void backward_2x2_avx512(const Pool2dShape& p, const float* 
                                              const float* __restrict g, float* __restrict d) {
   const int oh = p.out_h(), ow = p.out_w();
   for (int oy = 0; oy < oh; ++oy) {
-    const float* a = plane + (int64_t)(2 * oy) * p.w;
-    const float* b = a + p.w;
-    float* da = d + (int64_t)(2 * oy) * p.w;
-    float* db = da + p.w;
-    const float* gy = g + (int64_t)oy * ow;
+    const auto [a, b, da, db, gy] = backward_rows(p, plane, g, d, oy);
     for (int ox = 0; ox < ow; ox += 16) {
       const Lanes m(ow - ox < 16 ? ow - ox : 16);
       __m512 a0, a1, b0, b1;
