@@ -98,8 +98,9 @@ void AugmentOptions::validate() const {
   auto bad = [](const std::string& what) { throw Error("augment: " + what); };
   if (crop_padding < 0 || crop_padding > 24) bad("crop padding must be 0..24 pixels");
   if (resized_crop && crop_padding > 0) bad("choose crop (padding) or rcrop (resized crop), not both");
-  if (!(crop_scale_min > 0 && crop_scale_min <= crop_scale_max && crop_scale_max <= 1))
-    bad("rcrop scale range must satisfy 0 < min <= max <= 1");
+  if (!(crop_scale_min > 0 && crop_scale_min <= crop_scale_max && crop_scale_max <= kMaxCropScale))
+    bad("rcrop scale range must satisfy 0 < min <= max <= 4 (got " + std::to_string(crop_scale_min) + ":" +
+        std::to_string(crop_scale_max) + ")");
   if (!(crop_ratio_min > 0 && crop_ratio_min <= crop_ratio_max)) bad("rcrop ratio range is empty");
   if (!(rotate_degrees >= 0 && rotate_degrees <= 180)) bad("rotate must be 0..180 degrees");
   if (!(translate >= 0 && translate <= 0.5f)) bad("translate must be 0..0.5 of the side");
@@ -135,6 +136,14 @@ AugmentOptions AugmentOptions::parse(const std::string& spec) {
     std::string name = item.substr(0, eq);
     float v = 0;
     bool has_value = eq != std::string::npos;
+    if (name == "rcrop" && has_value && item.find(':', eq) != std::string::npos) {  // rcrop=MIN:MAX
+      const size_t colon = item.find(':', eq);
+      float hi = 0;
+      if (!parse_float(item.substr(eq + 1, colon - eq - 1), &v) || !parse_float(item.substr(colon + 1), &hi))
+        throw Error("augment: '" + item + "': expected rcrop=MIN:MAX with two numbers");
+      o.resized_crop = true, o.crop_scale_min = v, o.crop_scale_max = hi;
+      continue;
+    }
     if (has_value && !parse_float(item.substr(eq + 1), &v))
       throw Error("augment: '" + item + "': the value is not a number");
     auto val = [&](float def) { return has_value ? v : def; };
@@ -149,7 +158,7 @@ AugmentOptions AugmentOptions::parse(const std::string& spec) {
     else if (name == "erase") o.erase_prob = val(0.25f);
     else
       throw Error("augment: unknown item '" + name +
-                  "' (expected none, full, or a comma list of crop[=4], rcrop[=0.8], flip, "
+                  "' (expected none, full, or a comma list of crop[=4], rcrop[=0.8 or =MIN:MAX], flip, "
                   "rotate[=10], translate[=0.05], brightness[=0.2], contrast[=0.2], "
                   "jitter[=0.2], erase[=0.25])");
   }
@@ -217,6 +226,9 @@ namespace {
 
 // The crop step as a map from its output to the source: a padded shift (crop) or a random
 // resized crop (rcrop, up to 10 tries as torchvision's RandomResizedCrop); identity otherwise.
+// As there, a draw that does not fit in the image (any scale above 1 does not) is retried, and
+// after 10 misses the crop is the whole image: so a scale range reaching past 1 (Khaireddin &
+// Chen's 0.8:1.2) keeps more images whole rather than zooming out.
 Affine crop_map(const AugmentOptions& o, int side, uint64_t key, uint64_t index) {
   Affine crop;
   if (o.crop_padding > 0) {

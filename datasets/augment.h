@@ -24,6 +24,10 @@
 
 namespace emotune {
 
+// Largest rcrop scale (area fraction) accepted. Above 1 a draw never fits and is retried, as in
+// torchvision's RandomResizedCrop, so a range past 1 only makes the whole image likelier.
+inline constexpr float kMaxCropScale = 4.0f;
+
 struct AugmentOptions {
   int crop_padding = 0;
   bool resized_crop = false;
@@ -46,7 +50,8 @@ struct AugmentOptions {
   // The recipe we train with: crop 4, flip, rotate 10, translate 0.05, brightness 0.2,
   // contrast 0.2, erase 0.25.
   static AugmentOptions full();
-  // "none", "full", or a comma list of name[=value]: crop[=4], rcrop[=0.8] (scale_min), flip,
+  // "none", "full", or a comma list of name[=value]: crop[=4], rcrop[=0.8] (scale_min) or
+  // rcrop=MIN:MAX (the scale range, MAX up to kMaxCropScale), flip,
   // rotate[=10], translate[=0.05], brightness[=0.2], contrast[=0.2], jitter[=0.2] (both),
   // erase[=0.25] (probability). Throws emotune::Error naming an unknown item.
   static AugmentOptions parse(const std::string& spec);

@@ -185,6 +185,36 @@ TEST_CASE("augment: resized crop of the whole image is the identity; otherwise a
   CHECK(run(img, zoom, 9) != img);
 }
 
+TEST_CASE("augment: a resized-crop scale range past 1 keeps more faces whole, as torchvision does") {
+  // torchvision's RandomResizedCrop retries a draw that does not fit and takes the whole image after
+  // 10 misses. An area above the image's never fits (w h > side^2 puts w or h past the side), so
+  // rcrop=1.1:1.2 leaves every face as it was. With Khaireddin & Chen's 0.8:1.2 half the draws
+  // are above 1 and most of the rest miss through the aspect ratio (s r > 1 or s / r > 1), about
+  // 0.8 a try, so ~0.8^10 = 11% of faces stay whole; with 0.8:1.0 about 0.6^10 < 1%.
+  const AugmentOptions past = AugmentOptions::parse("rcrop=1.1:1.2");
+  CHECK(past.resized_crop);
+  CHECK(past.crop_scale_min == 1.1f);
+  CHECK(past.crop_scale_max == 1.2f);
+  const AugmentOptions kc = AugmentOptions::parse("rcrop=0.8:1.2");
+  const AugmentOptions below = AugmentOptions::parse("rcrop=0.8:1.0");
+  int whole_kc = 0, whole_below = 0;
+  const int n = 400;
+  for (int i = 0; i < n; ++i) {
+    std::vector<float> img = random_face(100 + i);
+    CHECK(run(img, past, i) == img);
+    whole_kc += run(img, kc, i) == img;
+    whole_below += run(img, below, i) == img;
+  }
+  INFO("whole faces out of " << n << ": 0.8:1.2 " << whole_kc << ", 0.8:1.0 " << whole_below);
+  CHECK(whole_kc > whole_below);  // the extra range adds misses, and misses keep the face whole
+  CHECK(whole_kc < n);            // most draws below 1 still fit and zoom
+  // The range survives JSON; a reversed, non-numeric or too large range is named.
+  CHECK(AugmentOptions::from_json(kc.to_json()).crop_scale_max == 1.2f);
+  CHECK_THROWS_WITH_AS(AugmentOptions::parse("rcrop=1.2:0.8"), doctest::Contains("0 < min <= max <= 4"), Error);
+  CHECK_THROWS_WITH_AS(AugmentOptions::parse("rcrop=0.8:x"), doctest::Contains("rcrop=MIN:MAX"), Error);
+  CHECK_THROWS_AS(AugmentOptions::parse("rcrop=0.8:5"), Error);
+}
+
 TEST_CASE("augment: uint8 images") {
   std::vector<uint8_t> u(N);
   for (int i = 0; i < N; ++i) u[i] = (uint8_t)((i * 13) % 256);
