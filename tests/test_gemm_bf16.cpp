@@ -86,8 +86,6 @@ int run_case(const Case& t, bool rounded_reference) {
   return bad;
 }
 
-bool available(const char* what) { return testing::isa_or_skip(gemm_bf16_available(), "avx512_bf16", what); }
-
 // Each kernel this machine can run in turn (tests/bf16_kernels.h).
 template <class F>
 void for_each_kernel(const char* what, F&& body) {
