@@ -91,7 +91,8 @@ void add_evaluate_command(CLI::App& app) {
       eo.progress = true;
       EvalResult r = evaluate_network(*m.net, d, m.info.preprocess, c.classes, eo);
       if (!a->predictions.empty()) write_predictions_csv(a->predictions, r, c.classes);
-      const CalibrationComparison cal = compare_calibration(r, c.classes, m.info.temperature, m.info.calibration);
+      const CalibrationComparison cal =
+          compare_calibration(r, c.classes, m.info.temperature, !m.info.calibration.empty());
       auto js = nlohmann::ordered_json::parse(metrics_json(r.metrics, m.info.classes));
       js["calibration"] = nlohmann::ordered_json::parse(comparison_json(cal));
       if (!note.empty()) js["faces"] = note;
@@ -104,9 +105,8 @@ void add_evaluate_command(CLI::App& app) {
         const std::string what = m.info.arch + " on " + a->split + (note.empty() ? "" : " (report half)") + ", TTA " + mode;
         write_file_atomic(a->out + "/metrics-" + mode + ".json", js.dump(2) + "\n");
         plot_confusion_matrix(a->out + "/confusion-" + mode + ".png", r.metrics.confusion, m.info.classes, what);
-        const std::string after = cal.calibrated && cal.temperature == 1.0
-                                      ? "T = 1, NLL's T declined"
-                                      : "T = " + temperature_string(cal.temperature);
+        const std::string after =
+            cal.declined() ? "T = 1, NLL's T declined" : "T = " + temperature_string(cal.temperature);
         plot_reliability_diagram(a->out + "/reliability-" + mode + ".png", {{"T = 1", cal.before}, {after, cal.after}},
                                  what + ", " + std::to_string(d.size()) + " faces");
       }

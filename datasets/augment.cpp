@@ -136,9 +136,8 @@ AugmentOptions AugmentOptions::parse(const std::string& spec) {
     std::string name = item.substr(0, eq);
     float v = 0;
     bool has_value = eq != std::string::npos;
-    if (name == "rcrop" && has_value && item.find(':', eq) != std::string::npos) {  // rcrop=MIN:MAX
-      const size_t colon = item.find(':', eq);
-      float hi = 0;
+    if (const size_t colon = item.find(':', eq); name == "rcrop" && has_value && colon != std::string::npos) {
+      float hi = 0;  // rcrop=MIN:MAX
       if (!parse_float(item.substr(eq + 1, colon - eq - 1), &v) || !parse_float(item.substr(colon + 1), &hi))
         throw Error("augment: '" + item + "': expected rcrop=MIN:MAX with two numbers");
       o.resized_crop = true, o.crop_scale_min = v, o.crop_scale_max = hi;

@@ -248,21 +248,19 @@ TEST_CASE("choose_temperature: the NLL's T where it does not worsen the fit face
   // The record keeps the evidence and tells a declined calibration from one made before the rule.
   CalibrationRecord r;
   r.split = "PublicTest";
-  r.temperature = worse.temperature;
-  r.nll_temperature = worse.nll_temperature;
-  r.fit_ece_at_1 = worse.fit_ece_at_1;
-  r.fit_ece_at_nll = worse.fit_ece_at_nll;
+  r.choice = worse;
   const CalibrationRecord back = CalibrationRecord::from_json(r.to_json(), "test");
-  CHECK(back.declined());
-  CHECK(back.nll_temperature == r.nll_temperature);
-  CHECK(back.fit_ece_at_nll == r.fit_ece_at_nll);
+  CHECK(back.choice.declined());
+  CHECK(back.choice.temperature == worse.temperature);
+  CHECK(back.choice.nll_temperature == worse.nll_temperature);
+  CHECK(back.choice.fit_ece_at_nll == worse.fit_ece_at_nll);
   CHECK(contains(calibration_summary(back), "declined"));
   json old = json::parse(r.to_json());
   old.erase("nll_temperature");
   old.erase("fit_ece");
   old.erase("declined");
   old.erase("rule");
-  CHECK_FALSE(CalibrationRecord::from_json(old.dump(), "old").declined());
+  CHECK_FALSE(CalibrationRecord::from_json(old.dump(), "old").choice.declined());
 }
 
 TEST_CASE("train ships a calibrated model; calibrate writes one predict applies; evaluate reports the other half") {
@@ -285,7 +283,7 @@ TEST_CASE("train ships a calibrated model; calibrate writes one predict applies;
   CHECK(at_train.split == "PublicTest");
   CHECK(at_train.seed == 5);
   CHECK(at_train.n_fit + at_train.n_report == 140);
-  CHECK(load_model(model).info.temperature == at_train.temperature);
+  CHECK(load_model(model).info.temperature == at_train.choice.temperature);
   CHECK(load_safetensors(run.run_dir + "/best.safetensors").metadata.count("temperature") == 0);
 
   // A copy without them: the uncalibrated model.
@@ -305,16 +303,16 @@ TEST_CASE("train ships a calibrated model; calibrate writes one predict applies;
   for (size_t i = 0; i < cal.tensors.size(); ++i)
     CHECK(cal.tensors[i].tensor.to_vector() == stripped.tensors[i].tensor.to_vector());
   const CalibrationRecord r = CalibrationRecord::from_json(cal.meta("calibration"), calibrated);
-  CHECK(r.temperature == record["temperature"].get<double>());
+  CHECK(r.choice.temperature == record["temperature"].get<double>());
   CHECK(r.seed == 3);
   CHECK(r.n_fit == 70);
   CHECK(r.n_report == 70);
   CHECK(r.after.nll <= r.before.nll + 0.05);  // fitted on the other half: at most a little worse
-  CHECK(r.temperature == r.nll_temperature);  // --keep-worse-ece applies the NLL's T
+  CHECK(r.choice.temperature == r.choice.nll_temperature);  // --keep-worse-ece applies the NLL's T
   CHECK(record["declined"] == false);
   CHECK(record.contains("fit_ece"));
   const double t = std::stod(cal.meta("temperature"));
-  CHECK(t == r.temperature);
+  CHECK(t == r.choice.temperature);
   CHECK(std::fabs(std::log(t)) > 1e-3);  // a real temperature, so the check below can fail
 
   // predict applies it: the probabilities are softmax(z / T) of the uncalibrated model's logits.

@@ -178,11 +178,11 @@ SplitHalves stratified_halves(const std::vector<uint8_t>& labels, uint64_t seed)
 
 std::string CalibrationRecord::to_json() const {
   return ojson{{"method", "temperature scaling"},
-               {"temperature", temperature},
+               {"temperature", choice.temperature},
                {"rule", "the NLL's temperature on the fit half, applied unless it makes that half's ECE worse"},
-               {"nll_temperature", nll_temperature},
-               {"fit_ece", {{"at_1", fit_ece_at_1}, {"at_nll_temperature", fit_ece_at_nll}}},
-               {"declined", declined()},
+               {"nll_temperature", choice.nll_temperature},
+               {"fit_ece", {{"at_1", choice.fit_ece_at_1}, {"at_nll_temperature", choice.fit_ece_at_nll}}},
+               {"declined", choice.declined()},
                {"split", split},
                {"labels", labels},
                {"data", data},
@@ -203,11 +203,11 @@ CalibrationRecord CalibrationRecord::from_json(const std::string& text, const st
   CalibrationRecord r;
   try {
     const nlohmann::json j = nlohmann::json::parse(text);
-    r.temperature = j.at("temperature").get<double>();
-    r.nll_temperature = j.value("nll_temperature", 0.0);
+    r.choice.temperature = j.at("temperature").get<double>();
+    r.choice.nll_temperature = j.value("nll_temperature", r.choice.temperature);
     if (j.contains("fit_ece")) {
-      r.fit_ece_at_1 = j["fit_ece"].at("at_1").get<double>();
-      r.fit_ece_at_nll = j["fit_ece"].at("at_nll_temperature").get<double>();
+      r.choice.fit_ece_at_1 = j["fit_ece"].at("at_1").get<double>();
+      r.choice.fit_ece_at_nll = j["fit_ece"].at("at_nll_temperature").get<double>();
     }
     r.split = canonical_split(j.at("split").get<std::string>());
     r.labels = j.at("labels").get<std::string>();
@@ -251,36 +251,32 @@ CalibrationRecord calibrate_model(const LoadedModel& model, const Dataset& faces
   std::vector<int> fit_labels, report_labels;
   gather(r, classes, fit, &fit_logits, &fit_labels);
   gather(r, classes, report, &report_logits, &report_labels);
-  const TemperatureChoice choice = choose_temperature(fit_logits, fit_labels, classes, setup.always);
-  rec.temperature = choice.temperature;
-  rec.nll_temperature = choice.nll_temperature;
-  rec.fit_ece_at_1 = choice.fit_ece_at_1;
-  rec.fit_ece_at_nll = choice.fit_ece_at_nll;
+  rec.choice = choose_temperature(fit_logits, fit_labels, classes, setup.always);
   rec.n_fit = (int64_t)fit.size();
   rec.n_report = (int64_t)report.size();
   rec.before = calibration_stats(softmax_at_temperature(report_logits, 1, classes, 1.0), report_labels, classes);
-  rec.after = calibration_stats(softmax_at_temperature(report_logits, 1, classes, rec.temperature), report_labels,
-                                classes);
+  rec.after = calibration_stats(softmax_at_temperature(report_logits, 1, classes, rec.choice.temperature),
+                                report_labels, classes);
   return rec;
 }
 
 void write_calibrated_model(const std::string& in, const std::string& out, const CalibrationRecord& r) {
   Checkpoint ck = load_safetensors(in);
-  ck.metadata["temperature"] = temperature_string(r.temperature);
+  ck.metadata["temperature"] = temperature_string(r.choice.temperature);
   ck.metadata["calibration"] = r.to_json();
   save_safetensors(out, ck.tensors, ck.metadata, ck.dtype);
 }
 
 std::string calibration_summary(const CalibrationRecord& r) {
   char s[480], declined[160] = "";
-  if (r.declined())
-    std::snprintf(declined, sizeof declined,
-                  " (the NLL's %s declined: it took the fit half's ECE from %.4f to %.4f)",
-                  temperature_string(r.nll_temperature).c_str(), r.fit_ece_at_1, r.fit_ece_at_nll);
+  const TemperatureChoice& c = r.choice;
+  if (c.declined())
+    std::snprintf(declined, sizeof declined, " (the NLL's %s declined: it took the fit half's ECE from %.4f to %.4f)",
+                  temperature_string(c.nll_temperature).c_str(), c.fit_ece_at_1, c.fit_ece_at_nll);
   std::snprintf(s, sizeof s,
                 "temperature %s%s, fitted on half %d of %s (seed %llu, %lld faces); on the other half (%lld "
                 "faces), %d bins: ECE %.4f -> %.4f, NLL %.4f -> %.4f",
-                temperature_string(r.temperature).c_str(), declined, r.fit_half,
+                temperature_string(c.temperature).c_str(), declined, r.fit_half,
                 (r.holdout > 0 ? "the held-out " + std::to_string((int)std::lround(100 * r.holdout)) + "% of " + r.split
                                : r.split)
                     .c_str(),
@@ -306,7 +302,7 @@ Dataset load_faces_for_report(TrainConfig config, const std::string& split, int6
   const Dataset all = load_labelled_split(config, split, rec.limit);
   const SplitHalves h = stratified_halves(all.labels, rec.seed);
   Dataset d = all.subset(h.half[1 - rec.fit_half]);
-  *note = "the model's temperature " + temperature_string(rec.temperature) + " was fitted on half " +
+  *note = "the model's temperature " + temperature_string(rec.choice.temperature) + " was fitted on half " +
           std::to_string(rec.fit_half) + " of " + rec.split + " (seed " + std::to_string(rec.seed) + ", " +
           std::to_string(h.half[rec.fit_half].size()) + " faces): every figure below is on the other half only (" +
           std::to_string(d.size()) + " faces)";
@@ -325,10 +321,10 @@ Dataset load_faces_for_report(TrainConfig config, const std::string& split, int6
 }
 
 CalibrationComparison compare_calibration(const EvalResult& r, int classes, double temperature,
-                                          const std::string& record) {
+                                          bool calibrated) {
   CalibrationComparison c;
   c.temperature = temperature;
-  c.calibrated = !record.empty();
+  c.calibrated = calibrated;
   c.before = calibration_stats(softmax_at_temperature(r.logits, r.views, classes, 1.0), r.labels, classes);
   c.after = calibration_stats(softmax_at_temperature(r.logits, r.views, classes, temperature), r.labels, classes);
   return c;
@@ -336,7 +332,7 @@ CalibrationComparison compare_calibration(const EvalResult& r, int classes, doub
 
 std::string comparison_text(const CalibrationComparison& c) {
   char s[256];
-  if (c.temperature == 1.0 && c.calibrated) {
+  if (c.declined()) {
     std::snprintf(s, sizeof s,
                   "calibration, %d bins: ECE %.4f, NLL %.4f (the model's temperature is 1: its calibration "
                   "declined the fitted one)",

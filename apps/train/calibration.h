@@ -86,10 +86,9 @@ SplitHalves stratified_halves(const std::vector<uint8_t>& labels, uint64_t seed)
 
 // What a calibration did, stored as the model's metadata "calibration" (JSON).
 struct CalibrationRecord {
-  double temperature = 1;        // applied
-  double nll_temperature = 0;    // the NLL's optimum on the fit half (0: a record from before 2026-12-07)
-  double fit_ece_at_1 = 0, fit_ece_at_nll = 0;  // the choice's evidence (choose_temperature)
-  bool declined() const { return nll_temperature > 0 && temperature != nll_temperature; }
+  // The T applied and its evidence. A record from before the rule (2026-12-07) has no evidence: it
+  // applied the NLL's T, so it reads back with nll_temperature = temperature, not declined.
+  TemperatureChoice choice;
   std::string split, labels = "fer2013", data;  // data: the file name the faces came from
   uint64_t seed = 1;                              // the halves' seed (and the --limit subset's)
   int64_t limit = 0;                              // the split's seeded subset (0: all of it)
@@ -114,8 +113,8 @@ struct CalibrationSetup {
 };
 
 // Chooses the temperature of `model` on half setup.fit_half of `faces` (the whole split named in
-// setup; choose_temperature) and measures ECE and NLL before and after on the other half. T is rounded to 6
-// significant digits first, so the numbers are those of the T written into the file.
+// setup; choose_temperature) and measures ECE and NLL before and after on the other half. T is
+// rounded to 6 significant digits first, so the numbers are those of the T written into the file.
 CalibrationRecord calibrate_model(const LoadedModel& model, const Dataset& faces, const CalibrationSetup& setup);
 
 // Copies the model file `in` to `out` (atomically; same tensors, same dtype) with the metadata
@@ -135,15 +134,16 @@ std::string calibration_summary(const CalibrationRecord& r);
 Dataset load_faces_for_report(TrainConfig config, const std::string& split, int64_t limit,
                               const std::string& calibration_json, std::string* note);
 
-// Calibration of one evaluated set at T = 1 and at `temperature`, from its logits. `record`: the
-// model's calibration metadata ("" if none), so that a declined calibration is told from none.
+// Calibration of one evaluated set at T = 1 and at `temperature`, from its logits. `calibrated`:
+// the model carries a calibration record, so that T = 1 is told apart as declined, not unfitted.
 struct CalibrationComparison {
   double temperature = 1;
-  bool calibrated = false;  // a calibration ran (its T may be 1: declined)
+  bool calibrated = false;
   CalibrationStats before, after;
+  bool declined() const { return calibrated && temperature == 1.0; }
 };
 CalibrationComparison compare_calibration(const EvalResult& r, int classes, double temperature,
-                                          const std::string& record = "");
+                                          bool calibrated = false);
 // "calibration, 15 bins: ECE 0.0712 at T = 1 -> 0.0213 at the model's T = 1.43; NLL ..."
 std::string comparison_text(const CalibrationComparison& c);
 // {"bins": 15, "temperature": T, "before": {"ece", "nll", "accuracy"}, "after": {...}}

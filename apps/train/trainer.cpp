@@ -327,7 +327,7 @@ double report_test_split(const Training& t) {
   auto js = nlohmann::ordered_json::parse(metrics_json(r.metrics, m.info.classes));
   js["split"] = t.c.val_split;
   js["calibration"] = nlohmann::ordered_json::parse(
-      comparison_json(compare_calibration(r, t.c.classes, m.info.temperature, m.info.calibration)));
+      comparison_json(compare_calibration(r, t.c.classes, m.info.temperature, !m.info.calibration.empty())));
   js["selected_on"] = t.val_name;
   write_file_atomic(t.paths.test_metrics, js.dump(2) + "\n");
   std::fprintf(stderr, "%s (reported once, chose nothing): accuracy %.2f%%, macro-F1 %.4f (%zu faces; %s)\n",
