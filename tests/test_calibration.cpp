@@ -16,6 +16,7 @@
 
 #include "apps/pipeline/pipeline.h"
 #include "apps/train/calibration.h"
+#include "apps/train/holdout.h"
 #include "apps/train/trainer.h"
 #include "base/image.h"
 #include "base/preprocess.h"
@@ -358,4 +359,35 @@ TEST_CASE("train ships a calibrated model; calibrate writes one predict applies;
   const json tr = read_json(dir + "/train.json")["none"];
   CHECK(tr["samples"] == 70);
   CHECK_FALSE(tr.contains("faces"));
+}
+
+TEST_CASE("calibrate --val-fraction: the temperature is fitted on the slice train --val-fraction held out") {
+  const std::string dir = testing::temp_dir("calibration_holdout");
+  const std::string data = testing::write_synthetic_csv(dir, 120, 30);
+  const std::string model = paper_model(dir, "m"), out = dir + "/m-cal.safetensors";
+  REQUIRE(run_emotune("calibrate --model " + model + " --data " + data + " --split Training --val-fraction 0.25 " +
+                          "--seed 2 --out " + out + " --json",
+                      dir + "/cal.json") == 0);
+  const CalibrationRecord r = CalibrationRecord::from_json(load_safetensors(out).meta("calibration"), out);
+  CHECK(r.split == "Training");
+  CHECK(r.holdout == 0.25);
+  CHECK(r.seed == 2);
+  // Exactly the faces the trainer holds out with that fraction and seed.
+  TrainConfig c;
+  c.data = data;
+  const Dataset training = load_labelled_split(c, "Training", 0);
+  const Holdout h = stratified_holdout(training.labels, 0.25, 2);
+  CHECK(h.held_out.size() < training.size());
+  CHECK((size_t)(r.n_fit + r.n_report) == h.held_out.size());
+  // evaluate: PublicTest whole; Training whole with a note that it includes the slice.
+  REQUIRE(run_emotune("evaluate --model " + out + " --data " + data + " --split PublicTest --tta none --json",
+                      dir + "/pt.json") == 0);
+  CHECK(read_json(dir + "/pt.json")["none"]["samples"] == 30);
+  REQUIRE(run_emotune("evaluate --model " + out + " --data " + data + " --split Training --tta none --json",
+                      dir + "/tr.json") == 0);
+  CHECK(contains(read_json(dir + "/tr.json")["none"]["faces"].get<std::string>(), "held-out 25% of Training"));
+  // A fraction out of range is refused.
+  CHECK(run_emotune("calibrate --model " + model + " --data " + data + " --split Training --val-fraction 0.9 --out " +
+                        out,
+                    dir + "/bad.txt") != 0);
 }

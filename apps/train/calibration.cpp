@@ -199,6 +199,17 @@ std::string CalibrationRecord::to_json() const {
       .dump();
 }
 
+bool CalibrationRecord::fitted_on_half_of(const std::string& s, const std::string& l) const {
+  return names_split(s) && labels == l && holdout <= 0;
+}
+
+bool CalibrationRecord::names_split(const std::string& s) const { return split == canonical_split(s); }
+
+bool CalibrationRecord::same_halves(const CalibrationRecord& o) const {
+  return split == o.split && labels == o.labels && seed == o.seed && limit == o.limit && fit_half == o.fit_half &&
+         holdout == o.holdout;
+}
+
 CalibrationRecord CalibrationRecord::from_json(const std::string& text, const std::string& where) {
   CalibrationRecord r;
   try {

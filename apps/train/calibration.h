@@ -97,6 +97,13 @@ struct CalibrationRecord {
   int64_t n_fit = 0, n_report = 0;
   CalibrationStats before, after;  // on the report half, at T = 1 and at `temperature`
 
+  // The temperature was fitted on a half of `split` (these labels), not on a held-out slice: only
+  // the other half of that split is unseen by it.
+  bool fitted_on_half_of(const std::string& split, const std::string& labels) const;
+  bool names_split(const std::string& split) const;  // `split` in any accepted spelling
+  // The same halves of the same faces as `o` (same split, labels, seed, subset and fit half).
+  bool same_halves(const CalibrationRecord& o) const;
+
   std::string to_json() const;
   // Throws emotune::Error naming `where` and the field.
   static CalibrationRecord from_json(const std::string& text, const std::string& where);
