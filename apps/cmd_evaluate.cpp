@@ -3,6 +3,8 @@
 // augmentation (flip, ten-crop); and its calibration: ECE (15 bins) and NLL at T = 1 and at the
 // model's temperature, with a reliability diagram (apps/train/calibration.h). When the
 // temperature was fitted on half of this split, only the other half is evaluated, and it says so.
+// Several --model options evaluate their equal-weight ensemble (apps/train/ensemble.h): each
+// member alone, then the average of their calibrated probabilities.
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -10,6 +12,7 @@
 #include "apps/commands.h"
 #include "apps/pipeline/paths.h"
 #include "apps/train/calibration.h"
+#include "apps/train/ensemble.h"
 #include "apps/train/evaluation.h"
 #include "apps/train/plot.h"
 #include "apps/train/trainer.h"
@@ -22,37 +25,153 @@ namespace emotune {
 namespace {
 
 // One row per face in the order evaluated: its index there, true class, predicted class (the first
-// largest probability, as the metrics count it) and that probability (at T = 1). Written whole, then
-// renamed into place.
-void write_predictions_csv(const std::string& path, const EvalResult& r, int classes) {
+// largest probability, as the metrics count it) and that probability. Written whole, then renamed
+// into place.
+void write_predictions_csv(const std::string& path, const std::vector<float>& probs, const std::vector<int>& labels,
+                           int classes) {
   std::string out = "face,label,predicted,top_probability\n";
   char line[96];
-  for (size_t i = 0; i < r.labels.size(); ++i) {
-    const float* p = r.probs.data() + i * classes;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const float* p = probs.data() + i * classes;
     int best = 0;
     for (int k = 1; k < classes; ++k)
       if (p[k] > p[best]) best = k;
-    std::snprintf(line, sizeof line, "%zu,%d,%d,%.6f\n", i, r.labels[i], best, p[best]);
+    std::snprintf(line, sizeof line, "%zu,%d,%d,%.6f\n", i, labels[i], best, p[best]);
     out += line;
   }
   write_file_atomic(path, out);
 }
 
+struct Args {
+  std::vector<std::string> models;  // empty: the default model
+  std::string split = "PublicTest", tta = "all", out, device = "cpu", precision = "fp32";
+  std::string predictions;  // CSV of each face's prediction (the last TTA mode's)
+  TrainConfig c;  // the data options
+  int64_t limit = 0;
+  int batch = 256;
+  int tta_crop = 44;
+  bool json = false;
+};
+
+std::vector<std::string> tta_modes(const Args& a) {
+  return a.tta == "all" ? std::vector<std::string>{"none", "flip", "ten-crop"} : std::vector<std::string>{a.tta};
+}
+
+EvalOptions eval_options(const Args& a, Device dev, const std::string& mode) {
+  EvalOptions eo;
+  eo.device = dev;
+  eo.tta = tta_mode_from_name(mode);
+  eo.tta_crop = a.tta_crop;
+  eo.batch_size = a.batch;
+  eo.progress = true;
+  return eo;
+}
+
+void evaluate_one(const Args& a, Device dev, const std::string& model_path) {
+  LoadedModel m = load_model(model_path, dev);
+  TrainConfig c = a.c;
+  c.classes = (int)m.info.classes.size();
+  std::string note;  // which faces, when the model's temperature was fitted on part of this split
+  Dataset d = load_faces_for_report(c, a.split, a.limit, m.info.calibration, &note);
+  if (!note.empty() && !a.json) std::printf("note: %s\n\n", note.c_str());
+  nlohmann::ordered_json all;
+  for (const auto& mode : tta_modes(a)) {
+    EvalResult r = evaluate_network(*m.net, d, m.info.preprocess, c.classes, eval_options(a, dev, mode));
+    if (!a.predictions.empty()) write_predictions_csv(a.predictions, r.probs, r.labels, c.classes);
+    const CalibrationComparison cal =
+        compare_calibration(r, c.classes, m.info.temperature, !m.info.calibration.empty());
+    auto js = nlohmann::ordered_json::parse(metrics_json(r.metrics, m.info.classes));
+    js["calibration"] = nlohmann::ordered_json::parse(comparison_json(cal));
+    if (!note.empty()) js["faces"] = note;
+    all[mode] = js;
+    if (!a.json) {
+      std::printf("== %s, %s split, test-time augmentation: %s\n%s%s\n\n", model_path.c_str(), a.split.c_str(),
+                  mode.c_str(), format_metrics(r.metrics, m.info.classes).c_str(), comparison_text(cal).c_str());
+    }
+    if (!a.out.empty()) {
+      const std::string what = m.info.arch + " on " + a.split + (note.empty() ? "" : " (report half)") + ", TTA " + mode;
+      write_file_atomic(a.out + "/metrics-" + mode + ".json", js.dump(2) + "\n");
+      plot_confusion_matrix(a.out + "/confusion-" + mode + ".png", r.metrics.confusion, m.info.classes, what);
+      const std::string after =
+          cal.declined() ? "T = 1, NLL's T declined" : "T = " + temperature_string(cal.temperature);
+      plot_reliability_diagram(a.out + "/reliability-" + mode + ".png", {{"T = 1", cal.before}, {after, cal.after}},
+                               what + ", " + std::to_string(d.size()) + " faces");
+    }
+  }
+  if (a.json) std::printf("%s\n", all.dump(2).c_str());
+}
+
+void evaluate_ensemble(const Args& a, Device dev, const std::vector<std::string>& paths) {
+  std::vector<LoadedModel> ms;
+  std::vector<std::string> calibrations;
+  for (const auto& path : paths) {
+    ms.push_back(load_model(path, dev));
+    if (ms.back().info.classes != ms[0].info.classes)
+      throw Error(path + ": its classes differ from " + paths[0] + "'s; an ensemble averages the same classes");
+    calibrations.push_back(ms.back().info.calibration);
+  }
+  const std::vector<std::string>& classes = ms[0].info.classes;
+  TrainConfig c = a.c;
+  c.classes = (int)classes.size();
+  std::string note;
+  Dataset d = load_faces_for_ensemble_report(c, a.split, a.limit, calibrations, paths, &note);
+  if (!note.empty() && !a.json) std::printf("note: %s\n\n", note.c_str());
+  nlohmann::ordered_json all;
+  for (const auto& mode : tta_modes(a)) {
+    std::vector<EnsembleMember> members;
+    for (size_t i = 0; i < ms.size(); ++i) {
+      members.push_back({paths[i], ms[i].info.temperature,
+                         evaluate_network(*ms[i].net, d, ms[i].info.preprocess, c.classes, eval_options(a, dev, mode))});
+    }
+    const EnsembleResult e = combine_ensemble(members, c.classes);
+    if (!a.predictions.empty()) write_predictions_csv(a.predictions, e.probs, e.labels, c.classes);
+    auto js = nlohmann::ordered_json::parse(metrics_json(e.metrics, classes));
+    nlohmann::ordered_json mj = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < members.size(); ++i) {
+      mj.push_back({{"model", paths[i]},
+                    {"temperature", members[i].temperature},
+                    {"accuracy", e.member_metrics[i].accuracy},
+                    {"macro_f1", e.member_metrics[i].macro_f1},
+                    {"nll", e.member_metrics[i].loss}});
+    }
+    js["members"] = mj;
+    js["weights"] = "equal";
+    js["calibration"] = {{"bins", kCalibrationBins},
+                         {"at_1", {{"ece", e.at_1.ece}, {"nll", e.at_1.nll}, {"accuracy", e.at_1.accuracy}}},
+                         {"members_t", {{"ece", e.calibrated.ece}, {"nll", e.calibrated.nll},
+                                        {"accuracy", e.calibrated.accuracy}}}};
+    if (!note.empty()) js["faces"] = note;
+    all[mode] = js;
+    if (!a.json) {
+      std::printf("== ensemble of %zu, %s split, test-time augmentation: %s\n", members.size(), a.split.c_str(),
+                  mode.c_str());
+      for (size_t i = 0; i < members.size(); ++i)
+        std::printf("   member %s: accuracy %.2f%%, macro-F1 %.4f (T = %s)\n", paths[i].c_str(),
+                    100 * e.member_metrics[i].accuracy, e.member_metrics[i].macro_f1,
+                    temperature_string(members[i].temperature).c_str());
+      std::printf("%s%s\n\n", format_metrics(e.metrics, classes).c_str(), ensemble_calibration_text(e).c_str());
+    }
+    if (!a.out.empty()) {
+      const std::string what = "ensemble of " + std::to_string(members.size()) + " on " + a.split +
+                               (note.empty() ? "" : " (report half)") + ", TTA " + mode;
+      write_file_atomic(a.out + "/metrics-" + mode + ".json", js.dump(2) + "\n");
+      plot_confusion_matrix(a.out + "/confusion-" + mode + ".png", e.metrics.confusion, classes, what);
+      plot_reliability_diagram(a.out + "/reliability-" + mode + ".png",
+                               {{"all at T = 1", e.at_1}, {"each member's T", e.calibrated}},
+                               what + ", " + std::to_string(d.size()) + " faces");
+    }
+  }
+  if (a.json) std::printf("%s\n", all.dump(2).c_str());
+}
+
 }  // namespace
 
 void add_evaluate_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("evaluate", "measure a model on a FER-2013 split");
-  struct Args {
-    std::string model = kDefaultModel, split = "PublicTest", tta = "all", out, device = "cpu", precision = "fp32";
-    std::string predictions;  // CSV of each face's prediction (the last TTA mode's)
-    TrainConfig c;  // the data options
-    int64_t limit = 0;
-    int batch = 256;
-    int tta_crop = 44;
-    bool json = false;
-  };
+  auto* cmd = app.add_subcommand("evaluate", "measure a model, or an ensemble of models, on a FER-2013 split");
   auto a = std::make_shared<Args>();
-  cmd->add_option("--model", a->model, "checkpoint (safetensors)")->capture_default_str();
+  cmd->add_option("--model", a->models,
+                  std::string("checkpoint (safetensors; default ") + kDefaultModel +
+                      "); give it several times for the equal-weight ensemble of their calibrated probabilities");
   add_data_options(cmd, a->c);
   cmd->add_option("--split", a->split, "split to evaluate")->capture_default_str();
   cmd->add_option("--tta", a->tta, "none | flip | ten-crop | all (each in turn)")->capture_default_str();
@@ -71,47 +190,14 @@ void add_evaluate_command(CLI::App& app) {
   cmd->callback([a]() {
     Device dev = parse_device(a->device);
     runtime_set_precision(a->precision);
-    const std::string model_path = resolve_option_path(a->model, kDefaultModel);
-    LoadedModel m = load_model(model_path, dev);
-    TrainConfig c = a->c;
-    c.classes = (int)m.info.classes.size();
-    std::string note;  // which faces, when the model's temperature was fitted on part of this split
-    Dataset d = load_faces_for_report(c, a->split, a->limit, m.info.calibration, &note);
-    if (!note.empty() && !a->json) std::printf("note: %s\n\n", note.c_str());
-    std::vector<std::string> modes = a->tta == "all" ? std::vector<std::string>{"none", "flip", "ten-crop"}
-                                                     : std::vector<std::string>{a->tta};
     if (!a->out.empty()) std::filesystem::create_directories(a->out);
-    nlohmann::ordered_json all;
-    for (const auto& mode : modes) {
-      EvalOptions eo;
-      eo.device = dev;
-      eo.tta = tta_mode_from_name(mode);
-      eo.tta_crop = a->tta_crop;
-      eo.batch_size = a->batch;
-      eo.progress = true;
-      EvalResult r = evaluate_network(*m.net, d, m.info.preprocess, c.classes, eo);
-      if (!a->predictions.empty()) write_predictions_csv(a->predictions, r, c.classes);
-      const CalibrationComparison cal =
-          compare_calibration(r, c.classes, m.info.temperature, !m.info.calibration.empty());
-      auto js = nlohmann::ordered_json::parse(metrics_json(r.metrics, m.info.classes));
-      js["calibration"] = nlohmann::ordered_json::parse(comparison_json(cal));
-      if (!note.empty()) js["faces"] = note;
-      all[mode] = js;
-      if (!a->json) {
-        std::printf("== %s, %s split, test-time augmentation: %s\n%s%s\n\n", model_path.c_str(), a->split.c_str(),
-                    mode.c_str(), format_metrics(r.metrics, m.info.classes).c_str(), comparison_text(cal).c_str());
-      }
-      if (!a->out.empty()) {
-        const std::string what = m.info.arch + " on " + a->split + (note.empty() ? "" : " (report half)") + ", TTA " + mode;
-        write_file_atomic(a->out + "/metrics-" + mode + ".json", js.dump(2) + "\n");
-        plot_confusion_matrix(a->out + "/confusion-" + mode + ".png", r.metrics.confusion, m.info.classes, what);
-        const std::string after =
-            cal.declined() ? "T = 1, NLL's T declined" : "T = " + temperature_string(cal.temperature);
-        plot_reliability_diagram(a->out + "/reliability-" + mode + ".png", {{"T = 1", cal.before}, {after, cal.after}},
-                                 what + ", " + std::to_string(d.size()) + " faces");
-      }
+    if (a->models.size() <= 1) {
+      evaluate_one(*a, dev, resolve_option_path(a->models.empty() ? kDefaultModel : a->models[0], kDefaultModel));
+      return;
     }
-    if (a->json) std::printf("%s\n", all.dump(2).c_str());
+    std::vector<std::string> paths;
+    for (const auto& m : a->models) paths.push_back(resolve_option_path(m, kDefaultModel));
+    evaluate_ensemble(*a, dev, paths);
   });
 }
 

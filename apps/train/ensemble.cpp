@@ -1,0 +1,85 @@
+#include "apps/train/ensemble.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "base/error.h"
+
+namespace emotune {
+
+EnsembleResult combine_ensemble(const std::vector<EnsembleMember>& members, int classes) {
+  if (members.empty()) throw Error("an ensemble needs at least one model");
+  const EvalResult& first = members[0].result;
+  const size_t n = first.labels.size();
+  EnsembleResult e;
+  e.labels = first.labels;
+  e.probs.assign(n * classes, 0.0f);
+  e.probs_at_1.assign(n * classes, 0.0f);
+  std::vector<double> sum(n * classes, 0.0), sum_at_1(n * classes, 0.0);
+  for (const EnsembleMember& m : members) {
+    const EvalResult& r = m.result;
+    if (r.labels != first.labels)
+      throw Error(m.name + ": evaluated on other faces or labels than " + members[0].name +
+                  " (an ensemble averages the same faces)");
+    if (r.logits.size() != n * (size_t)r.views * classes)
+      throw Error(m.name + ": " + std::to_string(r.logits.size()) + " logits for " + std::to_string(n) + " faces of " +
+                  std::to_string(r.views) + " views and " + std::to_string(classes) + " classes");
+    const std::vector<float> p = softmax_at_temperature(r.logits, r.views, classes, m.temperature);
+    const std::vector<float> p1 = softmax_at_temperature(r.logits, r.views, classes, 1.0);
+    for (size_t i = 0; i < p.size(); ++i) {
+      sum[i] += p[i];
+      sum_at_1[i] += p1[i];
+    }
+    e.member_metrics.push_back(compute_metrics(p, r.labels, classes));
+    e.member_metrics.back().loss = calibration_stats(p, r.labels, classes).nll;
+  }
+  for (size_t i = 0; i < sum.size(); ++i) {
+    e.probs[i] = (float)(sum[i] / members.size());
+    e.probs_at_1[i] = (float)(sum_at_1[i] / members.size());
+  }
+  e.at_1 = calibration_stats(e.probs_at_1, e.labels, classes);
+  e.calibrated = calibration_stats(e.probs, e.labels, classes);
+  e.metrics = compute_metrics(e.probs, e.labels, classes);
+  e.metrics.loss = e.calibrated.nll;
+  return e;
+}
+
+Dataset load_faces_for_ensemble_report(const TrainConfig& config, const std::string& split, int64_t limit,
+                                       const std::vector<std::string>& calibration_jsons,
+                                       const std::vector<std::string>& names, std::string* note) {
+  // The member whose record decides the faces: the first fitted on a half of this split, else the
+  // first whose record names this split at all (a held-out slice: the faces stay whole, with a note).
+  int chosen = -1;
+  CalibrationRecord chosen_rec;
+  for (size_t i = 0; i < calibration_jsons.size(); ++i) {
+    if (calibration_jsons[i].empty()) continue;
+    const CalibrationRecord rec = CalibrationRecord::from_json(calibration_jsons[i], names[i]);
+    if (!rec.fitted_on_half_of(split, config.labels)) continue;
+    if (chosen < 0) {
+      chosen = (int)i;
+      chosen_rec = rec;
+    } else if (!rec.same_halves(chosen_rec)) {
+      throw Error(names[i] + " and " + names[chosen] + " fitted their temperatures on different halves of " + split +
+                  ": no face of it is unseen by both; evaluate the ensemble on another split, or re-calibrate one "
+                  "of them (emotune calibrate) on the halves of the other");
+    }
+  }
+  for (size_t i = 0; i < calibration_jsons.size() && chosen < 0; ++i)
+    if (!calibration_jsons[i].empty() && CalibrationRecord::from_json(calibration_jsons[i], names[i]).names_split(split))
+      chosen = (int)i;
+  Dataset d = load_faces_for_report(config, split, limit, chosen < 0 ? "" : calibration_jsons[chosen], note);
+  if (!note->empty()) *note = names[chosen] + ": " + *note;
+  return d;
+}
+
+std::string ensemble_calibration_text(const EnsembleResult& e) {
+  char s[256];
+  std::snprintf(s, sizeof s,
+                "calibration, %d bins: ECE %.4f, NLL %.4f with each member's temperature (%.4f, %.4f with all at "
+                "T = 1)",
+                kCalibrationBins, e.calibrated.ece, e.calibrated.nll, e.at_1.ece, e.at_1.nll);
+  return s;
+}
+
+}  // namespace emotune
