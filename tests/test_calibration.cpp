@@ -30,6 +30,7 @@ using namespace emotune;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using emotune::testing::contains;
+using emotune::testing::run_emotune;
 
 namespace {
 
@@ -46,13 +47,6 @@ std::string paper_model(const std::string& dir, const std::string& name,
   return path;
 }
 
-// `emotune <args>` with stdout to `out` and stderr to `out`.err; the exit code.
-int run_emotune(const std::string& args, const std::string& out) {
-  const std::string cmd = testing::emotune_binary() + " " + args + " > " + out + " 2> " + out + ".err";
-  const int rc = std::system(cmd.c_str());
-  REQUIRE(WIFEXITED(rc));
-  return WEXITSTATUS(rc);
-}
 
 json read_json(const std::string& path) { return json::parse(testing::read_text(path)); }
 
@@ -389,5 +383,6 @@ TEST_CASE("calibrate --val-fraction: the temperature is fitted on the slice trai
   // A fraction out of range is refused.
   CHECK(run_emotune("calibrate --model " + model + " --data " + data + " --split Training --val-fraction 0.9 --out " +
                         out,
-                    dir + "/bad.txt") != 0);
+                    dir + "/bad.txt") == 105);  // CLI11's ValidationError
+  CHECK(contains(testing::read_text(dir + "/bad.txt.err"), "--val-fraction"));
 }

@@ -4,8 +4,6 @@
 // its members were calibrated on halves of the split, and `emotune evaluate` with several --model.
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -21,6 +19,7 @@ using namespace emotune;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using emotune::testing::contains;
+using emotune::testing::run_emotune;
 
 namespace {
 
@@ -40,13 +39,6 @@ std::vector<double> softmax(const std::vector<double>& z, double t) {
   for (size_t i = 0; i < z.size(); ++i) sum += p[i] = std::exp((z[i] - mx) / t);
   for (double& v : p) v /= sum;
   return p;
-}
-
-int run_emotune(const std::string& args, const std::string& out) {
-  const std::string cmd = testing::emotune_binary() + " " + args + " > " + out + " 2> " + out + ".err";
-  const int rc = std::system(cmd.c_str());
-  REQUIRE(WIFEXITED(rc));
-  return WEXITSTATUS(rc);
 }
 
 }  // namespace
@@ -194,6 +186,6 @@ TEST_CASE("emotune evaluate with several --model: each member, then their ensemb
                                              {"preprocess", Preprocess{}.to_json()}};
   const std::string eight = dir + "/eight.safetensors";
   save_safetensors(eight, make_paper_net(8, 5)->state_dict(), meta);
-  CHECK(run_emotune("evaluate --tta none --data " + data + " --model " + a + " --model " + eight, dir + "/bad.txt") != 0);
+  CHECK(run_emotune("evaluate --tta none --data " + data + " --model " + a + " --model " + eight, dir + "/bad.txt") == 1);
   CHECK(contains(testing::read_text(dir + "/bad.txt.err"), eight + ": its classes differ"));
 }

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -159,6 +160,13 @@ int wait_status(pid_t pid) {
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   return status;
+}
+
+int run_emotune(const std::string& args, const std::string& out) {
+  const std::string cmd = emotune_binary() + " " + args + " > " + out + " 2> " + out + ".err";
+  const int status = std::system(cmd.c_str());
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 int run_command(const std::vector<std::string>& args, const SpawnOptions& options) {

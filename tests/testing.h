@@ -92,6 +92,11 @@ std::string write_synthetic_csv(const std::string& dir, int train_rows, int val_
 // The emotune executable of this build tree.
 std::string emotune_binary();
 
+// `emotune <args>` through the shell (args may hold quotes and redirections of its own), stdout to
+// `out` and stderr to `out`.err. Returns the exit code, or 128 + the signal when it was killed, so
+// that a crash never reads as a clean refusal: check for the code expected (1: emotune::Error).
+int run_emotune(const std::string& args, const std::string& out);
+
 // Runs argv[0] with `args` in a child process and waits for it. stderr (and stdout) go to
 // `log_path`, or to /dev/null when it is empty; `before_exec` runs in the child just before
 // exec (set limits, drop privileges). Returns the raw waitpid status.
