@@ -51,6 +51,7 @@ struct Args {
   int batch = 256;
   int tta_crop = 44;
   bool json = false;
+  bool ensemble_temperature = false;  // fit the ensemble's own T on the members' fit half
 };
 
 std::vector<std::string> tta_modes(const Args& a) {
@@ -114,7 +115,9 @@ void evaluate_ensemble(const Args& a, Device dev, const std::vector<std::string>
   TrainConfig c = a.c;
   c.classes = (int)classes.size();
   std::string note;
-  Dataset d = load_faces_for_ensemble_report(c, a.split, a.limit, calibrations, paths, &note);
+  Dataset fit;  // --ensemble-temperature: the half the members' temperatures were fitted on
+  Dataset d = load_faces_for_ensemble_report(c, a.split, a.limit, calibrations, paths, &note,
+                                             a.ensemble_temperature ? &fit : nullptr);
   if (!note.empty() && !a.json) std::printf("note: %s\n\n", note.c_str());
   nlohmann::ordered_json all;
   for (const auto& mode : tta_modes(a)) {
@@ -124,6 +127,18 @@ void evaluate_ensemble(const Args& a, Device dev, const std::vector<std::string>
                          evaluate_network(*ms[i].net, d, ms[i].info.preprocess, c.classes, eval_options(a, dev, mode))});
     }
     const EnsembleResult e = combine_ensemble(members, c.classes);
+    TemperatureChoice own;  // the ensemble's own T (1 unless --ensemble-temperature)
+    CalibrationStats own_stats = e.calibrated;
+    if (a.ensemble_temperature) {
+      std::vector<EnsembleMember> on_fit;
+      for (size_t i = 0; i < ms.size(); ++i)
+        on_fit.push_back({paths[i], ms[i].info.temperature,
+                          evaluate_network(*ms[i].net, fit, ms[i].info.preprocess, c.classes, eval_options(a, dev, mode))});
+      const EnsembleResult f = combine_ensemble(on_fit, c.classes);
+      own = fit_ensemble_temperature(f.probs, f.labels, c.classes);
+      own_stats = calibration_stats(probabilities_at_temperature(e.probs, c.classes, own.temperature), e.labels,
+                                    c.classes);
+    }
     if (!a.predictions.empty()) write_predictions_csv(a.predictions, e.probs, e.labels, c.classes);
     auto js = nlohmann::ordered_json::parse(metrics_json(e.metrics, classes));
     nlohmann::ordered_json mj = nlohmann::ordered_json::array();
@@ -140,6 +155,14 @@ void evaluate_ensemble(const Args& a, Device dev, const std::vector<std::string>
                          {"at_1", {{"ece", e.at_1.ece}, {"nll", e.at_1.nll}, {"accuracy", e.at_1.accuracy}}},
                          {"members_t", {{"ece", e.calibrated.ece}, {"nll", e.calibrated.nll},
                                         {"accuracy", e.calibrated.accuracy}}}};
+    if (a.ensemble_temperature) {
+      js["ensemble_temperature"] = {{"temperature", own.temperature},
+                                    {"nll_temperature", own.nll_temperature},
+                                    {"declined", own.declined()},
+                                    {"fit_faces", fit.size()},
+                                    {"fit_ece", {{"at_1", own.fit_ece_at_1}, {"at_nll_temperature", own.fit_ece_at_nll}}},
+                                    {"after", {{"ece", own_stats.ece}, {"nll", own_stats.nll}, {"accuracy", own_stats.accuracy}}}};
+    }
     if (!note.empty()) js["faces"] = note;
     all[mode] = js;
     if (!a.json) {
@@ -149,15 +172,21 @@ void evaluate_ensemble(const Args& a, Device dev, const std::vector<std::string>
         std::printf("   member %s: accuracy %.2f%%, macro-F1 %.4f (T = %s)\n", paths[i].c_str(),
                     100 * e.member_metrics[i].accuracy, e.member_metrics[i].macro_f1,
                     temperature_string(members[i].temperature).c_str());
-      std::printf("%s%s\n\n", format_metrics(e.metrics, classes).c_str(), ensemble_calibration_text(e).c_str());
+      std::printf("%s%s\n", format_metrics(e.metrics, classes).c_str(), ensemble_calibration_text(e).c_str());
+      if (a.ensemble_temperature)
+        std::printf("the ensemble's own T = %s%s, fitted on the other half (%zu faces): ECE %.4f -> %.4f, NLL %.4f -> %.4f\n",
+                    temperature_string(own.temperature).c_str(), own.declined() ? " (the NLL's T declined)" : "",
+                    fit.size(), e.calibrated.ece, own_stats.ece, e.calibrated.nll, own_stats.nll);
+      std::printf("\n");
     }
     if (!a.out.empty()) {
       const std::string what = "ensemble of " + std::to_string(members.size()) + " on " + a.split +
                                (note.empty() ? "" : " (report half)") + ", TTA " + mode;
       write_file_atomic(a.out + "/metrics-" + mode + ".json", js.dump(2) + "\n");
       plot_confusion_matrix(a.out + "/confusion-" + mode + ".png", e.metrics.confusion, classes, what);
-      plot_reliability_diagram(a.out + "/reliability-" + mode + ".png",
-                               {{"all at T = 1", e.at_1}, {"each member's T", e.calibrated}},
+      std::vector<ReliabilityPanel> curves = {{"all at T = 1", e.at_1}, {"each member's T", e.calibrated}};
+      if (a.ensemble_temperature) curves.push_back({"ensemble T = " + temperature_string(own.temperature), own_stats});
+      plot_reliability_diagram(a.out + "/reliability-" + mode + ".png", curves,
                                what + ", " + std::to_string(d.size()) + " faces");
     }
   }
@@ -185,6 +214,9 @@ void add_evaluate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--precision", a->precision,
                   "CPU conv/dense products: fp32 | bf16 | auto (docs/precision.md)")->capture_default_str();
+  cmd->add_flag("--ensemble-temperature", a->ensemble_temperature,
+                "ensembles: fit the ensemble's own temperature on the half of --split its members' temperatures "
+                "were fitted on, and report its calibration on the other half");
   cmd->add_option("--predictions", a->predictions,
                   "write face,label,predicted,top_probability per face (CSV; with several TTA modes, the last)");
   cmd->callback([a]() {

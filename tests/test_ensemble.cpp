@@ -180,6 +180,35 @@ TEST_CASE("emotune evaluate with several --model: each member, then their ensemb
   CHECK(std::fabs((double)right / rows - e["accuracy"].get<double>()) < 1e-9);
   CHECK(e["calibration"]["members_t"]["accuracy"].get<double>() == e["accuracy"].get<double>());
 
+  // No member was calibrated on a half of PublicTest: no faces to fit the ensemble's own T on.
+  CHECK(run_emotune("evaluate --tta none --split PublicTest --data " + data + " --model " + a + " --model " + b +
+                        " --ensemble-temperature",
+                    dir + "/no-fit.txt") == 1);
+  CHECK(contains(testing::read_text(dir + "/no-fit.txt.err"), "no member was calibrated on a half of PublicTest"));
+  // One was: the ensemble's T is fitted on that half and its calibration reported on the other;
+  // the accuracy is the ensemble's without it (a temperature changes no top class).
+  CalibrationRecord rec;
+  rec.split = "PublicTest";
+  rec.seed = 2;
+  rec.n_fit = rec.n_report = 25;
+  Checkpoint cb = load_safetensors(b);
+  cb.metadata["calibration"] = rec.to_json();
+  const std::string bc = dir + "/b-cal.safetensors";
+  save_safetensors(bc, cb.tensors, cb.metadata);
+  REQUIRE(run_emotune("evaluate --json --tta none --split PublicTest --data " + data + " --model " + a + " --model " +
+                          bc + " --ensemble-temperature",
+                      dir + "/own.json") == 0);
+  REQUIRE(run_emotune("evaluate --json --tta none --split PublicTest --data " + data + " --model " + a + " --model " +
+                          bc,
+                      dir + "/plain.json") == 0);
+  const json own = json::parse(testing::read_text(dir + "/own.json"))["none"];
+  const json plain = json::parse(testing::read_text(dir + "/plain.json"))["none"];
+  CHECK(own["samples"] == 25);
+  CHECK(own["ensemble_temperature"]["fit_faces"] == 25);
+  CHECK(own["ensemble_temperature"]["temperature"].get<double>() > 0);
+  CHECK(own["ensemble_temperature"]["after"]["accuracy"].get<double>() == plain["accuracy"].get<double>());
+  CHECK(own["accuracy"].get<double>() == plain["accuracy"].get<double>());
+
   // A member with other classes is refused by name.
   std::map<std::string, std::string> meta = {{"arch", "paper"},
                                              {"classes", json(std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g", "h"}).dump()},
@@ -188,4 +217,30 @@ TEST_CASE("emotune evaluate with several --model: each member, then their ensemb
   save_safetensors(eight, make_paper_net(8, 5)->state_dict(), meta);
   CHECK(run_emotune("evaluate --tta none --data " + data + " --model " + a + " --model " + eight, dir + "/bad.txt") == 1);
   CHECK(contains(testing::read_text(dir + "/bad.txt.err"), eight + ": its classes differ"));
+}
+
+TEST_CASE("the ensemble's own temperature: p^(1/T) renormalised, fitted where the mean is under-confident") {
+  // probabilities_at_temperature: T = 1 keeps them, T = 0.5 squares and renormalises.
+  const std::vector<float> p = {0.5f, 0.3f, 0.2f};
+  const std::vector<float> same = probabilities_at_temperature(p, 3, 1.0);
+  for (int k = 0; k < 3; ++k) CHECK(std::fabs(same[k] - p[k]) < 1e-7);  // pow and a sum of 1 in double
+  const std::vector<float> sharp = probabilities_at_temperature(p, 3, 0.5);
+  CHECK(std::fabs(sharp[0] - 0.25 / 0.38) < 1e-7);
+  CHECK(std::fabs(sharp[2] - 0.04 / 0.38) < 1e-7);
+
+  // An under-confident set: 600 faces whose top probability is 0.5 but which are right 90% of the
+  // time. The fitted T is below 1, keeps every top class, and brings the ECE down.
+  std::vector<float> probs;
+  std::vector<int> labels;
+  for (int i = 0; i < 600; ++i) {
+    const int top = i % 3;
+    for (int k = 0; k < 3; ++k) probs.push_back(k == top ? 0.5f : 0.25f);
+    labels.push_back(i % 10 == 0 ? (top + 1) % 3 : top);
+  }
+  const TemperatureChoice t = fit_ensemble_temperature(probs, labels, 3);
+  CHECK(t.temperature < 1.0);
+  CHECK_FALSE(t.declined());
+  const std::vector<float> after = probabilities_at_temperature(probs, 3, t.temperature);
+  CHECK(expected_calibration_error(after, labels, 3) < 0.5 * expected_calibration_error(probs, labels, 3));
+  CHECK(compute_metrics(after, labels, 3).accuracy == compute_metrics(probs, labels, 3).accuracy);
 }

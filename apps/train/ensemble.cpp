@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "apps/train/trainer.h"
 #include "base/error.h"
 
 namespace emotune {
@@ -47,7 +48,8 @@ EnsembleResult combine_ensemble(const std::vector<EnsembleMember>& members, int 
 
 Dataset load_faces_for_ensemble_report(const TrainConfig& config, const std::string& split, int64_t limit,
                                        const std::vector<std::string>& calibration_jsons,
-                                       const std::vector<std::string>& names, std::string* note) {
+                                       const std::vector<std::string>& names, std::string* note,
+                                       Dataset* fit_faces) {
   // The member whose record decides the faces: the first fitted on a half of this split, else the
   // first whose record names this split at all (a held-out slice: the faces stay whole, with a note).
   int chosen = -1;
@@ -65,12 +67,41 @@ Dataset load_faces_for_ensemble_report(const TrainConfig& config, const std::str
                   "of them (emotune calibrate) on the halves of the other");
     }
   }
+  if (fit_faces) {
+    if (chosen < 0)
+      throw Error("the ensemble's own temperature is fitted on the half of " + split +
+                  " that a member's temperature was fitted on, and no member was calibrated on a half of " + split);
+    TrainConfig c = config;
+    c.seed = chosen_rec.seed;  // as load_faces_for_report loads the split for the halves
+    const Dataset all = load_labelled_split(c, split, chosen_rec.limit);
+    *fit_faces = all.subset(stratified_halves(all.labels, chosen_rec.seed).half[chosen_rec.fit_half]);
+  }
   for (size_t i = 0; i < calibration_jsons.size() && chosen < 0; ++i)
     if (!calibration_jsons[i].empty() && CalibrationRecord::from_json(calibration_jsons[i], names[i]).names_split(split))
       chosen = (int)i;
   Dataset d = load_faces_for_report(config, split, limit, chosen < 0 ? "" : calibration_jsons[chosen], note);
   if (!note->empty()) *note = names[chosen] + ": " + *note;
   return d;
+}
+
+std::vector<float> probabilities_at_temperature(const std::vector<float>& probs, int classes, double t) {
+  std::vector<float> out(probs.size());
+  std::vector<double> q(classes);
+  for (size_t i = 0; i + classes <= probs.size(); i += classes) {
+    double sum = 0;
+    for (int k = 0; k < classes; ++k) sum += q[k] = std::pow(std::max(1e-30, (double)probs[i + k]), 1.0 / t);
+    for (int k = 0; k < classes; ++k) out[i + k] = (float)(q[k] / sum);
+  }
+  return out;
+}
+
+TemperatureChoice fit_ensemble_temperature(const std::vector<float>& probs, const std::vector<int>& labels,
+                                           int classes) {
+  // log p as the logits: softmax(log p / T) is p^(1/T) renormalised. Floored at 1e-30 so that a
+  // probability rounded to 0 in float stays finite (it then stays negligible at any T in range).
+  std::vector<float> logits(probs.size());
+  for (size_t i = 0; i < probs.size(); ++i) logits[i] = (float)std::log(std::max(1e-30, (double)probs[i]));
+  return choose_temperature(logits, labels, classes);
 }
 
 std::string ensemble_calibration_text(const EnsembleResult& e) {

@@ -37,10 +37,22 @@ EnsembleResult combine_ensemble(const std::vector<EnsembleMember>& members, int 
 // The faces an ensemble is reported on: load_faces_for_report for the member whose temperature was
 // fitted on a half of this split (all such members must have used the same halves, or no face is
 // unseen by every one of them: then it throws, naming the two files). `calibration_jsons` holds
-// each member's "calibration" metadata ("" when none), `names` the files.
+// each member's "calibration" metadata ("" when none), `names` the files. With `fit_faces`, the
+// half those members were fitted on is loaded into it (all of it, whatever `limit`), for the
+// ensemble's own temperature; it throws when no member was calibrated on a half of this split.
 Dataset load_faces_for_ensemble_report(const TrainConfig& config, const std::string& split, int64_t limit,
                                        const std::vector<std::string>& calibration_jsons,
-                                       const std::vector<std::string>& names, std::string* note);
+                                       const std::vector<std::string>& names, std::string* note,
+                                       Dataset* fit_faces = nullptr);
+
+// The ensemble's own temperature. Members err on different faces, so the mean of calibrated members
+// is under-confident; one T on the log of the mean, softmax(log p / T) = p^(1/T) / sum, corrects
+// that without changing any face's top class. Chosen as a model's is (choose_temperature: the NLL's
+// T unless it worsens these faces' top-label ECE), on faces the ensemble is not reported on.
+TemperatureChoice fit_ensemble_temperature(const std::vector<float>& probs, const std::vector<int>& labels,
+                                           int classes);
+// probs [n][classes] at temperature t: p^(1/t), renormalised per face (in double).
+std::vector<float> probabilities_at_temperature(const std::vector<float>& probs, int classes, double t);
 
 // "ensemble of 3 at each member's temperature, equal weights; calibration, 15 bins: ECE 0.0301 at
 // T = 1 -> 0.0252, NLL 0.9012 -> 0.8990"
