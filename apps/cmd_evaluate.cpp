@@ -68,6 +68,19 @@ EvalOptions eval_options(const Args& a, Device dev, const std::string& mode) {
   return eo;
 }
 
+// --out: metrics-<mode>.json, confusion-<mode>.png and reliability-<mode>.png of one TTA mode of
+// `subject` (an architecture, or "ensemble of N").
+void write_mode_files(const Args& a, const std::string& mode, const nlohmann::ordered_json& js, const Metrics& m,
+                      const std::vector<std::string>& classes, const std::string& subject, bool report_half,
+                      const std::vector<ReliabilityPanel>& panels, size_t faces) {
+  if (a.out.empty()) return;
+  const std::string what = subject + " on " + a.split + (report_half ? " (report half)" : "") + ", TTA " + mode;
+  write_file_atomic(a.out + "/metrics-" + mode + ".json", js.dump(2) + "\n");
+  plot_confusion_matrix(a.out + "/confusion-" + mode + ".png", m.confusion, classes, what);
+  plot_reliability_diagram(a.out + "/reliability-" + mode + ".png", panels,
+                           what + ", " + std::to_string(faces) + " faces");
+}
+
 void evaluate_one(const Args& a, Device dev, const std::string& model_path) {
   LoadedModel m = load_model(model_path, dev);
   TrainConfig c = a.c;
@@ -89,15 +102,9 @@ void evaluate_one(const Args& a, Device dev, const std::string& model_path) {
       std::printf("== %s, %s split, test-time augmentation: %s\n%s%s\n\n", model_path.c_str(), a.split.c_str(),
                   mode.c_str(), format_metrics(r.metrics, m.info.classes).c_str(), comparison_text(cal).c_str());
     }
-    if (!a.out.empty()) {
-      const std::string what = m.info.arch + " on " + a.split + (note.empty() ? "" : " (report half)") + ", TTA " + mode;
-      write_file_atomic(a.out + "/metrics-" + mode + ".json", js.dump(2) + "\n");
-      plot_confusion_matrix(a.out + "/confusion-" + mode + ".png", r.metrics.confusion, m.info.classes, what);
-      const std::string after =
-          cal.declined() ? "T = 1, NLL's T declined" : "T = " + temperature_string(cal.temperature);
-      plot_reliability_diagram(a.out + "/reliability-" + mode + ".png", {{"T = 1", cal.before}, {after, cal.after}},
-                               what + ", " + std::to_string(d.size()) + " faces");
-    }
+    const std::string after = cal.declined() ? "T = 1, NLL's T declined" : "T = " + temperature_string(cal.temperature);
+    write_mode_files(a, mode, js, r.metrics, m.info.classes, m.info.arch, !note.empty(),
+                     {{"T = 1", cal.before}, {after, cal.after}}, d.size());
   }
   if (a.json) std::printf("%s\n", all.dump(2).c_str());
 }
@@ -179,16 +186,10 @@ void evaluate_ensemble(const Args& a, Device dev, const std::vector<std::string>
                     fit.size(), e.calibrated.ece, own_stats.ece, e.calibrated.nll, own_stats.nll);
       std::printf("\n");
     }
-    if (!a.out.empty()) {
-      const std::string what = "ensemble of " + std::to_string(members.size()) + " on " + a.split +
-                               (note.empty() ? "" : " (report half)") + ", TTA " + mode;
-      write_file_atomic(a.out + "/metrics-" + mode + ".json", js.dump(2) + "\n");
-      plot_confusion_matrix(a.out + "/confusion-" + mode + ".png", e.metrics.confusion, classes, what);
-      std::vector<ReliabilityPanel> curves = {{"all at T = 1", e.at_1}, {"each member's T", e.calibrated}};
-      if (a.ensemble_temperature) curves.push_back({"ensemble T = " + temperature_string(own.temperature), own_stats});
-      plot_reliability_diagram(a.out + "/reliability-" + mode + ".png", curves,
-                               what + ", " + std::to_string(d.size()) + " faces");
-    }
+    std::vector<ReliabilityPanel> panels = {{"all at T = 1", e.at_1}, {"each member's T", e.calibrated}};
+    if (a.ensemble_temperature) panels.push_back({"ensemble T = " + temperature_string(own.temperature), own_stats});
+    write_mode_files(a, mode, js, e.metrics, classes, "ensemble of " + std::to_string(members.size()), !note.empty(),
+                     panels, d.size());
   }
   if (a.json) std::printf("%s\n", all.dump(2).c_str());
 }

@@ -298,12 +298,12 @@ std::string calibration_summary(const CalibrationRecord& r) {
 }
 
 Dataset load_faces_for_report(TrainConfig config, const std::string& split, int64_t limit,
-                              const std::string& calibration_json, std::string* note) {
+                              const std::string& calibration_json, std::string* note, Dataset* fit_half) {
   note->clear();
+  if (fit_half) *fit_half = Dataset{};
   if (calibration_json.empty()) return load_labelled_split(config, split, limit);
   const CalibrationRecord rec = CalibrationRecord::from_json(calibration_json, "the model");
-  if (rec.split != canonical_split(split) || rec.labels != config.labels)
-    return load_labelled_split(config, split, limit);
+  if (!rec.names_split(split) || rec.labels != config.labels) return load_labelled_split(config, split, limit);
   if (rec.holdout > 0) {
     *note = "the model's temperature was fitted on a held-out " + std::to_string((int)std::lround(100 * rec.holdout)) +
             "% of " + rec.split + ", which these faces include";
@@ -313,6 +313,7 @@ Dataset load_faces_for_report(TrainConfig config, const std::string& split, int6
   const Dataset all = load_labelled_split(config, split, rec.limit);
   const SplitHalves h = stratified_halves(all.labels, rec.seed);
   Dataset d = all.subset(h.half[1 - rec.fit_half]);
+  if (fit_half) *fit_half = all.subset(h.half[rec.fit_half]);
   *note = "the model's temperature " + temperature_string(rec.choice.temperature) + " was fitted on half " +
           std::to_string(rec.fit_half) + " of " + rec.split + " (seed " + std::to_string(rec.seed) + ", " +
           std::to_string(h.half[rec.fit_half].size()) + " faces): every figure below is on the other half only (" +

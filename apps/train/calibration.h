@@ -137,9 +137,11 @@ std::string calibration_summary(const CalibrationRecord& r);
 // loaded it and only the other half is kept, with `note` saying so (a temperature fitted on a
 // held-out slice of the training split leaves every other split whole; evaluated on the training
 // split itself, the note says that it includes those faces); `limit` then takes a seeded
-// subset of that half. Otherwise load_labelled_split(config, split, limit), note empty.
+// subset of that half. Otherwise load_labelled_split(config, split, limit), note empty. With
+// `fit_half`, the half the temperature was fitted on goes there (all of it, whatever `limit`) from
+// the same load; it is left empty when the faces are not a report half.
 Dataset load_faces_for_report(TrainConfig config, const std::string& split, int64_t limit,
-                              const std::string& calibration_json, std::string* note);
+                              const std::string& calibration_json, std::string* note, Dataset* fit_half = nullptr);
 
 // Calibration of one evaluated set at T = 1 and at `temperature`, from its logits. `calibrated`:
 // the model carries a calibration record, so that T = 1 is told apart as declined, not unfitted.

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 
-#include "apps/train/trainer.h"
 #include "base/error.h"
 
 namespace emotune {
@@ -52,34 +51,26 @@ Dataset load_faces_for_ensemble_report(const TrainConfig& config, const std::str
                                        Dataset* fit_faces) {
   // The member whose record decides the faces: the first fitted on a half of this split, else the
   // first whose record names this split at all (a held-out slice: the faces stay whole, with a note).
-  int chosen = -1;
-  CalibrationRecord chosen_rec;
+  std::vector<CalibrationRecord> recs(calibration_jsons.size());
+  int half = -1, named = -1;
   for (size_t i = 0; i < calibration_jsons.size(); ++i) {
     if (calibration_jsons[i].empty()) continue;
-    const CalibrationRecord rec = CalibrationRecord::from_json(calibration_jsons[i], names[i]);
-    if (!rec.fitted_on_half_of(split, config.labels)) continue;
-    if (chosen < 0) {
-      chosen = (int)i;
-      chosen_rec = rec;
-    } else if (!rec.same_halves(chosen_rec)) {
-      throw Error(names[i] + " and " + names[chosen] + " fitted their temperatures on different halves of " + split +
+    recs[i] = CalibrationRecord::from_json(calibration_jsons[i], names[i]);
+    if (named < 0 && recs[i].names_split(split)) named = (int)i;
+    if (!recs[i].fitted_on_half_of(split, config.labels)) continue;
+    if (half < 0) {
+      half = (int)i;
+    } else if (!recs[i].same_halves(recs[half])) {
+      throw Error(names[i] + " and " + names[half] + " fitted their temperatures on different halves of " + split +
                   ": no face of it is unseen by both; evaluate the ensemble on another split, or re-calibrate one "
                   "of them (emotune calibrate) on the halves of the other");
     }
   }
-  if (fit_faces) {
-    if (chosen < 0)
-      throw Error("the ensemble's own temperature is fitted on the half of " + split +
-                  " that a member's temperature was fitted on, and no member was calibrated on a half of " + split);
-    TrainConfig c = config;
-    c.seed = chosen_rec.seed;  // as load_faces_for_report loads the split for the halves
-    const Dataset all = load_labelled_split(c, split, chosen_rec.limit);
-    *fit_faces = all.subset(stratified_halves(all.labels, chosen_rec.seed).half[chosen_rec.fit_half]);
-  }
-  for (size_t i = 0; i < calibration_jsons.size() && chosen < 0; ++i)
-    if (!calibration_jsons[i].empty() && CalibrationRecord::from_json(calibration_jsons[i], names[i]).names_split(split))
-      chosen = (int)i;
-  Dataset d = load_faces_for_report(config, split, limit, chosen < 0 ? "" : calibration_jsons[chosen], note);
+  if (fit_faces && half < 0)
+    throw Error("the ensemble's own temperature is fitted on the half of " + split +
+                " that a member's temperature was fitted on, and no member was calibrated on a half of " + split);
+  const int chosen = half >= 0 ? half : named;
+  Dataset d = load_faces_for_report(config, split, limit, chosen < 0 ? "" : calibration_jsons[chosen], note, fit_faces);
   if (!note->empty()) *note = names[chosen] + ": " + *note;
   return d;
 }
