@@ -36,18 +36,6 @@ namespace {
 
 const std::vector<std::string> kFer = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"};
 
-// A paper network with seeded random weights and the given extra metadata.
-std::string paper_model(const std::string& dir, const std::string& name,
-                        const std::map<std::string, std::string>& extra = {}) {
-  std::map<std::string, std::string> meta = {
-      {"arch", "paper"}, {"classes", json(kFer).dump()}, {"preprocess", Preprocess{}.to_json()}};
-  for (const auto& [k, v] : extra) meta[k] = v;
-  const std::string path = dir + "/" + name + ".safetensors";
-  save_safetensors(path, make_paper_net(7, 1234)->state_dict(), meta);
-  return path;
-}
-
-
 json read_json(const std::string& path) { return json::parse(testing::read_text(path)); }
 
 }  // namespace
@@ -170,11 +158,11 @@ TEST_CASE("stratified halves: disjoint, covering, balanced per class, seeded") {
 
 TEST_CASE("the model's temperature: read from the metadata, applied by predict, bad values named") {
   const std::string dir = testing::temp_dir("calibration_field");
-  const LoadedModel plain = load_model(paper_model(dir, "plain"));
+  const LoadedModel plain = load_model(testing::paper_model_file(dir, "plain"));
   CHECK(plain.info.temperature == 1.0);
   CHECK(plain.info.calibration.empty());
-  const LoadedModel one = load_model(paper_model(dir, "one", {{"temperature", "1"}}));
-  const LoadedModel hot = load_model(paper_model(dir, "hot", {{"temperature", "0.5"}}));
+  const LoadedModel one = load_model(testing::paper_model_file(dir, "one", {{"temperature", "1"}}));
+  const LoadedModel hot = load_model(testing::paper_model_file(dir, "hot", {{"temperature", "0.5"}}));
   CHECK(hot.info.temperature == 0.5);
 
   const std::vector<float> x = testing::random_vector(2 * 48 * 48, 3, 0.0f, 1.0f);
@@ -193,7 +181,7 @@ TEST_CASE("the model's temperature: read from the metadata, applied by predict, 
   }
 
   for (const std::string bad : {"0", "-1", "nan", "inf", "abc", "1.5x", "", "1e999"}) {
-    const std::string path = paper_model(dir, "bad", {{"temperature", bad}});
+    const std::string path = testing::paper_model_file(dir, "bad", {{"temperature", bad}});
     const std::string msg = testing::error_of([&] { load_model(path); });
     INFO("temperature '" << bad << "': " << msg);
     CHECK(contains(msg, path));
@@ -358,7 +346,7 @@ TEST_CASE("train ships a calibrated model; calibrate writes one predict applies;
 TEST_CASE("calibrate --val-fraction: the temperature is fitted on the slice train --val-fraction held out") {
   const std::string dir = testing::temp_dir("calibration_holdout");
   const std::string data = testing::write_synthetic_csv(dir, 120, 30);
-  const std::string model = paper_model(dir, "m"), out = dir + "/m-cal.safetensors";
+  const std::string model = testing::paper_model_file(dir, "m"), out = dir + "/m-cal.safetensors";
   REQUIRE(run_emotune("calibrate --model " + model + " --data " + data + " --split Training --val-fraction 0.25 " +
                           "--seed 2 --out " + out + " --json",
                       dir + "/cal.json") == 0);

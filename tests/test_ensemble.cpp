@@ -14,6 +14,7 @@
 #include "engine/checkpoint.h"
 #include "layers/nets/nets.h"
 #include "tests/testing.h"
+#include "tests/train_testing.h"
 
 using namespace emotune;
 namespace fs = std::filesystem;
@@ -137,17 +138,8 @@ TEST_CASE("emotune evaluate with several --model: each member, then their ensemb
   REQUIRE(fs::exists(bin));
   const std::string dir = testing::temp_dir("ensemble_cli");
   const std::string data = testing::write_synthetic_csv(dir, 30, 50);
-  const std::vector<std::string> fer = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"};
-  auto model = [&](const std::string& name, uint64_t seed, const std::string& temperature) {
-    std::map<std::string, std::string> meta = {{"arch", "paper"},
-                                               {"classes", json(fer).dump()},
-                                               {"preprocess", Preprocess{}.to_json()},
-                                               {"temperature", temperature}};
-    const std::string path = dir + "/" + name + ".safetensors";
-    save_safetensors(path, make_paper_net(7, seed)->state_dict(), meta);
-    return path;
-  };
-  const std::string a = model("a", 11, "1.5"), b = model("b", 12, "0.8");
+  const std::string a = testing::paper_model_file(dir, "a", {{"temperature", "1.5"}}, 11);
+  const std::string b = testing::paper_model_file(dir, "b", {{"temperature", "0.8"}}, 12);
   const std::string pred = dir + "/pred.csv";
   REQUIRE(run_emotune("evaluate --json --tta none --split PublicTest --data " + data + " --model " + a + " --model " +
                           b + " --predictions " + pred,
