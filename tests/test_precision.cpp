@@ -457,61 +457,76 @@ TEST_CASE("precision bf16: the direct convolution is within the direct sum's bou
   });
 }
 
-TEST_CASE("precision bf16: the direct backward-weight is within the direct sum's bound on every layer") {
-  // conv2d_backward_weight_bf16_direct (kernels/cpu/conv2d_bf16_direct.h), avx512-bf16 only:
-  // bf16 operands, fp32 sums over the N OH OW positions (then the workers' partials):
+TEST_CASE("precision bf16: the direct backward-weight is within the direct sum's bound on every layer, each kernel") {
+  // conv2d_backward_weight_bf16_direct (kernels/cpu/conv2d_bf16_direct.h): bf16 operands, fp32
+  // sums over the N OH OW positions (then the workers' partials), on AMX tiles where the kernel is
+  // amx and C a multiple of 16, else VDPBF16PS:
   // |err| <= ((1+u)^2 - 1 + gamma_(N OH OW + threads)) sum |dy x|.
   Bf16Scope bf16_scope;
-  if (!testing::isa_or_skip(gemm_bf16_available(), "avx512_bf16", "direct bf16 backward-weight")) return;
-  const Bf16Kernel saved = gemm_bf16_kernel();
-  set_gemm_bf16_kernel(Bf16Kernel::avx512_bf16);
-  int ran = 0;
-  double worst = 0;
-  // K off the 64-lane blocks (48, 32 and 16 wide last blocks, K past the lanes), odd C, odd and
-  // even output widths, 5x5 and 1x3 filters, a one-row image, strides the form refuses.
-  auto shapes = direct_shapes();
-  shapes.push_back({"edge 3x3 21->112 4x4 pad1", testing::conv_shape(21, 4, 4, 112, 3, 3, 1, 1), false});
-  shapes.push_back({"edge 3x3 3->96 7x7 pad0", testing::conv_shape(3, 7, 7, 96, 3, 3, 0, 1), false});
-  for (int n : {1, 3}) {
-    for (const auto& cs : shapes) {
-      Conv2dShape p = cs.shape;
-      p.n = n;
-      CAPTURE(cs.name);
-      CAPTURE(n);
-      auto x = random_vector(p.x_size(), 71), dy = random_vector(p.y_size(), 72);
-      std::vector<float> dw((size_t)p.w_size(), NAN), ref(dw.size()), bound(dw.size()), db(p.k), got_db(p.k, NAN);
-      const int64_t terms = (int64_t)p.n * p.out_h() * p.out_w();
-      const bool applies = p.stride_h == 1 && p.stride_w == 1 && terms >= kBf16MinReduction;
-      CHECK(conv2d_bf16_direct_weight_applies(p) == applies);
-      CHECK(conv2d_backward_weight_bf16_direct(p, x.data(), dy.data(), dw.data(), got_db.data()) == applies);
-      if (!applies) {
-        CHECK(std::isnan(dw[0]));  // nothing written
-        continue;
+  testing::for_each_bf16_kernel("direct bf16 backward-weight", [&] {
+    int ran = 0;
+    double worst = 0;
+    // K off the 64-lane blocks (48, 32 and 16 wide last blocks, K past the lanes), odd C, odd and
+    // even output widths, 5x5 and 1x3 filters, a one-row image, strides the form refuses.
+    auto shapes = direct_shapes();
+    shapes.push_back({"edge 3x3 21->112 4x4 pad1", testing::conv_shape(21, 4, 4, 112, 3, 3, 1, 1), false});
+    shapes.push_back({"edge 3x3 3->96 7x7 pad0", testing::conv_shape(3, 7, 7, 96, 3, 3, 0, 1), false});
+    // The amx form (C a multiple of 16): a last block of 16 channels and of 16 lanes, K past the
+    // lanes, 5x5 and 1x3 filters, no padding, small images packed several to a group (odd spans).
+    shapes.push_back({"amx 3x3 48->80 10x13 pad1", testing::conv_shape(48, 10, 13, 80, 3, 3, 1, 1), false});
+    shapes.push_back({"amx 5x5 32->17 11x11 pad2", testing::conv_shape(32, 11, 11, 17, 5, 5, 2, 1), false});
+    shapes.push_back({"amx 1x3 16->24 9x37 pad0", testing::conv_shape(16, 9, 37, 24, 1, 3, 0, 1), false});
+    shapes.push_back({"amx 3x3 16->16 5x5 pad1", testing::conv_shape(16, 5, 5, 16, 3, 3, 1, 1), false});
+    int on_amx = 0;
+    double worst_amx = 0;
+    for (int n : {1, 3}) {
+      for (const auto& cs : shapes) {
+        Conv2dShape p = cs.shape;
+        p.n = n;
+        CAPTURE(cs.name);
+        CAPTURE(n);
+        auto x = random_vector(p.x_size(), 71), dy = random_vector(p.y_size(), 72);
+        std::vector<float> dw((size_t)p.w_size(), NAN), ref(dw.size()), bound(dw.size()), db(p.k), got_db(p.k, NAN);
+        const int64_t terms = (int64_t)p.n * p.out_h() * p.out_w();
+        const bool applies = p.stride_h == 1 && p.stride_w == 1 && terms >= kBf16MinReduction;
+        CHECK(conv2d_bf16_direct_weight_applies(p) == applies);
+        on_amx += conv2d_bf16_direct_weight_on_amx(p);
+        CHECK(conv2d_bf16_direct_weight_on_amx(p) ==
+              (applies && gemm_bf16_kernel() == Bf16Kernel::amx && p.c % 16 == 0));
+        CHECK(conv2d_backward_weight_bf16_direct(p, x.data(), dy.data(), dw.data(), got_db.data()) == applies);
+        if (!applies) {
+          CHECK(std::isnan(dw[0]));  // nothing written
+          continue;
+        }
+        CHECK(std::string(conv2d_cpu_forms(p).backward_weight) == "direct-bf16");
+        conv2d_backward_weight_ref_cpu(p, x.data(), dy.data(), ref.data(), db.data());
+        conv2d_backward_weight_ref_cpu(p, absolute(x).data(), absolute(dy).data(), bound.data(), db.data());
+        const double sums = (double)terms + omp_get_max_threads();
+        const double gamma = sums * kEps / 2 / (1 - sums * kEps / 2);
+        // The reference's own fp32 rounding: the parity tests' 4 eps per term.
+        const double ratio = check("direct backward-weight", dw, ref, bound, kProduct + gamma * (1 + kProduct) +
+                                                                                4 * kEps * terms);
+        worst = std::max(worst, ratio);
+        if (conv2d_bf16_direct_weight_on_amx(p)) worst_amx = std::max(worst_amx, ratio);
+        // The bias gradient stays fp32 data summed in double: within the final rounding to float
+        // (eps / 2 of |db|) plus the double sum's own error (N OH OW 2^-53 of sum |dy|, below
+        // eps / 2 of it for fewer than 2^29 terms), so eps of sum |dy|.
+        for (int k = 0; k < p.k; ++k) {
+          double exact = 0, mag = 0;
+          for (int n2 = 0; n2 < p.n; ++n2)
+            for (int64_t i = 0; i < (int64_t)p.out_h() * p.out_w(); ++i) {
+              const double v = dy[(size_t)(((int64_t)n2 * p.k + k) * p.out_h() * p.out_w() + i)];
+              exact += v, mag += std::fabs(v);
+            }
+          CHECK(std::fabs(got_db[(size_t)k] - exact) <= kEps * mag);
+        }
+        ++ran;
       }
-      CHECK(std::string(conv2d_cpu_forms(p).backward_weight) == "direct-bf16");
-      conv2d_backward_weight_ref_cpu(p, x.data(), dy.data(), ref.data(), db.data());
-      conv2d_backward_weight_ref_cpu(p, absolute(x).data(), absolute(dy).data(), bound.data(), db.data());
-      const double sums = (double)terms + omp_get_max_threads();
-      const double gamma = sums * kEps / 2 / (1 - sums * kEps / 2);
-      // The reference's own fp32 rounding: the parity tests' 4 eps per term.
-      worst = std::max(worst, check("direct backward-weight", dw, ref, bound, kProduct + gamma * (1 + kProduct) +
-                                                                               4 * kEps * terms));
-      // The bias gradient stays fp32 data summed in double: within the final rounding to float
-      // (eps / 2 of |db|) plus the double sum's own error (N OH OW 2^-53 of sum |dy|, below
-      // eps / 2 of it for fewer than 2^29 terms), so eps of sum |dy|.
-      for (int k = 0; k < p.k; ++k) {
-        double exact = 0, mag = 0;
-        for (int n2 = 0; n2 < p.n; ++n2)
-          for (int64_t i = 0; i < (int64_t)p.out_h() * p.out_w(); ++i) {
-            const double v = dy[(size_t)(((int64_t)n2 * p.k + k) * p.out_h() * p.out_w() + i)];
-            exact += v, mag += std::fabs(v);
-          }
-        CHECK(std::fabs(got_db[(size_t)k] - exact) <= kEps * mag);
-      }
-      ++ran;
     }
-  }
-  set_gemm_bf16_kernel(saved);
-  MESSAGE("direct bf16 backward-weight: worst error / bound ", worst);
-  CHECK(ran > 0);
+    const bool amx = gemm_bf16_kernel() == Bf16Kernel::amx;
+    MESSAGE("direct bf16 backward-weight on ", std::string(bf16_kernel_name(gemm_bf16_kernel())),
+            ": worst error / bound ", worst, "; ", on_amx, " shapes in the amx form, worst ", worst_amx);
+    CHECK(ran > 0);
+    CHECK((on_amx > 0) == amx);  // the network layers past the first have C a multiple of 16
+  });
 }

@@ -400,7 +400,7 @@ void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const floa
 
 void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db) {
   const int form = train_forms(p).backward_weight;
-  if (form == kDirect) {  // bf16 on VDPBF16PS: direct
+  if (form == kDirect) {  // bf16: direct (AMX tiles or VDPBF16PS)
     if (!conv2d_backward_weight_bf16_direct(p, x, dy, dw, db))
       throw Error("conv2d: the direct bf16 form refused its shape");
     return;

@@ -11,6 +11,7 @@
 #include "kernels/cpu/bf16_simd.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/runtime.h"
 
 namespace emotune {
@@ -460,17 +461,17 @@ EMOTUNE_BF16_TARGET void wgrad_block(const WLayout& l, const uint32_t* d, int kw
 
 // dw[k][row] = the workers' accumulator row `row`, lane k, summed in worker order: 16 rows x 16
 // lanes at a time, turned around in registers (rows: a multiple of 16).
-EMOTUNE_BF16_TARGET void finish_weight(const Conv2dShape& p, const WLayout& l, int64_t rows,
+EMOTUNE_BF16_TARGET void finish_weight(const Conv2dShape& p, int64_t combos, int kp, int64_t rows,
                                        const std::vector<std::vector<float>>& acc, float* dw) {
-  const int64_t combos = l.combos, blocks = rows / 16 * (l.kp / 16);
+  const int64_t blocks = rows / 16 * (kp / 16);
 #pragma omp parallel for schedule(static) if (acc.size() > 1 && blocks > 16 && !omp_in_parallel())
   for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t r0 = blk / (l.kp / 16) * 16, k0 = blk % (l.kp / 16) * 16;
+    const int64_t r0 = blk / (kp / 16) * 16, k0 = blk % (kp / 16) * 16;
     if (r0 >= combos) continue;
     __m512i v[16];
     for (int i = 0; i < 16; ++i) {
-      __m512 s = _mm512_loadu_ps(acc[0].data() + (r0 + i) * l.kp + k0);
-      for (size_t t = 1; t < acc.size(); ++t) s = _mm512_add_ps(s, _mm512_loadu_ps(acc[t].data() + (r0 + i) * l.kp + k0));
+      __m512 s = _mm512_loadu_ps(acc[0].data() + (r0 + i) * kp + k0);
+      for (size_t t = 1; t < acc.size(); ++t) s = _mm512_add_ps(s, _mm512_loadu_ps(acc[t].data() + (r0 + i) * kp + k0));
       v[i] = _mm512_castps_si512(s);
     }
     transpose16(v);  // v[j]: lane k0 + j of rows r0 .. r0 + 15
@@ -479,9 +480,203 @@ EMOTUNE_BF16_TARGET void finish_weight(const Conv2dShape& p, const WLayout& l, i
   }
 }
 
+// db[k]: the workers' double sums of channel k's dy (8 lanes each), added in worker order.
+void finish_bias(const Conv2dShape& p, const std::vector<std::vector<double>>& bsum, float* db) {
+  for (int k = 0; k < p.k; ++k) {
+    double v = 0;
+    for (const auto& b : bsum)
+      for (int e = 0; e < 8; ++e) v += b[(size_t)k * 8 + e];
+    db[k] = (float)v;
+  }
+}
+
 using WBlockFn = void (*)(const WLayout&, const uint32_t*, int, const uint16_t*, int64_t, const int64_t*,
                           const int32_t*, int64_t, int64_t, float*, int64_t);
 constexpr WBlockFn kWBlock[4] = {wgrad_block<1, 24>, wgrad_block<2, 12>, wgrad_block<3, 8>, wgrad_block<4, 6>};
+
+// ---- Backward-weight on AMX (the amx form of conv2d_backward_weight_bf16_direct) ----
+//
+// The positions of a group of images run over the padded image's pitch, one image after the
+// other: position q = g hx wx + oh wx + ow of image g, dy zero where ow >= OW or oh >= OH. Then
+// the x of (c, r, s) for position q is value q + r wx + s of channel c's packed plane ([C][group
+// hx wx + slack], the images one after the other), so 32 consecutive positions of one (c, r, s) are
+// 32 consecutive bf16: one row of an A tile, and 16 channels at one tap are 16 rows a plane apart.
+// dy is turned to [pair][K] (as for VDPBF16PS): the B tile, 16 position pairs x 16 output
+// channels. A 32 (c) x 32 (K) block at one tap lives in four accumulator tiles, which are loaded
+// from and stored to the worker's [C R S][kp] sums once per chunk of pairs.
+struct ALayout {
+  int wx, hx;      // the padded image: OW + S - 1 columns rounded up to even (the pitch), OH + R - 1 rows
+  int64_t span;    // positions of one image: hx wx
+  int group;       // images per group
+  int64_t fp;      // position pairs of a whole group, rounded up to whole tiles (16)
+  int64_t xs;      // bf16 values of one channel of a group: 2 fp + the taps' reach, zero past the images
+  int kp;          // K rounded up to 16 lanes
+  int64_t combos;  // C R S
+};
+
+// Pairs per pass of a block (about: the group's tiles are spread evenly over its passes) and
+// input channels per set of accumulators: a set's sums (64 channels x R S x 64 lanes, 147 KB at
+// 3 x 3) stay in L2 while the group's pairs stream past. Tried on the AMX machine of
+// docs/benchmarks.md at one thread, vgg.conv1_2 / paper.conv3 / vgg.conv3_2 / vgg.conv4_2:
+// 128, 256, 384 and 768 pairs, sets of 64 channels or all: 384 with 64 about the best (the deep
+// layers, whose sums outgrow L2, gained most from the sets), the others within the noise.
+constexpr int kAChunk = 384, kACSet = 64;
+
+ALayout alayout_of(const Conv2dShape& p) {
+  ALayout l;
+  l.wx = (p.out_w() + p.s) / 2 * 2;  // OW + S - 1 rounded up to even: no pair spans two rows
+  l.hx = p.out_h() + p.r - 1;
+  l.span = (int64_t)l.hx * l.wx;
+  l.group = (int)std::max<int64_t>(1, std::min<int64_t>(p.n, (2 * kAChunk + l.span - 1) / l.span));
+  l.fp = ((int64_t)l.group * l.span + 31) / 32 * 16;
+  l.xs = 2 * l.fp + (int64_t)(p.r - 1) * l.wx + p.s + 32;
+  l.kp = (p.k + 15) / 16 * 16;
+  l.combos = (int64_t)p.c * p.r * p.s;
+  return l;
+}
+
+// gn images x [C][H][W] -> [C][xs] bf16: image g's padded plane at g span, zeros elsewhere.
+EMOTUNE_BF16_TARGET void apack_images(const Conv2dShape& p, const ALayout& l, int gn, const float* x, uint16_t* out) {
+  const int64_t hw = (int64_t)p.h * p.w, x_img = (int64_t)p.c * hw;
+  for (int c = 0; c < p.c; ++c) {
+    uint16_t* plane = out + (int64_t)c * l.xs;
+    for (int g = 0; g < gn; ++g)
+      for (int i = 0; i < l.hx; ++i) {
+        uint16_t* row = plane + g * l.span + (int64_t)i * l.wx;
+        const int iy = i - p.pad_h;
+        if (iy < 0 || iy >= p.h) {
+          std::memset(row, 0, (size_t)l.wx * 2);
+          continue;
+        }
+        const float* src = x + g * x_img + c * hw + (int64_t)iy * p.w;
+        for (int j0 = 0; j0 < l.wx; j0 += 16) {
+          const int lo = j0 - p.pad_w;  // input column of lane 0
+          const __mmask16 m = bf16::lanes_mask(std::min(l.wx - j0, p.w - lo)) & (__mmask16)~bf16::lanes_mask(-lo);
+          const __m256i v = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + lo));
+          _mm256_mask_storeu_epi16(row + j0, bf16::lanes_mask(l.wx - j0), v);
+        }
+      }
+    std::memset(plane + gn * l.span, 0, (size_t)(l.xs - gn * l.span) * 2);
+  }
+}
+
+// gn images dy [K][OH][OW] -> for each block of 64 channels from k0 (the last kw = kp - k0 wide),
+// [pair f][kw] at d + k0 fp + f kw, over the group's positions (zero where no output is: the
+// columns past OW, the rows past OH, the tail). wx is even, so that a pair never spans two rows:
+// 16 channels' rows of 16 pairs at a time, turned around in registers. bsum [kp][8]: each
+// channel's dy summed in double (the bias gradient, read here once).
+EMOTUNE_BF16_TARGET void apack_dy(const Conv2dShape& p, const ALayout& l, int gn, const float* dy, uint32_t* d,
+                                  double* bsum) {
+  const int64_t plane = (int64_t)p.out_h() * p.out_w(), y_img = (int64_t)p.k * plane;
+  const int ow_n = p.out_w(), row_pairs = l.wx / 2;
+  for (int k0 = 0; k0 < l.kp; k0 += 64) {
+    const int kw = std::min(64, l.kp - k0);
+    uint32_t* dk = d + (int64_t)k0 * l.fp;
+    for (int g = 0; g < gn; ++g) {
+      const int64_t f_img = g * l.span / 2;  // the image's first pair
+      // the rows past OH (the taps' reach) carry no output
+      std::memset(dk + (f_img + (int64_t)p.out_h() * row_pairs) * kw, 0,
+                  (size_t)((l.hx - p.out_h()) * row_pairs * kw) * 4);
+      for (int kv = k0; kv < k0 + kw; kv += 16)
+        for (int oh = 0; oh < p.out_h(); ++oh)
+          for (int ow0 = 0; ow0 < l.wx; ow0 += 32) {
+            const __mmask16 m_lo = bf16::lanes_mask(ow_n - ow0), m_hi = bf16::lanes_mask(ow_n - ow0 - 16);
+            __m512i r[16];
+            for (int i = 0; i < 16; ++i) {
+              if (kv + i >= p.k) {
+                r[i] = _mm512_setzero_si512();
+                continue;
+              }
+              const float* src = dy + g * y_img + (kv + i) * plane + (int64_t)oh * ow_n + ow0;
+              const __m512 lo = _mm512_maskz_loadu_ps(m_lo, src), hi = _mm512_maskz_loadu_ps(m_hi, src + 16);
+              r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // lane j: the pair (ow0 + 2j, ow0 + 2j + 1)
+              double* b = bsum + (int64_t)(kv + i) * 8;
+              __m512d sum = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(lo)),
+                                          _mm512_cvtps_pd(_mm512_extractf32x8_ps(lo, 1)));
+              sum = _mm512_add_pd(sum, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(hi)),
+                                                     _mm512_cvtps_pd(_mm512_extractf32x8_ps(hi, 1))));
+              _mm512_storeu_pd(b, _mm512_add_pd(_mm512_loadu_pd(b), sum));
+            }
+            transpose16(r);
+            uint32_t* dst = dk + (f_img + (int64_t)oh * row_pairs + ow0 / 2) * kw + (kv - k0);
+            for (int j = 0, n = std::min(16, row_pairs - ow0 / 2); j < n; ++j)
+              _mm512_storeu_si512(dst + (int64_t)j * kw, r[j]);
+          }
+    }
+    const int64_t f_end = gn * l.span / 2;  // the tail: no images
+    std::memset(dk + f_end * kw, 0, (size_t)((l.fp - f_end) * kw) * 4);
+  }
+}
+
+// acc rows (c0 + 16 a) R S + tap, lanes kt + 16 b, += the products over pairs f0 .. f1 - 1 (whole
+// tiles): MA x NB accumulator tiles (0 .. 3), A tiles 4, 5 (x), B tiles 6, 7 (dy). `a` is x at
+// channel c0 and the tap's offset, `b` dy's block at lane kt, `acc` the first tile's first value.
+template <int MA, int NB>
+EMOTUNE_AMX_TARGET void ablock(const ALayout& l, const uint16_t* a, const uint32_t* b, int kw, int64_t f0, int64_t f1,
+                               float* acc, int64_t acc_stride) {
+  const int64_t astride = l.xs * 2, bstride = (int64_t)kw * 4, cstride = acc_stride * 4;
+  const int64_t a1 = 16 * l.xs;  // the second A tile: 16 channels on
+  asm volatile("" ::: "memory");
+  _tile_loadd(0, acc, cstride);
+  if constexpr (NB > 1) _tile_loadd(1, acc + 16, cstride);
+  if constexpr (MA > 1) _tile_loadd(2, acc + 16 * acc_stride, cstride);
+  if constexpr (MA > 1 && NB > 1) _tile_loadd(3, acc + 16 * acc_stride + 16, cstride);
+  for (int64_t f = f0; f < f1; f += 16) {
+    _tile_loadd(4, a + 2 * f, astride);
+    if constexpr (MA > 1) _tile_loadd(5, a + a1 + 2 * f, astride);
+    _tile_loadd(6, b + f * kw, bstride);
+    if constexpr (NB > 1) _tile_loadd(7, b + f * kw + 16, bstride);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (NB > 1) _tile_dpbf16ps(1, 4, 7);
+    if constexpr (MA > 1) _tile_dpbf16ps(2, 5, 6);
+    if constexpr (MA > 1 && NB > 1) _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, acc, cstride);
+  if constexpr (NB > 1) _tile_stored(1, acc + 16, cstride);
+  if constexpr (MA > 1) _tile_stored(2, acc + 16 * acc_stride, cstride);
+  if constexpr (MA > 1 && NB > 1) _tile_stored(3, acc + 16 * acc_stride + 16, cstride);
+  asm volatile("" ::: "memory");
+}
+
+using ABlockFn = void (*)(const ALayout&, const uint16_t*, const uint32_t*, int, int64_t, int64_t, float*, int64_t);
+constexpr ABlockFn kABlock[2][2] = {{ablock<1, 1>, ablock<1, 2>}, {ablock<2, 1>, ablock<2, 2>}};
+
+// One worker's images n0 .. n1 - 1 into acc [C R S][kp] (rows in dw's (c, r, s) order) and bsum.
+EMOTUNE_AMX_TARGET void weight_amx_worker(const Conv2dShape& p, const ALayout& l, const float* x, const float* dy,
+                                          int n0, int n1, float* acc, double* bsum) {
+  const int64_t x_img = (int64_t)p.c * p.h * p.w, y_img = (int64_t)p.k * p.out_h() * p.out_w();
+  const int taps = p.r * p.s;
+  uint16_t* xg = reinterpret_cast<uint16_t*>(aligned_scratch(Scratch::columns, (p.c * l.xs + 1) / 2));
+  uint32_t* d = reinterpret_cast<uint32_t*>(aligned_scratch(Scratch::staging, l.kp * l.fp));
+  amx::configure();
+  for (int g0 = n0; g0 < n1; g0 += l.group) {
+    const int gn = std::min(l.group, n1 - g0);
+    apack_images(p, l, gn, x + g0 * x_img, xg);
+    apack_dy(p, l, gn, dy + g0 * y_img, d, bsum);
+    const int64_t fn = ((int64_t)gn * l.span + 31) / 32 * 16;  // this group's pairs, whole tiles
+    // Passes of about kAChunk pairs, as many whole tiles each as the group allows
+    const int64_t steps = fn / 16, passes = (steps * 16 + kAChunk - 1) / kAChunk, per = (steps + passes - 1) / passes;
+    for (int cs = 0; cs < p.c; cs += kACSet)
+      for (int k0 = 0; k0 < l.kp; k0 += 64) {
+        const int kw = std::min(64, l.kp - k0);
+        for (int64_t f0 = 0; f0 < fn; f0 += per * 16) {
+          const int64_t f1 = std::min(fn, f0 + per * 16);
+          for (int c0 = cs; c0 < std::min(p.c, cs + kACSet); c0 += 32) {
+            const int ma = std::min(2, (p.c - c0) / 16);
+            for (int kt = 0; kt < kw; kt += 32) {
+              const int nb = std::min(2, (kw - kt) / 16);
+              for (int t = 0; t < taps; ++t) {
+                const int64_t off = (int64_t)(t / p.s) * l.wx + t % p.s;
+                kABlock[ma - 1][nb - 1](l, xg + (int64_t)c0 * l.xs + off, d + (int64_t)k0 * l.fp + kt, kw, f0, f1,
+                                        acc + ((int64_t)c0 * taps + t) * l.kp + k0 + kt, (int64_t)taps * l.kp);
+              }
+            }
+          }
+        }
+      }
+  }
+  amx::release();
+}
 
 }  // namespace
 #endif
@@ -557,14 +752,34 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
 }
 
 bool conv2d_bf16_direct_weight_applies(const Conv2dShape& p) {
-  return gemm_bf16_available() && gemm_bf16_kernel() == Bf16Kernel::avx512_bf16 &&
-         cpu_gemm_runs_bf16((int64_t)p.n * p.out_h() * p.out_w()) && p.stride_h == 1 && p.stride_w == 1 &&
-         p.out_h() >= 1 && p.out_w() >= 1;
+  return gemm_bf16_available() && cpu_gemm_runs_bf16((int64_t)p.n * p.out_h() * p.out_w()) && p.stride_h == 1 &&
+         p.stride_w == 1 && p.out_h() >= 1 && p.out_w() >= 1;
+}
+
+bool conv2d_bf16_direct_weight_on_amx(const Conv2dShape& p) {
+  return conv2d_bf16_direct_weight_applies(p) && gemm_bf16_kernel() == Bf16Kernel::amx && p.c % 16 == 0;
 }
 
 bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db) {
 #if defined(__x86_64__)
   if (!conv2d_bf16_direct_weight_applies(p)) return false;
+  const int workers = omp_in_parallel() ? 1 : std::max(1, std::min(omp_get_max_threads(), p.n));
+  if (conv2d_bf16_direct_weight_on_amx(p)) {
+    // Each worker sums its own contiguous run of images; the partials are added in worker order.
+    const ALayout l = alayout_of(p);
+    std::vector<std::vector<float>> acc((size_t)workers);
+    std::vector<std::vector<double>> bsum((size_t)workers);
+#pragma omp parallel for num_threads(workers) schedule(static, 1) if (workers > 1)
+    for (int t = 0; t < workers; ++t) {
+      acc[(size_t)t].assign((size_t)(l.combos * l.kp), 0.0f);
+      bsum[(size_t)t].assign((size_t)l.kp * 8, 0.0);
+      const int n0 = (int)((int64_t)p.n * t / workers), n1 = (int)((int64_t)p.n * (t + 1) / workers);
+      weight_amx_worker(p, l, x, dy, n0, n1, acc[(size_t)t].data(), bsum[(size_t)t].data());
+    }
+    finish_weight(p, l.combos, l.kp, l.combos, acc, dw);
+    if (db) finish_bias(p, bsum, db);
+    return true;
+  }
   const WLayout l = wlayout_of(p);
   const int64_t rows = (int64_t)(l.combos + 47) / 48 * 48;  // accumulator rows, padded (kWAcc)
   const int64_t x_img = (int64_t)p.c * p.h * p.w, y_img = (int64_t)p.k * p.out_h() * p.out_w();
@@ -578,7 +793,6 @@ bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, co
         xoff[((size_t)c * p.r + r) * p.s + s] = (int64_t)c * l.xplane + (int64_t)r * l.wx + s;
   const std::vector<int32_t> xbase = wpair_bases(l);
   // Each worker sums its own contiguous run of images; the partials are added in worker order.
-  const int workers = omp_in_parallel() ? 1 : std::max(1, std::min(omp_get_max_threads(), p.n));
   std::vector<std::vector<float>> acc((size_t)workers);
   std::vector<std::vector<double>> bsum((size_t)workers);
 #pragma omp parallel for num_threads(workers) schedule(static, 1) if (workers > 1)
@@ -607,14 +821,8 @@ bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, co
       }
     }
   }
-  finish_weight(p, l, rows, acc, dw);
-  if (db)
-    for (int k = 0; k < p.k; ++k) {
-      double v = 0;
-      for (const auto& b : bsum)
-        for (int e = 0; e < 8; ++e) v += b[(size_t)k * 8 + e];
-      db[k] = (float)v;
-    }
+  finish_weight(p, l.combos, l.kp, rows, acc, dw);
+  if (db) finish_bias(p, bsum, db);
   return true;
 #else
   (void)p, (void)x, (void)dy, (void)dw, (void)db;

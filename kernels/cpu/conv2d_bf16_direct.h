@@ -33,21 +33,28 @@ bool conv2d_bf16_direct_applies(const Conv2dShape& p);
 bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu,
                                 float* y);
 
-// Backward-weight, direct, on VDPBF16PS (avx512-bf16 only: on AMX the Winograd form stays, not
-// measured against this yet):
+// Backward-weight, direct, on AMX tiles or VDPBF16PS:
 //   dw[k,c,r,s] = sum_{n,oh,ow} dy[n,k,oh,ow] x[n,c,oh+r-pad_h,ow+s-pad_w]
-// The reduction runs over positions, so the bf16 pairs are pairs of consecutive positions of a
-// row (OW rounded up to even): dy's (ow, ow + 1) with x's (ow + s, ow + s + 1), read as one 32-bit
-// word at any offset of x's padded bf16 plane. 16 output channels across the lanes of a ZMM (dy turned to
-// [pair][K] as it is packed), x's pairs broadcast: a 64 (K) x 6 (c, r, s) block in 24 ZMM
-// accumulators. Each product is the bf16 rounding of both operands summed in fp32 over the
-// positions (each worker's images in order, then the workers' partial sums in worker order:
-// deterministic for a given number of threads): |err| <= ((1+u)^2 - 1 + gamma_(N OH OW + threads))
-// sum |dy x|, u = 2^-8. (Winograd F(2x2) on the bf16 GEMM, which this replaces on such CPUs, ran
-// 0.26-0.71x oneDNN's speed per layer on Zen 4: docs/benchmarks.md.)
-// Whether it applies: the avx512-bf16 kernel, training's products bf16 for a reduction of
+// The reduction runs over positions, so the bf16 pairs are pairs of consecutive positions.
+//   amx (the amx kernel, C a multiple of 16): positions over the padded image's pitch, images one
+//     after the other (dy zero where no output is), so that 32 consecutive positions of one
+//     (c, r, s) are 32 consecutive bf16 of channel c's packed plane, from r wx + s on: 16 channels
+//     at one tap are one A tile (rows a plane apart), dy turned to [pair][K] the B tile, and a
+//     32 (c) x 32 (K) block at one tap lives in four accumulator tiles.
+//   VDPBF16PS (otherwise): pairs of consecutive positions of a row (OW rounded up to even): dy's
+//     (ow, ow + 1) with x's (ow + s, ow + s + 1), read as one 32-bit word at any offset of x's
+//     padded bf16 plane. 16 output channels across the lanes of a ZMM (dy turned to [pair][K] as it
+//     is packed), x's pairs broadcast: a 64 (K) x 6 (c, r, s) block in 24 ZMM accumulators.
+// Each product is the bf16 rounding of both operands summed in fp32 over the positions (each
+// worker's images in order, then the workers' partial sums in worker order: deterministic for a
+// given number of threads): |err| <= ((1+u)^2 - 1 + gamma_(N OH OW + threads)) sum |dy x|,
+// u = 2^-8. (Winograd F(2x2) on the bf16 GEMM, which this replaces, ran 0.26-0.71x oneDNN's speed
+// per layer on Zen 4 and 0.19-0.90x on AMX: docs/benchmarks.md.)
+// Whether it applies: a bf16 kernel (either), training's products bf16 for a reduction of
 // N OH OW, stride 1, a non-empty output. Any C, K, R, S and padding.
 bool conv2d_bf16_direct_weight_applies(const Conv2dShape& p);
+// Whether it runs the amx form (else VDPBF16PS).
+bool conv2d_bf16_direct_weight_on_amx(const Conv2dShape& p);
 // dw [K, C, R, S] and, unless null, db [K] (each dy summed in double, as the fp32 path does;
 // read as dy is packed), overwritten, and true where it applies; false and nothing written
 // otherwise.

@@ -18,4 +18,10 @@ inline float* thread_scratch(Scratch slot, int64_t n) {
   return b.data();
 }
 
+// The same, its start aligned to 64 bytes (a cache line; AMX tile rows read whole lines).
+inline float* aligned_scratch(Scratch slot, int64_t n) {
+  float* p = thread_scratch(slot, n + 15);
+  return p + ((64 - (reinterpret_cast<uintptr_t>(p) & 63)) & 63) / sizeof(float);
+}
+
 }  // namespace emotune
