@@ -691,8 +691,10 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
 #if defined(__x86_64__)
   if (!conv2d_bf16_direct_applies(p)) return false;
   const Layout l = layout_of(p, gemm_bf16_kernel() == Bf16Kernel::amx ? Form::amx : avx512_form(p));
-  std::vector<uint32_t> wt((size_t)filters_size(p, l));
-  pack_filters(p, l, w, wt.data());
+  // Filters and images in per-thread scratch, kept between calls (fresh pages for each were about
+  // 5% of a forward at one thread on AMX).
+  uint32_t* wt = reinterpret_cast<uint32_t*>(aligned_scratch(Scratch::train_filters, filters_size(p, l)));
+  pack_filters(p, l, w, wt);
   const int64_t img_size = (int64_t)l.pairs * l.plane(), x_img = (int64_t)p.c * p.h * p.w;
   const int64_t y_img = (int64_t)p.k * p.out_h() * p.out_w();
   const int taps = p.r * p.s;
@@ -713,28 +715,29 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
   {
     // The last plane's last blocks read up to positions - OH wx + S - 1 values past it: zeros.
     const int64_t slack = std::max<int64_t>(0, l.positions - (int64_t)p.out_h() * l.wx) + p.s + l.cols;
-    std::vector<uint32_t> img((size_t)(img_size + slack), 0u);
+    uint32_t* img = reinterpret_cast<uint32_t*>(aligned_scratch(Scratch::columns, img_size + slack));
+    std::memset(img + img_size, 0, (size_t)slack * 4);
     constexpr int kAcc = std::max({kAmxRows * kAmxCols, kAvxRows * kAvxCols, kVecRows * kVecCols});
     alignas(64) float acc[kAcc];
     if (l.form == Form::amx) amx::configure();
 #pragma omp for schedule(dynamic, 1)
     for (int n = 0; n < p.n; ++n) {
-      pack_image(p, l, x + n * x_img, img.data());
+      pack_image(p, l, x + n * x_img, img);
       // One block of filters over all positions before the next: its filters (amx: 9 taps x C /
       // 32 x 2 KB) stay in cache while the image's planes stream past (paper.conv2 on AMX: 16 ->
       // 12 ms, the other layers within noise; measured 2026-12-06, bench_vs_onednn).
       for (int kb = 0; kb < l.kblocks; ++kb) {
-        const uint32_t* wk = wt.data() + (int64_t)kb * l.pairs * taps * l.rows;  // rows, kvec: this block's filters
+        const uint32_t* wk = wt + (int64_t)kb * l.pairs * taps * l.rows;  // rows, kvec: this block's filters
         for (int64_t j0 = 0; j0 < l.positions; j0 += l.cols) {
           switch (l.form) {
             case Form::amx:
-              block_amx(p, l, wt.data(), img.data(), kb, j0, acc);
+              block_amx(p, l, wt, img, kb, j0, acc);
               break;
             case Form::rows:
-              dot_block<kAvxRows, kAvxCols / 16, false>(p, l, wk, img.data() + j0, nullptr, toff.data(), acc);
+              dot_block<kAvxRows, kAvxCols / 16, false>(p, l, wk, img + j0, nullptr, toff.data(), acc);
               break;
             case Form::kvec:
-              dot_block<kVecCols, kVecRows / 16, true>(p, l, wk, img.data(), pos.data() + j0, toff.data(), acc);
+              dot_block<kVecCols, kVecRows / 16, true>(p, l, wk, img, pos.data() + j0, toff.data(), acc);
               store_kvec(p, acc, b, relu, kb, j0, y + n * y_img);
               continue;
           }
