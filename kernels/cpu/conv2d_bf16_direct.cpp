@@ -462,7 +462,7 @@ EMOTUNE_BF16_TARGET void wgrad_block(const WLayout& l, const uint32_t* d, int kw
 // dw[k][row] = the workers' accumulator row `row`, lane k, summed in worker order: 16 rows x 16
 // lanes at a time, turned around in registers (rows: a multiple of 16).
 EMOTUNE_BF16_TARGET void finish_weight(const Conv2dShape& p, int64_t combos, int kp, int64_t rows,
-                                       const std::vector<std::vector<float>>& acc, float* dw) {
+                                       const std::vector<const float*>& acc, float* dw) {
   const int64_t blocks = rows / 16 * (kp / 16);
 #pragma omp parallel for schedule(static) if (acc.size() > 1 && blocks > 16 && !omp_in_parallel())
   for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -470,14 +470,22 @@ EMOTUNE_BF16_TARGET void finish_weight(const Conv2dShape& p, int64_t combos, int
     if (r0 >= combos) continue;
     __m512i v[16];
     for (int i = 0; i < 16; ++i) {
-      __m512 s = _mm512_loadu_ps(acc[0].data() + (r0 + i) * kp + k0);
-      for (size_t t = 1; t < acc.size(); ++t) s = _mm512_add_ps(s, _mm512_loadu_ps(acc[t].data() + (r0 + i) * kp + k0));
+      __m512 s = _mm512_loadu_ps(acc[0] + (r0 + i) * kp + k0);
+      for (size_t t = 1; t < acc.size(); ++t) s = _mm512_add_ps(s, _mm512_loadu_ps(acc[t] + (r0 + i) * kp + k0));
       v[i] = _mm512_castps_si512(s);
     }
     transpose16(v);  // v[j]: lane k0 + j of rows r0 .. r0 + 15
     const __mmask16 m = bf16::lanes_mask((int)(combos - r0));
     for (int j = 0; j < 16 && k0 + j < p.k; ++j) _mm512_mask_storeu_epi32(dw + (k0 + j) * combos + r0, m, v[j]);
   }
+}
+
+// A worker's sums for the backward-weight, n floats zeroed, in the calling thread's scratch: they
+// stay valid after its parallel region (OpenMP keeps its threads), for finish_weight.
+inline float* worker_sums(int64_t n) {
+  float* a = aligned_scratch(Scratch::winograd_m, n);
+  std::fill(a, a + n, 0.0f);
+  return a;
 }
 
 // db[k]: the workers' double sums of channel k's dy (8 lanes each), added in worker order.
@@ -770,14 +778,15 @@ bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, co
   if (conv2d_bf16_direct_weight_on_amx(p)) {
     // Each worker sums its own contiguous run of images; the partials are added in worker order.
     const ALayout l = alayout_of(p);
-    std::vector<std::vector<float>> acc((size_t)workers);
+    std::vector<const float*> acc((size_t)workers);
     std::vector<std::vector<double>> bsum((size_t)workers);
 #pragma omp parallel for num_threads(workers) schedule(static, 1) if (workers > 1)
     for (int t = 0; t < workers; ++t) {
-      acc[(size_t)t].assign((size_t)(l.combos * l.kp), 0.0f);
+      float* a = worker_sums(l.combos * l.kp);
+      acc[(size_t)t] = a;
       bsum[(size_t)t].assign((size_t)l.kp * 8, 0.0);
       const int n0 = (int)((int64_t)p.n * t / workers), n1 = (int)((int64_t)p.n * (t + 1) / workers);
-      weight_amx_worker(p, l, x, dy, n0, n1, acc[(size_t)t].data(), bsum[(size_t)t].data());
+      weight_amx_worker(p, l, x, dy, n0, n1, a, bsum[(size_t)t].data());
     }
     finish_weight(p, l.combos, l.kp, l.combos, acc, dw);
     if (db) finish_bias(p, bsum, db);
@@ -796,30 +805,31 @@ bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, co
         xoff[((size_t)c * p.r + r) * p.s + s] = (int64_t)c * l.xplane + (int64_t)r * l.wx + s;
   const std::vector<int32_t> xbase = wpair_bases(l);
   // Each worker sums its own contiguous run of images; the partials are added in worker order.
-  std::vector<std::vector<float>> acc((size_t)workers);
+  std::vector<const float*> acc((size_t)workers);
   std::vector<std::vector<double>> bsum((size_t)workers);
 #pragma omp parallel for num_threads(workers) schedule(static, 1) if (workers > 1)
   for (int t = 0; t < workers; ++t) {
-    std::vector<float>& a = acc[(size_t)t];
-    a.assign((size_t)(rows * l.kp), 0.0f);
+    float* a = worker_sums(rows * l.kp);
+    acc[(size_t)t] = a;
     bsum[(size_t)t].assign((size_t)l.kp * 8, 0.0);
     const int n0 = (int)((int64_t)p.n * t / workers), n1 = (int)((int64_t)p.n * (t + 1) / workers);
-    std::vector<uint16_t> xg((size_t)(l.group * ximg));
-    std::vector<uint32_t> d((size_t)l.group * l.p2 * l.kp);
+    // wpack_image and wpack_dy write every value the blocks read: no clearing needed
+    uint16_t* xg = reinterpret_cast<uint16_t*>(aligned_scratch(Scratch::columns, (l.group * ximg + 1) / 2));
+    uint32_t* d = reinterpret_cast<uint32_t*>(aligned_scratch(Scratch::staging, (int64_t)l.group * l.p2 * l.kp));
     for (int g0 = n0; g0 < n1; g0 += l.group) {
       const int gn = std::min(l.group, n1 - g0);
       const int64_t F = (int64_t)gn * l.p2;
       for (int g = 0; g < gn; ++g) {
-        wpack_image(p, l, x + (g0 + g) * x_img, xg.data() + g * ximg);
-        wpack_dy(p, l, dy + (g0 + g) * y_img, F, (int64_t)g * l.p2, d.data(), bsum[(size_t)t].data());
+        wpack_image(p, l, x + (g0 + g) * x_img, xg + g * ximg);
+        wpack_dy(p, l, dy + (g0 + g) * y_img, F, (int64_t)g * l.p2, d, bsum[(size_t)t].data());
       }
       for (int64_t f0 = 0; f0 < F; f0 += kWChunk) {
         const int64_t f1 = std::min(F, f0 + kWChunk);
         for (int k0 = 0; k0 < l.kp; k0 += 64) {
           const int kw = std::min(64, l.kp - k0), kv = kw / 16, nc = kWAcc / kv;
           for (int64_t i0 = 0; i0 < l.combos; i0 += nc)
-            kWBlock[kv - 1](l, d.data() + (int64_t)k0 * F, kw, xg.data(), ximg, xoff.data() + i0, xbase.data(), f0,
-                            f1, a.data() + i0 * l.kp + k0, l.kp);
+            kWBlock[kv - 1](l, d + (int64_t)k0 * F, kw, xg, ximg, xoff.data() + i0, xbase.data(), f0, f1,
+                            a + i0 * l.kp + k0, l.kp);
         }
       }
     }
