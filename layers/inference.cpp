@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "base/error.h"
+#include "kernels/cpu/conv2d_bf16_direct.h"
 #include "kernels/elementwise.h"
 #include "kernels/linear.h"
 #include "kernels/max_pool2d.h"
@@ -29,6 +30,10 @@ struct InferenceGraph::Step {
   // the first bf16 call; never per call (issue 23, point 5)
   mutable std::shared_ptr<const WinogradBf16Weights> u2_bf16;
   mutable std::once_flag u2_bf16_once;
+  // bf16 on AMX (algo auto): the direct convolution instead, its filters packed once, at compile
+  // time when the process runs bf16 then, else on first use (kernels/cpu/conv2d_bf16_direct.h)
+  mutable std::shared_ptr<const Bf16DirectFilters> direct_bf16;
+  mutable std::once_flag direct_bf16_once;
   bool relu_on = false, pool2 = false;
   std::vector<float> w, b, scale, shift;
   // dense
@@ -42,6 +47,13 @@ struct InferenceGraph::Step {
   const WinogradBf16Weights* bf16_weights() const {
     std::call_once(u2_bf16_once, [&] { u2_bf16 = winograd_weights_bf16(shape, u2.data()); });
     return u2_bf16.get();
+  }
+  bool runs_direct_bf16(const Conv2dShape& p) const {
+    return algo == "auto" && cpu_precision() == Precision::bf16 && conv2d_bf16_direct_for_inference(p);
+  }
+  const Bf16DirectFilters* direct_filters() const {
+    std::call_once(direct_bf16_once, [&] { direct_bf16 = conv2d_bf16_direct_filters(shape, w.data()); });
+    return direct_bf16.get();
   }
 };
 
@@ -250,10 +262,11 @@ void InferenceBuilder::close_conv(InferenceGraph::Step& s) {
   s.winograd = algo == "winograd" || algo == "winograd4" ? fits
                                                          : algo != "im2col" && fits && s.shape.c >= kWinogradMinChannels;
   s.winograd4 = s.winograd && algo != "winograd";
+  if (s.runs_direct_bf16(s.shape)) s.direct_filters();
   if (s.winograd) {
     s.u2.resize((size_t)winograd_weights_size(s.shape, 2));
     winograd_weights(s.shape, s.w.data(), s.u2.data(), 2);
-    if (cpu_precision() == Precision::bf16) s.bf16_weights();
+    if (cpu_precision() == Precision::bf16 && !s.runs_direct_bf16(s.shape)) s.bf16_weights();
   }
 }
 
@@ -288,7 +301,18 @@ std::vector<float> InferenceGraph::forward(const float* x, int n, std::vector<do
         e.pool2 = s.pool2;
         const float* b = s.b.empty() ? nullptr : s.b.data();
         const int tile = s.winograd ? winograd_tile(s, p, s.algo) : 0;
-        if (tile == 4) {
+        if (s.runs_direct_bf16(p)) {
+          // The direct form has bias, ReLU and the affine; a fused pool runs after it.
+          thread_local std::vector<float> full;
+          float* dst = out;
+          if (e.pool2) {
+            if ((int64_t)full.size() < p.y_size()) full.resize((size_t)p.y_size());
+            dst = full.data();
+          }
+          if (!conv2d_forward_bf16_direct(p, in, s.w.data(), b, e.relu, dst, s.direct_filters(), e.scale, e.shift))
+            throw Error("inference graph: " + s.names + ": the direct bf16 form refused its shape");
+          if (e.pool2) max_pool2d_forward_cpu(Pool2dShape{n, p.k, p.out_h(), p.out_w()}, dst, out);
+        } else if (tile == 4) {
           std::call_once(s.u4_once, [&] {
             s.u4.resize((size_t)winograd_weights_size(s.shape, 4));
             winograd_weights(s.shape, s.w.data(), s.u4.data(), 4);
@@ -328,7 +352,8 @@ std::string InferenceGraph::describe() const {
   std::string out;
   char buf[160];
   for (const auto& s : steps_) {
-    const char* algo = s->kind == Step::conv ? (s->winograd4 ? "winograd F(2x2)/F(4x4) by batch"
+    const char* algo = s->kind == Step::conv ? (s->runs_direct_bf16(s->shape) ? "direct bf16 (amx)"
+                                                : s->winograd4                  ? "winograd F(2x2)/F(4x4) by batch"
                                                 : s->winograd ? "winograd F(2x2,3x3)"
                                                               : "im2col+sgemm")
                      : s->kind == Step::dense ? "sgemm"

@@ -23,6 +23,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -453,6 +454,50 @@ TEST_CASE("precision bf16: the direct convolution is within the direct sum's bou
       }
     }
     MESSAGE("direct bf16 convolution on ", std::string(bf16_kernel_name(gemm_bf16_kernel())), ": worst error / bound ", worst);
+    CHECK(ran > 0);
+  });
+}
+
+TEST_CASE("precision bf16: the direct convolution's prepared filters, affine and one-image split keep its result") {
+  // What the inference graph adds to the direct forward (layers/inference.cpp): filters packed once
+  // (bit for bit the per-call packing's result), BatchNorm's affine after the ReLU (y * scale +
+  // shift in fp32: two roundings, so within eps (|y scale| + |shift|) of the exact value of the
+  // unaffined result's), and one image split over the workers by blocks of output channels
+  // (each block computed as with more images: bit for bit the 3-image call's first image).
+  Bf16Scope bf16_scope;
+  testing::for_each_bf16_kernel("direct bf16 convolution, prepared", [&] {
+    int ran = 0;
+    for (const auto& cs : direct_shapes()) {
+      Conv2dShape p = cs.shape;
+      p.n = 3;
+      CAPTURE(cs.name);
+      if (!conv2d_bf16_direct_applies(p)) continue;
+      auto x = random_vector(p.x_size(), 91), w = random_vector(p.w_size(), 92), b = random_vector(p.k, 93);
+      auto scale = random_vector(p.k, 94), shift = random_vector(p.k, 95);
+      const auto prepared = conv2d_bf16_direct_filters(p, w.data());
+      REQUIRE(prepared != nullptr);
+      std::vector<float> y((size_t)p.y_size(), NAN), yp(y.size(), NAN), ya(y.size(), NAN);
+      REQUIRE(conv2d_forward_bf16_direct(p, x.data(), w.data(), b.data(), true, y.data()));
+      REQUIRE(conv2d_forward_bf16_direct(p, x.data(), w.data(), b.data(), true, yp.data(), prepared.get()));
+      CHECK(std::memcmp(y.data(), yp.data(), y.size() * sizeof(float)) == 0);
+      REQUIRE(conv2d_forward_bf16_direct(p, x.data(), w.data(), b.data(), true, ya.data(), prepared.get(),
+                                         scale.data(), shift.data()));
+      const int64_t plane = (int64_t)p.out_h() * p.out_w();
+      int64_t off = 0;
+      for (size_t i = 0; i < y.size(); ++i) {
+        const int k = (int)((int64_t)i / plane % p.k);
+        const double exact = (double)y[i] * scale[(size_t)k] + shift[(size_t)k];
+        const double allowed = kEps * (std::fabs((double)y[i] * scale[(size_t)k]) + std::fabs(shift[(size_t)k]));
+        off += std::fabs(ya[i] - exact) > allowed;
+      }
+      CHECK(off == 0);
+      Conv2dShape one = p;
+      one.n = 1;
+      std::vector<float> y1((size_t)one.y_size(), NAN);
+      REQUIRE(conv2d_forward_bf16_direct(one, x.data(), w.data(), b.data(), true, y1.data(), prepared.get()));
+      CHECK(std::memcmp(y1.data(), y.data(), y1.size() * sizeof(float)) == 0);
+      ++ran;
+    }
     CHECK(ran > 0);
   });
 }

@@ -234,8 +234,8 @@ EMOTUNE_BF16_TARGET void dot_block(const Conv2dShape& p, const Layout& l, const 
 
 // acc [6][64] of block (kb, positions o0 .. o0 + 5 in output order) into y, dropping positions
 // past OH * OW and channels past K.
-void store_kvec(const Conv2dShape& p, const float* acc, const float* b, bool relu, int kb, int64_t o0,
-                float* y_img) {
+void store_kvec(const Conv2dShape& p, const float* acc, const float* b, bool relu, const float* scale,
+                const float* shift, int kb, int64_t o0, float* y_img) {
   const int64_t plane_out = (int64_t)p.out_h() * p.out_w();
   const int kend = std::min(kVecRows, p.k - kb * kVecRows);
   for (int i = 0; i < kVecCols && o0 + i < plane_out; ++i) {
@@ -243,7 +243,8 @@ void store_kvec(const Conv2dShape& p, const float* acc, const float* b, bool rel
     for (int j = 0; j < kend; ++j) {
       const int k = kb * kVecRows + j;
       float v = a[j] + (b ? b[k] : 0.0f);
-      if (relu) v = std::max(v, 0.0f);
+      if (relu) v = !(v <= 0.0f) ? v : 0.0f;  // a NaN passes, as relu_forward lets it
+      if (scale) v = v * scale[k] + shift[k];
       y_img[(int64_t)k * plane_out + o0 + i] = v;
     }
   }
@@ -253,7 +254,8 @@ void store_kvec(const Conv2dShape& p, const float* acc, const float* b, bool rel
 // are, in order, the consecutive outputs from oh * OW + ow of each 16's first valid one, so each
 // channel's are one compressed store per 16.
 EMOTUNE_BF16_TARGET void store_block(const Conv2dShape& p, const Layout& l, const float* acc, const float* b,
-                                     bool relu, int kb, int64_t j0, float* y_img) {
+                                     bool relu, const float* scale, const float* shift, int kb, int64_t j0,
+                                     float* y_img) {
   const int64_t valid_end = (int64_t)p.out_h() * l.wx, plane_out = (int64_t)p.out_h() * p.out_w();
   const int parts = l.cols / 16;
   __mmask16 mask[kMaxParts] = {};
@@ -272,7 +274,8 @@ EMOTUNE_BF16_TARGET void store_block(const Conv2dShape& p, const Layout& l, cons
     for (int h = 0; h < parts; ++h) {
       if (!mask[h]) continue;
       __m512 v = _mm512_add_ps(_mm512_loadu_ps(acc + (int64_t)i * l.cols + 16 * h), bias);
-      if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+      if (relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);  // a NaN passes (the second operand)
+      if (scale) v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(scale[k])), _mm512_set1_ps(shift[k]));
       // Compressed in a register, then a masked store: a compressing store to memory is
       // microcoded on Zen 4 (vgg.conv1_2 forward at one thread: 72.6 -> 64.2 ms).
       if (mask[h] == 0xFFFF)
@@ -694,15 +697,52 @@ bool conv2d_bf16_direct_applies(const Conv2dShape& p) {
          p.out_h() >= 1 && p.out_w() >= 1;
 }
 
+// The packed filters of one shape, for the kernel and form they were packed for.
+struct Bf16DirectFilters {
+  Bf16Kernel kernel = Bf16Kernel::none;
+  int form = 0;
+  std::vector<uint32_t> data;
+};
+
+#if defined(__x86_64__)
+namespace {
+Form form_of(const Conv2dShape& p) { return gemm_bf16_kernel() == Bf16Kernel::amx ? Form::amx : avx512_form(p); }
+}  // namespace
+#endif
+
+std::shared_ptr<const Bf16DirectFilters> conv2d_bf16_direct_filters(const Conv2dShape& p, const float* w) {
+#if defined(__x86_64__)
+  if (!conv2d_bf16_direct_applies(p)) return nullptr;
+  auto f = std::make_shared<Bf16DirectFilters>();
+  const Layout l = layout_of(p, form_of(p));
+  f->kernel = gemm_bf16_kernel();
+  f->form = (int)l.form;
+  f->data.resize((size_t)filters_size(p, l));
+  pack_filters(p, l, w, f->data.data());
+  return f;
+#else
+  (void)p, (void)w;
+  return nullptr;
+#endif
+}
+
 bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu,
-                                float* y) {
+                                float* y, const Bf16DirectFilters* prepared, const float* scale, const float* shift) {
 #if defined(__x86_64__)
   if (!conv2d_bf16_direct_applies(p)) return false;
-  const Layout l = layout_of(p, gemm_bf16_kernel() == Bf16Kernel::amx ? Form::amx : avx512_form(p));
-  // Filters and images in per-thread scratch, kept between calls (fresh pages for each were about
-  // 5% of a forward at one thread on AMX).
-  uint32_t* wt = reinterpret_cast<uint32_t*>(aligned_scratch(Scratch::train_filters, filters_size(p, l)));
-  pack_filters(p, l, w, wt);
+  const Layout l = layout_of(p, form_of(p));
+  // Filters: prepared where they were packed for this kernel and form, else packed now into
+  // per-thread scratch (kept between calls, as the images' is: fresh pages for each were about 5%
+  // of a forward at one thread on AMX).
+  const uint32_t* wt = nullptr;
+  if (prepared && prepared->kernel == gemm_bf16_kernel() && prepared->form == (int)l.form &&
+      (int64_t)prepared->data.size() == filters_size(p, l)) {
+    wt = prepared->data.data();
+  } else {
+    uint32_t* packed = reinterpret_cast<uint32_t*>(aligned_scratch(Scratch::train_filters, filters_size(p, l)));
+    pack_filters(p, l, w, packed);
+    wt = packed;
+  }
   const int64_t img_size = (int64_t)l.pairs * l.plane(), x_img = (int64_t)p.c * p.h * p.w;
   const int64_t y_img = (int64_t)p.k * p.out_h() * p.out_w();
   const int taps = p.r * p.s;
@@ -719,7 +759,11 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
       pos[(size_t)o] = (int32_t)(v / p.out_w() * l.wx + v % p.out_w());
     }
   }
-#pragma omp parallel if (p.n > 1 && !omp_in_parallel())
+  // Images to the workers; with fewer images than workers (inference of one face), (image, block
+  // of output channels) pairs, each worker packing the images of its pairs.
+  const bool split_k = !omp_in_parallel() && p.n < omp_get_max_threads() && l.kblocks > 1;
+  const int64_t items = split_k ? (int64_t)p.n * l.kblocks : p.n;
+#pragma omp parallel if (items > 1 && !omp_in_parallel())
   {
     // The last plane's last blocks read up to positions - OH wx + S - 1 values past it: zeros.
     const int64_t slack = std::max<int64_t>(0, l.positions - (int64_t)p.out_h() * l.wx) + p.s + l.cols;
@@ -728,13 +772,16 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
     constexpr int kAcc = std::max({kAmxRows * kAmxCols, kAvxRows * kAvxCols, kVecRows * kVecCols});
     alignas(64) float acc[kAcc];
     if (l.form == Form::amx) amx::configure();
+    int64_t packed_n = -1;
 #pragma omp for schedule(dynamic, 1)
-    for (int n = 0; n < p.n; ++n) {
-      pack_image(p, l, x + n * x_img, img);
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t n = split_k ? item / l.kblocks : item;
+      const int kb0 = split_k ? (int)(item % l.kblocks) : 0, kb1 = split_k ? kb0 + 1 : l.kblocks;
+      if (n != packed_n) pack_image(p, l, x + n * x_img, img), packed_n = n;
       // One block of filters over all positions before the next: its filters (amx: 9 taps x C /
       // 32 x 2 KB) stay in cache while the image's planes stream past (paper.conv2 on AMX: 16 ->
       // 12 ms, the other layers within noise; measured 2026-12-06, bench_vs_onednn).
-      for (int kb = 0; kb < l.kblocks; ++kb) {
+      for (int kb = kb0; kb < kb1; ++kb) {
         const uint32_t* wk = wt + (int64_t)kb * l.pairs * taps * l.rows;  // rows, kvec: this block's filters
         for (int64_t j0 = 0; j0 < l.positions; j0 += l.cols) {
           switch (l.form) {
@@ -746,10 +793,10 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
               break;
             case Form::kvec:
               dot_block<kVecCols, kVecRows / 16, true>(p, l, wk, img, pos.data() + j0, toff.data(), acc);
-              store_kvec(p, acc, b, relu, kb, j0, y + n * y_img);
+              store_kvec(p, acc, b, relu, scale, shift, kb, j0, y + n * y_img);
               continue;
           }
-          store_block(p, l, acc, b, relu, kb, j0, y + n * y_img);
+          store_block(p, l, acc, b, relu, scale, shift, kb, j0, y + n * y_img);
         }
       }
     }
@@ -757,9 +804,13 @@ bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const floa
   }
   return true;
 #else
-  (void)p, (void)x, (void)w, (void)b, (void)relu, (void)y;
+  (void)p, (void)x, (void)w, (void)b, (void)relu, (void)y, (void)prepared, (void)scale, (void)shift;
   return false;
 #endif
+}
+
+bool conv2d_bf16_direct_for_inference(const Conv2dShape& p) {
+  return conv2d_bf16_direct_applies(p) && gemm_bf16_kernel() == Bf16Kernel::amx;
 }
 
 bool conv2d_bf16_direct_weight_applies(const Conv2dShape& p) {

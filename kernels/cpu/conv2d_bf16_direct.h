@@ -19,6 +19,8 @@
 // both kernels: the direct sum's bound, |err| <= ((1+u)^2 - 1 + gamma_(C R S + 1)) sum |w x|,
 // u = 2^-8.
 #pragma once
+#include <memory>
+
 #include "kernels/conv2d.h"
 
 namespace emotune {
@@ -30,8 +32,21 @@ bool conv2d_bf16_direct_applies(const Conv2dShape& p);
 // Runs the convolution and returns true when it applies; otherwise returns false and writes
 // nothing. Training's forward and backward-data (a forward of dy with the filters turned,
 // kernels/cpu/conv2d.cpp) call it first.
+// prepared (optional): the filters packed once by conv2d_bf16_direct_filters for this shape; used
+// where they were packed for the bf16 kernel in use, else the filters are packed from w for the
+// call (bit for bit the same result). scale, shift (optional, [K]): y = relu(...) * scale + shift,
+// the inference graph's BatchNorm after a ReLU (kernels/conv2d_infer.h, ConvEpilogue).
+struct Bf16DirectFilters;
 bool conv2d_forward_bf16_direct(const Conv2dShape& p, const float* x, const float* w, const float* b, bool relu,
-                                float* y);
+                                float* y, const Bf16DirectFilters* prepared = nullptr, const float* scale = nullptr,
+                                const float* shift = nullptr);
+// The filters w [K, C, R, S] packed for the bf16 kernel in use, once (an inference graph's filters
+// do not change); null where the direct form does not apply.
+std::shared_ptr<const Bf16DirectFilters> conv2d_bf16_direct_filters(const Conv2dShape& p, const float* w);
+// Whether the inference graph's convolution takes the direct form (layers/inference.cpp): where it
+// applies and the bf16 kernel is amx, where it was measured faster than Winograd F(2x2) on the bf16
+// GEMM (docs/benchmarks.md, 2026-12-07); on the avx512-bf16 kernel Winograd stays (not measured).
+bool conv2d_bf16_direct_for_inference(const Conv2dShape& p);
 
 // Backward-weight, direct, on AMX tiles or VDPBF16PS:
 //   dw[k,c,r,s] = sum_{n,oh,ow} dy[n,k,oh,ow] x[n,c,oh+r-pad_h,ow+s-pad_w]
