@@ -3,9 +3,11 @@
 // gemm_bf16.h). The input is converted once per image to bf16 channel pairs in a zero-padded
 // [pairs][H + R - 1][W'] layout; the output is computed over that padded row pitch, so the inputs
 // of consecutive output positions for one filter tap are consecutive values of one plane.
-//   amx: that plane is exactly the B operand TDPBF16PS reads (16 channel pairs x 16 positions,
-//     one tile load per tap); the filters are one [16 K][16 pairs] tile per tap and block; a 32 (K)
-//     x 32 (positions) block of the output lives in four accumulator tiles.
+//   amx: the image is laid out positions-major instead ([hx][wx][pairs]), so that 16 consecutive
+//     positions x 16 channel pairs are one A tile whose rows are whole cache lines (a tap's
+//     offset moves whole rows); the filters are one [16 pairs][16 K] B tile per tap, chunk of
+//     pairs and 16 output channels; a 32 (positions) x 32 (K) block of the output lives in four
+//     accumulator tiles.
 //   avx512-bf16: an 8 (K) x 48 (positions) block lives in 24 ZMM registers; per tap and channel
 //     pair, three loads of 16 positions and one broadcast filter pair per output channel feed
 //     VDPBF16PS. Small images, where the padded pitch wastes most of such a block, turn it
