@@ -426,6 +426,33 @@ EMOTUNE_BF16_TARGET void wpack_image(const Conv2dShape& p, const WLayout& l, con
     }
 }
 
+// 16 channels kv .. kv + 15 of one dy image [K][OH][OW], row oh, columns ow0 .. ow0 + 31 (zero past
+// OW and K) -> r[j]: the pairs (ow0 + 2j, ow0 + 2j + 1) of the 16 channels, one per lane (turned
+// around in registers); each channel's values are added to its bias sum bsum [kp][8] in double.
+EMOTUNE_BF16_TARGET inline void dy_row_pairs(const Conv2dShape& p, const float* dy, int kv, int oh, int ow0,
+                                             double* bsum, __m512i r[16]) {
+  const int64_t plane = (int64_t)p.out_h() * p.out_w();
+  const int ow_n = p.out_w();
+  const __mmask16 m_lo = bf16::lanes_mask(ow_n - ow0), m_hi = bf16::lanes_mask(ow_n - ow0 - 16);
+  for (int i = 0; i < 16; ++i) {
+    if (kv + i >= p.k) {
+      r[i] = _mm512_setzero_si512();
+      continue;
+    }
+    const float* src = dy + (kv + i) * plane + (int64_t)oh * ow_n + ow0;
+    const __m512 lo = _mm512_maskz_loadu_ps(m_lo, src), hi = _mm512_maskz_loadu_ps(m_hi, src + 16);
+    // lane q: the pair (ow0 + 2q, ow0 + 2q + 1), lo in the low half
+    r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    double* b = bsum + (int64_t)(kv + i) * 8;
+    __m512d sum = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(lo)),
+                                _mm512_cvtps_pd(_mm512_extractf32x8_ps(lo, 1)));
+    sum = _mm512_add_pd(sum, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(hi)),
+                                           _mm512_cvtps_pd(_mm512_extractf32x8_ps(hi, 1))));
+    _mm512_storeu_pd(b, _mm512_add_pd(_mm512_loadu_pd(b), sum));
+  }
+  transpose16(r);
+}
+
 // One image dy [K][OH][OW] -> pairs (ow, ow + 1) over the even pitch dp, 16 output channels per
 // vector: for each block of 64 channels from k0 (the last one kw = kp - k0 wide), [pair f][kw]
 // at d + k0 * F + f * kw, f = this image's first pair `f0` + its pair j. Zero past OW and K.
@@ -433,32 +460,13 @@ EMOTUNE_BF16_TARGET void wpack_image(const Conv2dShape& p, const WLayout& l, con
 // bsum [kp][8]: each channel's dy summed in double, 8 lanes (the bias gradient, read here once).
 EMOTUNE_BF16_TARGET void wpack_dy(const Conv2dShape& p, const WLayout& l, const float* dy, int64_t F, int64_t f0,
                                   uint32_t* d, double* bsum) {
-  const int64_t plane = (int64_t)p.out_h() * p.out_w();
-  const int ow_n = p.out_w();
   for (int k0 = 0; k0 < l.kp; k0 += 64) {
     const int kw = std::min(64, l.kp - k0);
     for (int kv = k0; kv < k0 + kw; kv += 16)
       for (int oh = 0; oh < p.out_h(); ++oh)
         for (int ow0 = 0; ow0 < l.dp; ow0 += 32) {
-          const __mmask16 m_lo = bf16::lanes_mask(ow_n - ow0), m_hi = bf16::lanes_mask(ow_n - ow0 - 16);
           __m512i r[16];
-          for (int i = 0; i < 16; ++i) {
-            if (kv + i >= p.k) {
-              r[i] = _mm512_setzero_si512();
-              continue;
-            }
-            const float* src = dy + (kv + i) * plane + (int64_t)oh * ow_n + ow0;
-            const __m512 lo = _mm512_maskz_loadu_ps(m_lo, src), hi = _mm512_maskz_loadu_ps(m_hi, src + 16);
-            // lane q: the pair (ow0 + 2q, ow0 + 2q + 1), lo in the low half
-            r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-            double* b = bsum + (int64_t)(kv + i) * 8;
-            __m512d sum = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(lo)),
-                                        _mm512_cvtps_pd(_mm512_extractf32x8_ps(lo, 1)));
-            sum = _mm512_add_pd(sum, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(hi)),
-                                                   _mm512_cvtps_pd(_mm512_extractf32x8_ps(hi, 1))));
-            _mm512_storeu_pd(b, _mm512_add_pd(_mm512_loadu_pd(b), sum));
-          }
-          transpose16(r);
+          dy_row_pairs(p, dy, kv, oh, ow0, bsum, r);
           uint32_t* dst = d + (int64_t)k0 * F + (f0 + (int64_t)oh * (l.dp / 2) + ow0 / 2) * kw + (kv - k0);
           for (int q = 0, pairs = std::min(16, (l.dp - ow0) / 2); q < pairs; ++q)
             _mm512_storeu_si512(dst + (int64_t)q * kw, r[q]);
@@ -622,8 +630,8 @@ EMOTUNE_BF16_TARGET void apack_images(const Conv2dShape& p, const ALayout& l, in
 // channel's dy summed in double (the bias gradient, read here once).
 EMOTUNE_BF16_TARGET void apack_dy(const Conv2dShape& p, const ALayout& l, int gn, const float* dy, uint32_t* d,
                                   double* bsum) {
-  const int64_t plane = (int64_t)p.out_h() * p.out_w(), y_img = (int64_t)p.k * plane;
-  const int ow_n = p.out_w(), row_pairs = l.wx / 2;
+  const int64_t y_img = (int64_t)p.k * p.out_h() * p.out_w();
+  const int row_pairs = l.wx / 2;
   for (int k0 = 0; k0 < l.kp; k0 += 64) {
     const int kw = std::min(64, l.kp - k0);
     uint32_t* dk = d + (int64_t)k0 * l.fp;
@@ -635,24 +643,8 @@ EMOTUNE_BF16_TARGET void apack_dy(const Conv2dShape& p, const ALayout& l, int gn
       for (int kv = k0; kv < k0 + kw; kv += 16)
         for (int oh = 0; oh < p.out_h(); ++oh)
           for (int ow0 = 0; ow0 < l.wx; ow0 += 32) {
-            const __mmask16 m_lo = bf16::lanes_mask(ow_n - ow0), m_hi = bf16::lanes_mask(ow_n - ow0 - 16);
             __m512i r[16];
-            for (int i = 0; i < 16; ++i) {
-              if (kv + i >= p.k) {
-                r[i] = _mm512_setzero_si512();
-                continue;
-              }
-              const float* src = dy + g * y_img + (kv + i) * plane + (int64_t)oh * ow_n + ow0;
-              const __m512 lo = _mm512_maskz_loadu_ps(m_lo, src), hi = _mm512_maskz_loadu_ps(m_hi, src + 16);
-              r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // lane j: the pair (ow0 + 2j, ow0 + 2j + 1)
-              double* b = bsum + (int64_t)(kv + i) * 8;
-              __m512d sum = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(lo)),
-                                          _mm512_cvtps_pd(_mm512_extractf32x8_ps(lo, 1)));
-              sum = _mm512_add_pd(sum, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(hi)),
-                                                     _mm512_cvtps_pd(_mm512_extractf32x8_ps(hi, 1))));
-              _mm512_storeu_pd(b, _mm512_add_pd(_mm512_loadu_pd(b), sum));
-            }
-            transpose16(r);
+            dy_row_pairs(p, dy + g * y_img, kv, oh, ow0, bsum, r);
             uint32_t* dst = dk + (f_img + (int64_t)oh * row_pairs + ow0 / 2) * kw + (kv - k0);
             for (int j = 0, n = std::min(16, row_pairs - ow0 / 2); j < n; ++j)
               _mm512_storeu_si512(dst + (int64_t)j * kw, r[j]);
