@@ -379,6 +379,7 @@ void conv2d_backward_input_cpu(const Conv2dShape& p, const float* dy, const floa
   const int form = train_forms(p).backward_input;
   if (form == kDirect) {  // bf16: direct
     std::vector<float> turned((size_t)p.w_size());  // w'[c, k, r, s] = w[k, c, R-1-r, S-1-s]
+#pragma omp parallel for schedule(static) if (p.w_size() > (1 << 16) && !omp_in_parallel())
     for (int k = 0; k < p.k; ++k)
       for (int c = 0; c < p.c; ++c)
         for (int r = 0; r < p.r; ++r)
