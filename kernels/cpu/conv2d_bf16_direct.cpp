@@ -76,6 +76,32 @@ Form avx512_form(const Conv2dShape& p) {
   return kvec_eff > 1.2 * rows_eff ? Form::kvec : Form::rows;
 }
 
+// r[i] lane j -> r[j] lane i: a 16 x 16 transpose of 32-bit values (unpacks within 128-bit lanes,
+// then 128-bit lanes shuffled).
+EMOTUNE_BF16_TARGET inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  // r[4q + e], 128-bit lane L: rows 4q .. 4q + 3 at column 4L + e
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int e = 0; e < 4; ++e) {
+    const __m512i a = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x88), b = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xdd);
+    const __m512i c = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x88), d = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xdd);
+    t[e] = _mm512_shuffle_i32x4(a, c, 0x88);
+    t[8 + e] = _mm512_shuffle_i32x4(a, c, 0xdd);
+    t[4 + e] = _mm512_shuffle_i32x4(b, d, 0x88);
+    t[12 + e] = _mm512_shuffle_i32x4(b, d, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
 // The filters as bf16 pairs (channel 2q, 2q + 1), zero past K and C, in the order each kernel
 // reads them:
 //   amx: for each tap t, chunk of 16 pairs, block kt of 16 output channels: a [16 pairs][16 K]
@@ -91,22 +117,36 @@ EMOTUNE_BF16_TARGET void pack_filters(const Conv2dShape& p, const Layout& l, con
   // w[k, c, tap], zero past K and C.
   auto at = [&](int k, int c, int t) { return k < p.k && c < p.c ? w[((int64_t)k * p.c + c) * taps + t] : 0.0f; };
   if (l.form == Form::amx) {
-    // In parallel over (tap, chunk): the deep layers' filters are millions of strided reads, and
-    // packing them on one thread while the other waited was ~7% of a forward at two threads, plus
-    // as much again in the waiting thread (vgg.conv3_2 / conv4_2 on AMX).
-    const int chunks = l.pairs / 16;
+    // First w turned to [(c, tap)][K] (16 x 16 register transposes: w's rows are read whole, where
+    // a tile row gathered 32 values from 32 rows of K), then each tile row is two contiguous
+    // loads. Both in parallel: one thread packing while the other waited was ~7% of a forward at
+    // two threads on AMX, plus as much again in the waiting thread (vgg.conv3_2 / conv4_2).
+    const int chunks = l.pairs / 16, kp = l.kblocks * l.rows;
+    const int64_t combos = (int64_t)p.c * taps, rows = (int64_t)l.pairs * 2 * taps;
+    float* wt = aligned_scratch(Scratch::staging, rows * kp);
+    const int64_t blocks = (rows + 15) / 16 * (kp / 16);
+#pragma omp parallel for schedule(static) if (blocks > 16 && !omp_in_parallel())
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t r0 = blk / (kp / 16) * 16;
+      const int k0 = (int)(blk % (kp / 16)) * 16;
+      const __mmask16 m = bf16::lanes_mask((int)std::min<int64_t>(16, std::max<int64_t>(0, combos - r0)));
+      __m512i v[16];
+      for (int i = 0; i < 16; ++i)
+        v[i] = k0 + i < p.k ? _mm512_castps_si512(_mm512_maskz_loadu_ps(m, w + (int64_t)(k0 + i) * combos + r0))
+                            : _mm512_setzero_si512();
+      transpose16(v);  // v[j]: row r0 + j, lanes k0 ..
+      for (int j = 0; j < 16 && r0 + j < rows; ++j) _mm512_storeu_si512(wt + (r0 + j) * kp + k0, v[j]);
+    }
 #pragma omp parallel for collapse(2) schedule(static) if ((int64_t)taps * chunks > 1 && !omp_in_parallel())
     for (int t = 0; t < taps; ++t)
       for (int q = 0; q < chunks; ++q)
         for (int kt = 0; kt < l.kblocks * 2; ++kt) {
           uint32_t* tile = out + (((int64_t)t * chunks + q) * l.kblocks * 2 + kt) * 256;
           for (int i = 0; i < 16; ++i) {
-            alignas(64) float even[16], odd[16];
-            for (int j = 0; j < 16; ++j) {
-              const int c0 = (q * 16 + i) * 2;
-              even[j] = at(kt * 16 + j, c0, t), odd[j] = at(kt * 16 + j, c0 + 1, t);
-            }
-            _mm512_storeu_si512(tile + i * 16, bf16::pairs(_mm512_load_ps(even), _mm512_load_ps(odd)));
+            const int64_t c0 = (q * 16 + i) * 2;
+            const __m512 even = _mm512_loadu_ps(wt + (c0 * taps + t) * kp + kt * 16);
+            const __m512 odd = _mm512_loadu_ps(wt + ((c0 + 1) * taps + t) * kp + kt * 16);
+            _mm512_storeu_si512(tile + i * 16, bf16::pairs(even, odd));
           }
         }
     return;
@@ -159,32 +199,6 @@ EMOTUNE_BF16_TARGET void pack_image(const Conv2dShape& p, const Layout& l, const
       }
     }
   }
-}
-
-// r[i] lane j -> r[j] lane i: a 16 x 16 transpose of 32-bit values (unpacks within 128-bit lanes,
-// then 128-bit lanes shuffled).
-EMOTUNE_BF16_TARGET inline void transpose16(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  // r[4q + e], 128-bit lane L: rows 4q .. 4q + 3 at column 4L + e
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  for (int e = 0; e < 4; ++e) {
-    const __m512i a = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x88), b = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xdd);
-    const __m512i c = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x88), d = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xdd);
-    t[e] = _mm512_shuffle_i32x4(a, c, 0x88);
-    t[8 + e] = _mm512_shuffle_i32x4(a, c, 0xdd);
-    t[4 + e] = _mm512_shuffle_i32x4(b, d, 0x88);
-    t[12 + e] = _mm512_shuffle_i32x4(b, d, 0xdd);
-  }
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 
 // amx, positions-major: one image x [C][H][W] -> [hx][wx][pairs] of (channel 2q, 2q + 1) bf16
