@@ -114,8 +114,6 @@ int64_t filters_size(const Conv2dShape& p, const Layout& l) {
 
 EMOTUNE_BF16_TARGET void pack_filters(const Conv2dShape& p, const Layout& l, const float* w, uint32_t* out) {
   const int taps = p.r * p.s;
-  // w[k, c, tap], zero past K and C.
-  auto at = [&](int k, int c, int t) { return k < p.k && c < p.c ? w[((int64_t)k * p.c + c) * taps + t] : 0.0f; };
   if (l.form == Form::amx) {
     // First w turned to [(c, tap)][K] (16 x 16 register transposes: w's rows are read whole, where
     // a tile row gathered 32 values from 32 rows of K), then each tile row is two contiguous
@@ -151,6 +149,8 @@ EMOTUNE_BF16_TARGET void pack_filters(const Conv2dShape& p, const Layout& l, con
         }
     return;
   }
+  // w[k, c, tap], zero past K and C.
+  auto at = [&](int k, int c, int t) { return k < p.k && c < p.c ? w[((int64_t)k * p.c + c) * taps + t] : 0.0f; };
   // rows, kvec: block (kb, q) is taps x l.rows pairs, value t * l.rows + i from output channel
   // kb * l.rows + i. The blocks are independent, and the deep layers have millions of filter
   // values: in parallel.
@@ -239,7 +239,7 @@ EMOTUNE_BF16_TARGET void pack_image_nhwc(const Conv2dShape& p, const Layout& l, 
 // thread on the AMX machine, two alternated rounds against oneDNN, the geometric mean of oneDNN's
 // time over emotune's went 0.63 -> 0.68 forward and 0.65 -> 0.68 backward-data.)
 EMOTUNE_AMX_TARGET void block_amx(const Conv2dShape& p, const Layout& l, const uint32_t* wt, const uint32_t* img,
-                                       const int32_t* toff, int kb, int64_t j0, float* acc) {
+                                  const int32_t* toff, int kb, int64_t j0, float* acc) {
   const int chunks = l.pairs / 16, taps = p.r * p.s;
   const int64_t astride = (int64_t)l.pairs * 4;
   asm volatile("" ::: "memory");
@@ -424,24 +424,29 @@ std::vector<int32_t> wpair_bases(const WLayout& l) {
 }
 
 // One image x [C][H][W] -> [C][hx + 1][wx] bf16, zero padded.
+// One channel of one image, src [H][W] -> `rows` rows of `wx` bf16 at out: row i, column j holds
+// input (i - pad_h, j - pad_w), zero outside the image (both backward-weight forms' x planes).
+EMOTUNE_BF16_TARGET void pad_plane_bf16(const Conv2dShape& p, int rows, int wx, const float* src, uint16_t* out) {
+  for (int i = 0; i < rows; ++i) {
+    uint16_t* row = out + (int64_t)i * wx;
+    const int iy = i - p.pad_h;
+    if (iy < 0 || iy >= p.h) {
+      std::memset(row, 0, (size_t)wx * 2);
+      continue;
+    }
+    const float* in = src + (int64_t)iy * p.w;
+    for (int j0 = 0; j0 < wx; j0 += 16) {
+      const int lo = j0 - p.pad_w;  // input column of lane 0
+      const __mmask16 m = bf16::lanes_mask(std::min(wx - j0, p.w - lo)) & (__mmask16)~bf16::lanes_mask(-lo);
+      const __m256i v = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, in + lo));
+      _mm256_mask_storeu_epi16(row + j0, bf16::lanes_mask(wx - j0), v);
+    }
+  }
+}
+
 EMOTUNE_BF16_TARGET void wpack_image(const Conv2dShape& p, const WLayout& l, const float* x, uint16_t* out) {
   const int64_t hw = (int64_t)p.h * p.w;
-  for (int c = 0; c < p.c; ++c)
-    for (int i = 0; i <= l.hx; ++i) {
-      uint16_t* row = out + (int64_t)c * l.xplane + (int64_t)i * l.wx;
-      const int iy = i - p.pad_h;
-      if (iy < 0 || iy >= p.h) {
-        std::memset(row, 0, (size_t)l.wx * 2);
-        continue;
-      }
-      const float* src = x + c * hw + (int64_t)iy * p.w;
-      for (int j0 = 0; j0 < l.wx; j0 += 16) {
-        const int lo = j0 - p.pad_w;  // input column of lane 0
-        const __mmask16 m = bf16::lanes_mask(std::min(l.wx - j0, p.w - lo)) & (__mmask16)~bf16::lanes_mask(-lo);
-        const __m256i v = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + lo));
-        _mm256_mask_storeu_epi16(row + j0, bf16::lanes_mask(l.wx - j0), v);
-      }
-    }
+  for (int c = 0; c < p.c; ++c) pad_plane_bf16(p, l.hx + 1, l.wx, x + c * hw, out + (int64_t)c * l.xplane);
 }
 
 // 16 channels kv .. kv + 15 of one dy image [K][OH][OW], row oh, columns ow0 .. ow0 + 31 (zero past
@@ -571,6 +576,26 @@ void finish_bias(const Conv2dShape& p, const std::vector<std::vector<double>>& b
   }
 }
 
+// The backward-weight's workers: each sums its own contiguous run of images n0 .. n1 - 1 into its
+// sums (`rows` x kp floats, zeroed; rows in dw's (c, r, s) order, padded past `combos`) and its
+// bias sums ([kp][8] doubles) by body(n0, n1, sums, bsum); then the partials are added in worker
+// order (a fixed order: deterministic for a given number of threads) into dw and db.
+template <typename Body>
+void weight_by_workers(const Conv2dShape& p, int64_t combos, int64_t rows, int kp, float* dw, float* db, Body body) {
+  const int workers = omp_in_parallel() ? 1 : std::max(1, std::min(omp_get_max_threads(), p.n));
+  std::vector<const float*> acc((size_t)workers);
+  std::vector<std::vector<double>> bsum((size_t)workers);
+#pragma omp parallel for num_threads(workers) schedule(static, 1) if (workers > 1)
+  for (int t = 0; t < workers; ++t) {
+    float* a = worker_sums(rows * kp);
+    acc[(size_t)t] = a;
+    bsum[(size_t)t].assign((size_t)kp * 8, 0.0);
+    body((int)((int64_t)p.n * t / workers), (int)((int64_t)p.n * (t + 1) / workers), a, bsum[(size_t)t].data());
+  }
+  finish_weight(p, combos, kp, rows, acc, dw);
+  if (db) finish_bias(p, bsum, db);
+}
+
 using WBlockFn = void (*)(const WLayout&, const uint32_t*, int, const uint16_t*, int64_t, const int64_t*,
                           const int32_t*, int64_t, int64_t, float*, int64_t);
 constexpr WBlockFn kWBlock[4] = {wgrad_block<1, 24>, wgrad_block<2, 12>, wgrad_block<3, 8>, wgrad_block<4, 6>};
@@ -621,22 +646,7 @@ EMOTUNE_BF16_TARGET void apack_images(const Conv2dShape& p, const ALayout& l, in
   const int64_t hw = (int64_t)p.h * p.w, x_img = (int64_t)p.c * hw;
   for (int c = 0; c < p.c; ++c) {
     uint16_t* plane = out + (int64_t)c * l.xs;
-    for (int g = 0; g < gn; ++g)
-      for (int i = 0; i < l.hx; ++i) {
-        uint16_t* row = plane + g * l.span + (int64_t)i * l.wx;
-        const int iy = i - p.pad_h;
-        if (iy < 0 || iy >= p.h) {
-          std::memset(row, 0, (size_t)l.wx * 2);
-          continue;
-        }
-        const float* src = x + g * x_img + c * hw + (int64_t)iy * p.w;
-        for (int j0 = 0; j0 < l.wx; j0 += 16) {
-          const int lo = j0 - p.pad_w;  // input column of lane 0
-          const __mmask16 m = bf16::lanes_mask(std::min(l.wx - j0, p.w - lo)) & (__mmask16)~bf16::lanes_mask(-lo);
-          const __m256i v = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + lo));
-          _mm256_mask_storeu_epi16(row + j0, bf16::lanes_mask(l.wx - j0), v);
-        }
-      }
+    for (int g = 0; g < gn; ++g) pad_plane_bf16(p, l.hx, l.wx, x + g * x_img + c * hw, plane + g * l.span);
     std::memset(plane + gn * l.span, 0, (size_t)(l.xs - gn * l.span) * 2);
   }
 }
@@ -887,22 +897,11 @@ bool conv2d_bf16_direct_weight_on_amx(const Conv2dShape& p) {
 bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db) {
 #if defined(__x86_64__)
   if (!conv2d_bf16_direct_weight_applies(p)) return false;
-  const int workers = omp_in_parallel() ? 1 : std::max(1, std::min(omp_get_max_threads(), p.n));
   if (conv2d_bf16_direct_weight_on_amx(p)) {
-    // Each worker sums its own contiguous run of images; the partials are added in worker order.
     const ALayout l = alayout_of(p);
-    std::vector<const float*> acc((size_t)workers);
-    std::vector<std::vector<double>> bsum((size_t)workers);
-#pragma omp parallel for num_threads(workers) schedule(static, 1) if (workers > 1)
-    for (int t = 0; t < workers; ++t) {
-      float* a = worker_sums(l.combos * l.kp);
-      acc[(size_t)t] = a;
-      bsum[(size_t)t].assign((size_t)l.kp * 8, 0.0);
-      const int n0 = (int)((int64_t)p.n * t / workers), n1 = (int)((int64_t)p.n * (t + 1) / workers);
-      weight_amx_worker(p, l, x, dy, n0, n1, a, bsum[(size_t)t].data());
-    }
-    finish_weight(p, l.combos, l.kp, l.combos, acc, dw);
-    if (db) finish_bias(p, bsum, db);
+    weight_by_workers(p, l.combos, l.combos, l.kp, dw, db, [&](int n0, int n1, float* a, double* bsum) {
+      weight_amx_worker(p, l, x, dy, n0, n1, a, bsum);
+    });
     return true;
   }
   const WLayout l = wlayout_of(p);
@@ -917,15 +916,7 @@ bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, co
       for (int s = 0; s < p.s; ++s)
         xoff[((size_t)c * p.r + r) * p.s + s] = (int64_t)c * l.xplane + (int64_t)r * l.wx + s;
   const std::vector<int32_t> xbase = wpair_bases(l);
-  // Each worker sums its own contiguous run of images; the partials are added in worker order.
-  std::vector<const float*> acc((size_t)workers);
-  std::vector<std::vector<double>> bsum((size_t)workers);
-#pragma omp parallel for num_threads(workers) schedule(static, 1) if (workers > 1)
-  for (int t = 0; t < workers; ++t) {
-    float* a = worker_sums(rows * l.kp);
-    acc[(size_t)t] = a;
-    bsum[(size_t)t].assign((size_t)l.kp * 8, 0.0);
-    const int n0 = (int)((int64_t)p.n * t / workers), n1 = (int)((int64_t)p.n * (t + 1) / workers);
+  weight_by_workers(p, l.combos, rows, l.kp, dw, db, [&](int n0, int n1, float* a, double* bsum) {
     // wpack_image and wpack_dy write every value the blocks read: no clearing needed
     uint16_t* xg = reinterpret_cast<uint16_t*>(aligned_scratch(Scratch::columns, (l.group * ximg + 1) / 2));
     uint32_t* d = reinterpret_cast<uint32_t*>(aligned_scratch(Scratch::staging, (int64_t)l.group * l.p2 * l.kp));
@@ -934,7 +925,7 @@ bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, co
       const int64_t F = (int64_t)gn * l.p2;
       for (int g = 0; g < gn; ++g) {
         wpack_image(p, l, x + (g0 + g) * x_img, xg + g * ximg);
-        wpack_dy(p, l, dy + (g0 + g) * y_img, F, (int64_t)g * l.p2, d, bsum[(size_t)t].data());
+        wpack_dy(p, l, dy + (g0 + g) * y_img, F, (int64_t)g * l.p2, d, bsum);
       }
       for (int64_t f0 = 0; f0 < F; f0 += kWChunk) {
         const int64_t f1 = std::min(F, f0 + kWChunk);
@@ -946,9 +937,7 @@ bool conv2d_backward_weight_bf16_direct(const Conv2dShape& p, const float* x, co
         }
       }
     }
-  }
-  finish_weight(p, l.combos, l.kp, rows, acc, dw);
-  if (db) finish_bias(p, bsum, db);
+  });
   return true;
 #else
   (void)p, (void)x, (void)dy, (void)dw, (void)db;
