@@ -118,7 +118,7 @@ Gain3 winograd2_weight_gain() {
 // The bound of dw [K, C, 3, 3] in the form it ran: the direct sums themselves, or their
 // Winograd-weighted sums.
 std::vector<float> weight_bound(const Conv2dShape& p, const std::string& form, const std::vector<float>& direct) {
-  if (form == "im2col" || form == "direct-bf16") return direct;
+  if (form == "im2col" || form == "direct-bf16" || form == "direct-fp32") return direct;
   REQUIRE(form == "winograd2");  // bf16 keeps to F(2x2) (kernels/cpu/conv2d.cpp, train_tile)
   const Gain3 c = winograd2_weight_gain();
   std::vector<float> out(direct.size());
@@ -221,7 +221,7 @@ TEST_CASE("precision bf16: every conv layer of both networks, forward and both b
     // bound. A Winograd form there would need the stencil bound (winograd2_forward_bound, of dy
     // with the turned filters for backward-input), which this case does not apply: it stops instead.
     INFO("forms: ", forms.forward, ", ", forms.backward_input, ", ", forms.backward_weight);
-    for (const std::string f : {forms.forward, forms.backward_input}) REQUIRE((f == "direct-bf16" || f == "im2col"));
+    for (const std::string f : {forms.forward, forms.backward_input}) REQUIRE((f == "direct-bf16" || f == "direct-fp32" || f == "im2col"));
     // fp32's part: 16 eps (tests/test_conv2d.cpp) and the parity test's 4 eps per term of the
     // reduction (below 2u + u^2 for the 9 C terms here only up to C ~ 200, so it is added).
     const double f = kProduct + 16 * kEps;
@@ -423,6 +423,7 @@ TEST_CASE("precision bf16: the direct convolution is within the direct sum's bou
   // conv2d_forward_bf16_direct (kernels/cpu/conv2d_bf16_direct.h): bf16 operands, fp32 sums in
   // (tap, channel) order on both kernels: |err| <= ((1+u)^2 - 1 + gamma_(C R S + 1)) sum |w x|
   // (bias added exactly after).
+  if (!bf16_or_skip("direct bf16 convolution")) return;  // Bf16Scope throws on a CPU without bf16
   Bf16Scope bf16_scope;
   testing::for_each_bf16_kernel("direct bf16 convolution", [&] {
     int ran = 0;
@@ -464,6 +465,7 @@ TEST_CASE("precision bf16: the direct convolution's prepared filters, affine and
   // shift in fp32: two roundings, so within eps (|y scale| + |shift|) of the exact value of the
   // unaffined result's), and one image split over the workers by blocks of output channels
   // (each block computed as with more images: bit for bit the 3-image call's first image).
+  if (!bf16_or_skip("direct bf16 convolution, prepared")) return;  // Bf16Scope throws on a CPU without bf16
   Bf16Scope bf16_scope;
   testing::for_each_bf16_kernel("direct bf16 convolution, prepared", [&] {
     int ran = 0;
@@ -507,6 +509,7 @@ TEST_CASE("precision bf16: the direct backward-weight is within the direct sum's
   // sums over the N OH OW positions (then the workers' partials), on AMX tiles where the kernel is
   // amx and C a multiple of 16, else VDPBF16PS:
   // |err| <= ((1+u)^2 - 1 + gamma_(N OH OW + threads)) sum |dy x|.
+  if (!bf16_or_skip("direct bf16 backward-weight")) return;  // Bf16Scope throws on a CPU without bf16
   Bf16Scope bf16_scope;
   testing::for_each_bf16_kernel("direct bf16 backward-weight", [&] {
     int ran = 0;
