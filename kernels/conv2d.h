@@ -41,8 +41,9 @@ void conv2d_backward_input_im2col_cpu(const Conv2dShape& p, const float* dy, con
 void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const float* dy, float* dw, float* db);
 
 // The form each of a training conv's three CPU products takes under the process's settings now
-// (precision, EMOTUNE_TRAIN_CONV): "direct-bf16" (kernels/cpu/conv2d_bf16_direct.h), "winograd2",
-// "winograd4" (F(2x2) / F(4x4)) or "im2col". The dispatch of conv2d_*_cpu reads the same
+// (precision, EMOTUNE_TRAIN_CONV): "direct-bf16" (kernels/cpu/conv2d_bf16_direct.h), "direct-fp32"
+// (the first layer: kernels/cpu/conv2d_thin.h), "winograd2", "winograd4" (F(2x2) / F(4x4)) or
+// "im2col". The dispatch of conv2d_*_cpu reads the same
 // decision, so the two cannot disagree. For tools that must bound or name the arithmetic (the
 // Keras oracle's bf16 check, tests/oracle).
 struct Conv2dCpuForms {

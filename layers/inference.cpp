@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "kernels/cpu/conv2d_bf16_direct.h"
+#include "kernels/cpu/conv2d_thin.h"
 #include "kernels/elementwise.h"
 #include "kernels/linear.h"
 #include "kernels/max_pool2d.h"
@@ -51,6 +52,9 @@ struct InferenceGraph::Step {
   bool runs_direct_bf16(const Conv2dShape& p) const {
     return algo == "auto" && cpu_precision() == Precision::bf16 && conv2d_bf16_direct_for_inference(p);
   }
+  // fp32, few input terms, no pool to fuse (the first conv): the thin direct form
+  // (kernels/cpu/conv2d_thin.h), bias, ReLU and the affine as its rows are stored.
+  bool runs_thin(const Conv2dShape& p) const { return algo == "auto" && !pool2 && conv2d_thin_applies(p); }
   const Bf16DirectFilters* direct_filters() const {
     std::call_once(direct_bf16_once, [&] { direct_bf16 = conv2d_bf16_direct_filters(shape, w.data()); });
     return direct_bf16.get();
@@ -312,6 +316,8 @@ std::vector<float> InferenceGraph::forward(const float* x, int n, std::vector<do
           if (!conv2d_forward_bf16_direct(p, in, s.w.data(), b, e.relu, dst, s.direct_filters(), e.scale, e.shift))
             throw Error("inference graph: " + s.names + ": the direct bf16 form refused its shape");
           if (e.pool2) max_pool2d_forward_cpu(Pool2dShape{n, p.k, p.out_h(), p.out_w()}, dst, out);
+        } else if (s.runs_thin(p)) {
+          conv2d_thin_forward(p, in, s.w.data(), b, e.relu, e.scale, e.shift, out);
         } else if (tile == 4) {
           std::call_once(s.u4_once, [&] {
             s.u4.resize((size_t)winograd_weights_size(s.shape, 4));
@@ -353,6 +359,7 @@ std::string InferenceGraph::describe() const {
   char buf[160];
   for (const auto& s : steps_) {
     const char* algo = s->kind == Step::conv ? (s->runs_direct_bf16(s->shape) ? "direct bf16 (amx)"
+                                                : s->runs_thin(s->shape)        ? "direct fp32 (thin)"
                                                 : s->winograd4                  ? "winograd F(2x2)/F(4x4) by batch"
                                                 : s->winograd ? "winograd F(2x2,3x3)"
                                                               : "im2col+sgemm")

@@ -14,6 +14,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_infer.h"
 #include "kernels/cpu/conv2d_ref.h"
+#include "kernels/cpu/conv2d_thin.h"
 #include "tests/shapes.h"
 #include "tests/testing.h"
 
@@ -311,4 +312,141 @@ TEST_CASE("conv2d training Winograd products at both tile sizes match the refere
   }
   MESSAGE("worst error / tolerance, forward F2 ", worst[0][2], " F4 ", worst[0][4], "; backward-input F2 ",
           worst[1][2], " F4 ", worst[1][4], "; backward-weight F2 ", worst[2][2], " F4 ", worst[2][4]);
+}
+
+// The thin direct fp32 form (kernels/cpu/conv2d_thin.h: stride 1, C*R*S <= 16, the first layers).
+// Two checks. Exact: integer operands in [-3, 3] make every product and partial sum an integer
+// below 2^24 (a forward sum <= 9 * 9 + 3; a dw sum <= 3 * 48 * 48 * 9), exact in float whatever
+// the order, so the form must equal the reference loops bit for bit on the real first layers, its
+// ReLU and affine (two roundings each side) included: a missed, doubled or shifted term cannot
+// hide. Rounding: random operands in [-1, 1] on edge shapes (a row of 37 = 16 + 16 + 5 lanes, K not
+// a multiple of the 4 channels per pass, 15 taps that take the one-channel backward pass, pad 0
+// and 2), against the reference within both sides' worst case for a sum of n terms,
+// 2 gamma_n sum |terms| with gamma_n = n u / (1 - n u), u = 2^-24 (Higham, ch. 3): n = C*R*S + 1
+// for the forward (with the bias), n = N*OH*OW for dw. db sums in double on the form's side.
+namespace {
+
+std::vector<float> small_ints(size_t n, uint64_t seed) {
+  auto v = random_vector(n, seed, -3.5f, 3.5f);
+  for (float& x : v) x = std::round(x);
+  return v;
+}
+
+double gamma_n(double n) {
+  const double u = std::ldexp(1.0, -24);
+  return n * u / (1 - n * u);
+}
+
+}  // namespace
+
+TEST_CASE("conv2d thin direct form: exact integer sums on the real first layers, epilogue included") {
+  if (!testing::isa_or_skip(conv2d_thin_applies(testing::conv_shape(1, 48, 48, 64, 3, 3, 1, 1)), "avx512f",
+                            "the thin direct fp32 convolution"))
+    return;
+  for (const auto& cs : testing::conv_cases()) {
+    if (!cs.real || cs.shape.c != 1) continue;
+    for (int n : {1, 3}) {
+      Conv2dShape p = cs.shape;
+      p.n = n;
+      CAPTURE(describe(cs.name, p));
+      REQUIRE(conv2d_thin_applies(p));
+      CHECK(std::string(conv2d_cpu_forms(p).forward) == "direct-fp32");
+      CHECK(std::string(conv2d_cpu_forms(p).backward_weight) == "direct-fp32");
+      const auto x = small_ints(p.x_size(), 41), w = small_ints(p.w_size(), 42), b = small_ints(p.k, 43);
+      const auto dy = small_ints(p.y_size(), 44);
+      auto scale = random_vector(p.k, 45, 0.5f, 2.0f), shift = random_vector(p.k, 46);
+      std::vector<float> want(p.y_size()), y(p.y_size(), NAN), y_train(p.y_size(), NAN);
+      conv2d_forward_ref_cpu(p, x.data(), w.data(), b.data(), want.data());
+      conv2d_thin_forward(p, x.data(), w.data(), b.data(), false, nullptr, nullptr, y.data());
+      conv2d_forward_cpu(p, x.data(), w.data(), b.data(), y_train.data());
+      EMOTUNE_CHECK_CLOSE(allclose(y, want, 0, 0));
+      EMOTUNE_CHECK_CLOSE(allclose(y_train, want, 0, 0));
+      const int64_t plane = (int64_t)p.out_h() * p.out_w();
+      for (int64_t i = 0; i < p.y_size(); ++i) {
+        const int k = (int)(i / plane % p.k);
+        const float v = want[i] > 0 ? want[i] : 0.0f;
+        want[i] = v * scale[k] + shift[k];
+      }
+      conv2d_thin_forward(p, x.data(), w.data(), b.data(), true, scale.data(), shift.data(), y.data());
+      EMOTUNE_CHECK_CLOSE(allclose(y, want, 0, 0));
+
+      std::vector<float> dw_ref(p.w_size()), db_ref(p.k), dw(p.w_size(), NAN), db(p.k, NAN);
+      conv2d_backward_weight_ref_cpu(p, x.data(), dy.data(), dw_ref.data(), db_ref.data());
+      conv2d_backward_weight_cpu(p, x.data(), dy.data(), dw.data(), db.data());
+      EMOTUNE_CHECK_CLOSE(allclose(dw, dw_ref, 0, 0));
+      EMOTUNE_CHECK_CLOSE(allclose(db, db_ref, 0, 0));
+    }
+  }
+}
+
+TEST_CASE("conv2d thin direct form: a NaN input passes the ReLU") {
+  Conv2dShape p = testing::conv_shape(1, 16, 16, 4, 3, 3, 1, 1);
+  if (!testing::isa_or_skip(conv2d_thin_applies(p), "avx512f", "the thin direct fp32 convolution")) return;
+  std::vector<float> x(p.x_size(), 1.0f), w(p.w_size(), -1.0f), y(p.y_size(), 0.0f);
+  x[5 * 16 + 7] = NAN;  // every output whose window covers (5, 7): rows 4..6, columns 6..8
+  conv2d_thin_forward(p, x.data(), w.data(), nullptr, true, nullptr, nullptr, y.data());
+  for (int k = 0; k < p.k; ++k)
+    for (int oy = 0; oy < 16; ++oy)
+      for (int ox = 0; ox < 16; ++ox) {
+        const bool covers = oy >= 4 && oy <= 6 && ox >= 6 && ox <= 8;
+        const float v = y[((size_t)k * 16 + oy) * 16 + ox];
+        CAPTURE(k); CAPTURE(oy); CAPTURE(ox);
+        CHECK(std::isnan(v) == covers);
+        if (!covers) CHECK(v == 0.0f);  // all sums negative: the ReLU's zero
+      }
+}
+
+TEST_CASE("conv2d thin direct form: random operands within float's worst case on edge shapes") {
+  struct Case {
+    Conv2dShape p;
+    int n;
+  };
+  const std::vector<Case> cases = {
+      {testing::conv_shape(1, 20, 37, 7, 3, 3, 1, 1), 3},   // 37 = 16 + 16 + 5 lanes, K = 4 + 3
+      {testing::conv_shape(1, 21, 40, 5, 3, 3, 0, 1), 2},   // valid: 38 columns
+      {testing::conv_shape(1, 17, 18, 6, 3, 5, 2, 1), 1},   // 15 taps (one channel per dw pass), pad 2
+      {testing::conv_shape(2, 9, 16, 3, 3, 1, 1, 1), 2},    // two channels, 3x1
+      {testing::conv_shape(4, 8, 16, 9, 1, 1, 0, 1), 3},    // pointwise over 4 channels, one 16-lane chunk
+  };
+  if (!testing::isa_or_skip(conv2d_thin_applies(cases[0].p), "avx512f", "the thin direct fp32 convolution")) return;
+  double worst[3] = {};
+  for (const auto& cs : cases) {
+    Conv2dShape p = cs.p;
+    p.n = cs.n;
+    CAPTURE(describe("edge", p));
+    REQUIRE(conv2d_thin_applies(p));
+    const auto x = random_vector(p.x_size(), 51), w = random_vector(p.w_size(), 52), b = random_vector(p.k, 53);
+    const auto dy = random_vector(p.y_size(), 54);
+    const auto ax = absolute(x), aw = absolute(w), ab = absolute(b), ady = absolute(dy);
+    std::vector<float> y_ref(p.y_size()), y_bound(p.y_size()), y(p.y_size(), NAN);
+    conv2d_forward_ref_cpu(p, x.data(), w.data(), b.data(), y_ref.data());
+    conv2d_forward_ref_cpu(p, ax.data(), aw.data(), ab.data(), y_bound.data());
+    conv2d_thin_forward(p, x.data(), w.data(), b.data(), false, nullptr, nullptr, y.data());
+    std::vector<float> dw_ref(p.w_size()), db_ref(p.k), dw_bound(p.w_size()), db_bound(p.k);
+    std::vector<float> dw(p.w_size(), NAN), db(p.k, NAN);
+    conv2d_backward_weight_ref_cpu(p, x.data(), dy.data(), dw_ref.data(), db_ref.data());
+    conv2d_backward_weight_ref_cpu(p, ax.data(), ady.data(), dw_bound.data(), db_bound.data());
+    conv2d_thin_backward_weight(p, x.data(), dy.data(), dw.data(), db.data());
+    const double fwd = 2 * gamma_n(p.c * p.r * p.s + 1), bwd = 2 * gamma_n((double)p.n * p.out_h() * p.out_w());
+    auto check = [](const char* what, const std::vector<float>& got, const std::vector<float>& want,
+                    const std::vector<float>& bound, double f) {
+      double w = 0;
+      size_t bad = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        const double r = std::fabs((double)got[i] - want[i]) / (f * std::max((double)bound[i], 1e-30));
+        if (!(r <= 1)) ++bad;
+        w = std::max(w, r);
+      }
+      INFO(what, ": worst ", w, " of the bound");
+      CHECK(bad == 0);
+      return w;
+    };
+    worst[0] = std::max(worst[0], check("forward", y, y_ref, y_bound, fwd));
+    worst[1] = std::max(worst[1], check("dw", dw, dw_ref, dw_bound, bwd));
+    worst[2] = std::max(worst[2], check("db", db, db_ref, db_bound, bwd));
+  }
+  MESSAGE("thin direct form, worst error / bound: forward ", worst[0], ", dw ", worst[1], ", db ", worst[2]);
+  CHECK(!conv2d_thin_applies(testing::conv_shape(1, 48, 48, 64, 3, 3, 1, 2)));   // stride 2
+  CHECK(!conv2d_thin_applies(testing::conv_shape(2, 48, 48, 64, 3, 3, 1, 1)));   // 18 taps
+  CHECK(!conv2d_thin_applies(testing::conv_shape(1, 48, 14, 64, 3, 3, 1, 1)));   // a row of 14
 }

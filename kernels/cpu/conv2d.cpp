@@ -26,6 +26,7 @@
 #include "kernels/cpu/conv2d_bf16_direct.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/conv2d_ref.h"
+#include "kernels/cpu/conv2d_thin.h"
 #include "kernels/cpu/scratch.h"
 
 namespace emotune {
@@ -315,28 +316,39 @@ AsForward backward_input_as_forward(const Conv2dShape& p) {
                  q.out_w() == p.w};
 }
 
-// The forms of the three products (conv2d_cpu_forms): a Winograd tile (2 or 4), kDirect, or 0
-// for im2col.
+// The forms of the three products (conv2d_cpu_forms): a Winograd tile (2 or 4), kDirect (bf16),
+// kThin (fp32, few input terms: kernels/cpu/conv2d_thin.h), or 0 for im2col.
 constexpr int kDirect = -1;
+constexpr int kThin = -2;
 struct Forms {
   int forward, backward_input, backward_weight;
 };
-// The direct bf16 forms only where the mode is auto: EMOTUNE_TRAIN_CONV names the form it asks for.
+// The direct forms only where the mode is auto: EMOTUNE_TRAIN_CONV names the form it asks for. The
+// thin fp32 form takes the first layer's forward (in bf16 too: its nine-term sums stay fp32) and
+// its backward-weight where the bf16 form does not.
 Forms train_forms(const Conv2dShape& p) {
   const AsForward bi = backward_input_as_forward(p);
   const bool any = train_conv_mode() == TrainConvMode::auto_;
   Forms f;
-  f.forward = any && conv2d_bf16_direct_applies(p) ? kDirect : train_tile(p, /*forward=*/true);
+  f.forward = any && conv2d_bf16_direct_applies(p) ? kDirect
+              : any && conv2d_thin_applies(p)      ? kThin
+                                                   : train_tile(p, /*forward=*/true);
   f.backward_input = !bi.ok                                     ? 0
                      : any && conv2d_bf16_direct_applies(bi.q) ? kDirect
                      : p.pad_h <= 2 && p.pad_w <= 2            ? train_tile(p)
                                                                : 0;
-  f.backward_weight = any && conv2d_bf16_direct_weight_applies(p) ? kDirect : train_tile(p);
+  f.backward_weight = any && conv2d_bf16_direct_weight_applies(p) ? kDirect
+                      : any && conv2d_thin_applies(p)             ? kThin
+                                                                  : train_tile(p);
   return f;
 }
 
 const char* form_name(int form) {
-  return form == kDirect ? "direct-bf16" : form == 2 ? "winograd2" : form == 4 ? "winograd4" : "im2col";
+  return form == kDirect ? "direct-bf16"
+         : form == kThin ? "direct-fp32"
+         : form == 2     ? "winograd2"
+         : form == 4     ? "winograd4"
+                         : "im2col";
 }
 
 // Training's forward, with the ReLU in Winograd's output transform when asked (im2col: after it).
@@ -344,6 +356,10 @@ void forward_train(const Conv2dShape& p, const float* x, const float* w, const f
   const int form = train_forms(p).forward;
   if (form == kDirect) {  // bf16: direct, no transforms
     if (!conv2d_forward_bf16_direct(p, x, w, b, relu, y)) throw Error("conv2d: the direct bf16 form refused its shape");
+    return;
+  }
+  if (form == kThin) {  // fp32, direct, the ReLU as rows are stored
+    conv2d_thin_forward(p, x, w, b, relu, nullptr, nullptr, y);
     return;
   }
   if (const int tile = form) {
@@ -404,6 +420,10 @@ void conv2d_backward_weight_cpu(const Conv2dShape& p, const float* x, const floa
   if (form == kDirect) {  // bf16: direct (AMX tiles or VDPBF16PS)
     if (!conv2d_backward_weight_bf16_direct(p, x, dy, dw, db))
       throw Error("conv2d: the direct bf16 form refused its shape");
+    return;
+  }
+  if (form == kThin) {  // fp32, direct
+    conv2d_thin_backward_weight(p, x, dy, dw, db);
     return;
   }
   if (const int tile = form) {

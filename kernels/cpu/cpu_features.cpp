@@ -105,6 +105,11 @@ CpuFeatures cpu_features_detect() {
   return f;
 }
 
+bool cpu_has_avx512() {
+  static const bool yes = cpu_features_detect().best() == CpuIsa::avx512;
+  return yes;
+}
+
 std::string blas_core_name() {
   const char* name = openblas_get_corename();
   return name ? name : "unknown";

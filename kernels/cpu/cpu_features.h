@@ -42,6 +42,10 @@ struct CpuFeatures {
 // cpuid + xgetbv on x86-64; every flag false elsewhere. Cheap; not cached.
 CpuFeatures cpu_features_detect();
 
+// The level emotune's cpuid check grants (best() == avx512: F+BW+DQ+VL with the OS saving the
+// registers), detected once: the one rule every AVX-512 kernel of emotune's own dispatches on.
+bool cpu_has_avx512();
+
 // OpenBLAS' name for its kernel set ("SkylakeX", "Haswell", "Prescott", ...), and the level those
 // kernels need: SkylakeX/Cooperlake/SapphireRapids -> avx512, Haswell/Zen -> avx2, else generic.
 std::string blas_core_name();

@@ -184,12 +184,6 @@ __attribute__((target("avx512f,fma"))) void gemm_avx512(int m, int n, int k, con
   }
 }
 
-// The level emotune's cpuid check grants (kernels/cpu/cpu_features.h: F+BW+DQ+VL with the OS
-// saving the registers), so that one rule decides every AVX-512 path.
-bool has_avx512() {
-  static const bool yes = cpu_features_detect().best() == CpuIsa::avx512;
-  return yes;
-}
 #endif
 
 }  // namespace
@@ -197,7 +191,7 @@ bool has_avx512() {
 void gemm_packed_a(int m, int n, int k, const float* ap, const float* b, int64_t ldb, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
 #if EMOTUNE_GEMM_AVX512
-  if (has_avx512()) return gemm_avx512(m, n, k, ap, b, ldb, c, ldc);
+  if (cpu_has_avx512()) return gemm_avx512(m, n, k, ap, b, ldb, c, ldc);
 #endif
   gemm_portable(m, n, k, ap, b, ldb, c, ldc);
 }
@@ -209,7 +203,7 @@ void gemm_packed_a_portable(int m, int n, int k, const float* ap, const float* b
 
 const char* gemm_packed_a_path() {
 #if EMOTUNE_GEMM_AVX512
-  if (has_avx512()) return "avx512";
+  if (cpu_has_avx512()) return "avx512";
 #endif
   return "portable";
 }

@@ -627,7 +627,7 @@ def abs_correlation(x, dy, pad, offsets):
 
 def weight_bound(form, x, dy, pad):
     """Sum of |terms| of dw [K, C, 3, 3], transform-weighted for Winograd F(2x2)."""
-    if form in ("im2col", "direct-bf16"):
+    if form in ("im2col", "direct-bf16", "direct-fp32"):
         return abs_correlation(x, dy, pad, [0, 1, 2])
     if form == "winograd2":
         c = winograd2_weight_coeffs()
@@ -742,10 +742,11 @@ def run_check_bf16(dump_path, *, break_mode=None, quiet=False):
             red = [c, k, int(dy.shape[0])]
             forms = ["gemm"] * 3   # a GEMM of the terms themselves
         for f_ in forms[:2]:
-            if f_ not in ("direct-bf16", "im2col", "gemm"):
+            if f_ not in ("direct-bf16", "direct-fp32", "im2col", "gemm"):
                 raise SystemExit(f"keras_oracle: no bf16 bound for {layer.name}'s form {f_} (forms {forms})")
-        # bf16 where the form is the direct bf16 one or the GEMM's reduction reaches kBf16MinReduction.
-        runs_bf16 = [f_ == "direct-bf16" or r >= min_red for f_, r in zip(forms, red)]
+        # bf16 where the form is the direct bf16 one or the GEMM's reduction reaches kBf16MinReduction;
+        # the thin direct form (the first conv) is float32 always.
+        runs_bf16 = [f_ == "direct-bf16" or (f_ != "direct-fp32" and r >= min_red) for f_, r in zip(forms, red)]
         fb = [product_factor(r, b16 and break_mode != "fp32_bound") for r, b16 in zip(red, runs_bf16)]
         y_bound = y_abs.numpy()
         if layer.use_bias:   # the bias adds one exact term per output: float32's rounding of it
