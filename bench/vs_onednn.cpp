@@ -92,7 +92,8 @@ double now_ms() {
 
 // Normalised by the largest reference magnitude, not per element: outputs near zero would make an
 // element-wise ratio meaningless, and the question is whether the oneDNN set-up computes the same op.
-double max_rel_diff(const std::vector<float>& got, const std::vector<float>& want) {
+template <typename V>
+double max_rel_diff(const V& got, const V& want) {
   double diff = 0, scale = 0;
   for (size_t i = 0; i < want.size(); ++i) {
     diff = std::max(diff, std::fabs((double)got[i] - (double)want[i]));
@@ -101,14 +102,37 @@ double max_rel_diff(const std::vector<float>& got, const std::vector<float>& wan
   return std::isnan(diff) ? INFINITY : diff / std::max(scale, 1e-30);
 }
 
+// emotune's arrays start on a 64-byte line as its tensors do (kernels/runtime.h, alloc_cpu);
+// oneDNN allocates its own memories, aligned.
+template <typename T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <typename U>
+  Aligned64(const Aligned64<U>&) {}
+  T* allocate(size_t n) {
+    void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <typename U>
+  bool operator==(const Aligned64<U>&) const { return true; }
+};
+using Floats = std::vector<float, Aligned64<float>>;
+Floats aligned(const std::vector<float>& v) { return Floats(v.begin(), v.end()); }
+
 // The arrays of one layer: the inputs every direction reads and each side's outputs, plain layout.
 struct Problem {
   Conv2dShape p;
-  std::vector<float> x, w, dy;
-  std::vector<float> out, db;          // emotune: y, dx or dw (and db)
-  std::vector<float> ref, ref_db;      // oneDNN's, reordered back to plain layout for the check
+  Floats x, w, dy;
+  Floats out, db;                      // emotune: y, dx or dw (and db)
+  Floats ref, ref_db;                  // oneDNN's, reordered back to plain layout for the check
   explicit Problem(const Conv2dShape& s)
-      : p(s), x(bench::uniform(s.x_size(), 1)), w(bench::uniform(s.w_size(), 2)), dy(bench::uniform(s.y_size(), 4)) {}
+      : p(s),
+        x(aligned(bench::uniform(s.x_size(), 1))),
+        w(aligned(bench::uniform(s.w_size(), 2))),
+        dy(aligned(bench::uniform(s.y_size(), 4))) {}
 };
 
 // One oneDNN primitive with its arguments in the layouts it chose, inputs already filled.
@@ -195,7 +219,7 @@ class Onednn {
  private:
   // A memory in the primitive's layout and type, filled once from the plain fp32 array (the
   // reorder converts to bf16 where the primitive takes bf16, rounding to nearest even).
-  memory import(const memory::desc& md, const memory::dims& dims, std::vector<float>& src) {
+  memory import(const memory::desc& md, const memory::dims& dims, Floats& src) {
     memory plain({dims, memory::data_type::f32, memory::format_tag::nchw}, eng_, src.data());  // = oihw
     memory m(md, eng_);
     dnnl::reorder(plain, m).execute(s_, plain, m);

@@ -320,7 +320,7 @@ TEST_CASE("conv2d training Winograd products at both tile sizes match the refere
 // the order, so the form must equal the reference loops bit for bit on the real first layers, its
 // ReLU and affine (two roundings each side) included: a missed, doubled or shifted term cannot
 // hide. Rounding: random operands in [-1, 1] on edge shapes (a row of 37 = 16 + 16 + 5 lanes, K not
-// a multiple of the 4 channels per pass, 15 taps that take the one-channel backward pass, pad 0
+// a multiple of the 8 channels per pass, 15 taps that take the one-channel backward pass, pad 0
 // and 2), against the reference within both sides' worst case for a sum of n terms,
 // 2 gamma_n sum |terms| with gamma_n = n u / (1 - n u), u = 2^-24 (Higham, ch. 3): n = C*R*S + 1
 // for the forward (with the bias), n = N*OH*OW for dw. db sums in double on the form's side.
@@ -402,7 +402,7 @@ TEST_CASE("conv2d thin direct form: random operands within float's worst case on
     int n;
   };
   const std::vector<Case> cases = {
-      {testing::conv_shape(1, 20, 37, 7, 3, 3, 1, 1), 3},   // 37 = 16 + 16 + 5 lanes, K = 4 + 3
+      {testing::conv_shape(1, 20, 37, 11, 3, 3, 1, 1), 3},  // 37 = 16 + 16 + 5 lanes, K = 8 + 3
       {testing::conv_shape(1, 21, 40, 5, 3, 3, 0, 1), 2},   // valid: 38 columns
       {testing::conv_shape(1, 17, 18, 6, 3, 5, 2, 1), 1},   // 15 taps (one channel per dw pass), pad 2
       {testing::conv_shape(2, 9, 16, 3, 3, 1, 1, 1), 2},    // two channels, 3x1
