@@ -65,6 +65,14 @@ void tap_offsets(const Conv2dShape& p, const Padded& g, int* off) {
 
 __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
+// The T shifted input vectors of a 16-lane chunk whose first tap reads base (lanes past m zero).
+template <int T>
+__attribute__((target("avx512f"), always_inline)) inline void load_taps(const float* base, const int* off, __mmask16 m,
+                                                                         __m512* xv) {
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, base + off[t]);
+}
+
 // Output rows [oy0, oy1) of one image: y_img [K, OH, OW]. KB output channels at a time, over the
 // whole run of rows, so that each of the KB planes is written front to back; the T input vectors
 // are loaded again for each block, from L1. KB chains of T multiply-adds side by side hide the FMA
@@ -87,10 +95,8 @@ __attribute__((target("avx512f"))) void forward_rows(const Conv2dShape& p, const
     for (int oy = oy0; oy < oy1; ++oy)
       for (int ox0 = 0; ox0 < ow; ox0 += 16) {
         const __mmask16 m = lanes(ow - ox0);
-        const float* base = xpad + (int64_t)oy * g.pitch + ox0;
         __m512 xv[T];
-#pragma GCC unroll 16
-        for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, base + off[t]);
+        load_taps<T>(xpad + (int64_t)oy * g.pitch + ox0, off, m, xv);
         __m512 acc[KB];
 #pragma GCC unroll 8
         for (int j = 0; j < KB; ++j) acc[j] = b && j < kb ? _mm512_set1_ps(b[k0 + j]) : zero;
@@ -140,10 +146,8 @@ __attribute__((target("avx512f,avx512vl"))) void weight_rows(const Conv2dShape& 
     for (int oy = oy0; oy < oy1; ++oy)
       for (int ox0 = 0; ox0 < ow; ox0 += 16) {
         const __mmask16 m = lanes(ow - ox0);
-        const float* base = xpad + (int64_t)oy * g.pitch + ox0;
         __m512 xv[T];
-#pragma GCC unroll 16
-        for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, base + off[t]);
+        load_taps<T>(xpad + (int64_t)oy * g.pitch + ox0, off, m, xv);
 #pragma GCC unroll 2
         for (int j = 0; j < KB; ++j) {
           if (j >= kb) break;
