@@ -255,22 +255,27 @@ std::vector<float> absolute(const std::vector<float>& v) {
   return a;
 }
 
-// The worst |got - want| / (f eps bound); CHECKs that it is <= 1.
-double check_bound(const char* what, int tile, const std::vector<float>& got, const std::vector<float>& want,
-                   const std::vector<float>& bound) {
-  const double f = tile == 4 ? 1024 : 16;
+// The worst |got - want| / (tol bound); CHECKs that it is <= 1.
+double check_within(const std::string& what, const std::vector<float>& got, const std::vector<float>& want,
+                    const std::vector<float>& bound, double tol) {
   double worst = 0;
   size_t at = 0, bad = 0;
   for (size_t i = 0; i < got.size(); ++i) {
-    const double tol = f * std::numeric_limits<float>::epsilon() * std::max((double)bound[i], 1e-30);
-    const double r = std::fabs((double)got[i] - want[i]) / tol;
+    const double r = std::fabs((double)got[i] - want[i]) / (tol * std::max((double)bound[i], 1e-30));
     if (!(r <= 1)) ++bad;
     if (!(r <= worst)) worst = r, at = i;
   }
-  INFO(what, " F(", tile, "x", tile, "): worst at [", at, "] got ", got[at], " want ", want[at], " (", worst,
-       " of the tolerance)");
+  INFO(what, ": worst at [", at, "] got ", got[at], " want ", want[at], " (", worst, " of the tolerance)");
   CHECK(bad == 0);
   return worst;
+}
+
+// Winograd's: tol = f eps, f = 16 for F(2x2), 1024 for F(4x4).
+double check_bound(const char* what, int tile, const std::vector<float>& got, const std::vector<float>& want,
+                   const std::vector<float>& bound) {
+  const double f = tile == 4 ? 1024 : 16;
+  return check_within(std::string(what) + " F(" + std::to_string(tile) + "x" + std::to_string(tile) + ")", got, want,
+                      bound, f * std::numeric_limits<float>::epsilon());
 }
 
 }  // namespace
@@ -428,22 +433,9 @@ TEST_CASE("conv2d thin direct form: random operands within float's worst case on
     conv2d_backward_weight_ref_cpu(p, ax.data(), ady.data(), dw_bound.data(), db_bound.data());
     conv2d_thin_backward_weight(p, x.data(), dy.data(), dw.data(), db.data());
     const double fwd = 2 * gamma_n(p.c * p.r * p.s + 1), bwd = 2 * gamma_n((double)p.n * p.out_h() * p.out_w());
-    auto check = [](const char* what, const std::vector<float>& got, const std::vector<float>& want,
-                    const std::vector<float>& bound, double f) {
-      double w = 0;
-      size_t bad = 0;
-      for (size_t i = 0; i < got.size(); ++i) {
-        const double r = std::fabs((double)got[i] - want[i]) / (f * std::max((double)bound[i], 1e-30));
-        if (!(r <= 1)) ++bad;
-        w = std::max(w, r);
-      }
-      INFO(what, ": worst ", w, " of the bound");
-      CHECK(bad == 0);
-      return w;
-    };
-    worst[0] = std::max(worst[0], check("forward", y, y_ref, y_bound, fwd));
-    worst[1] = std::max(worst[1], check("dw", dw, dw_ref, dw_bound, bwd));
-    worst[2] = std::max(worst[2], check("db", db, db_ref, db_bound, bwd));
+    worst[0] = std::max(worst[0], check_within("thin forward", y, y_ref, y_bound, fwd));
+    worst[1] = std::max(worst[1], check_within("thin dw", dw, dw_ref, dw_bound, bwd));
+    worst[2] = std::max(worst[2], check_within("thin db", db, db_ref, db_bound, bwd));
   }
   MESSAGE("thin direct form, worst error / bound: forward ", worst[0], ", dw ", worst[1], ", db ", worst[2]);
   CHECK(!conv2d_thin_applies(testing::conv_shape(1, 48, 48, 64, 3, 3, 1, 2)));   // stride 2
