@@ -102,7 +102,7 @@ double max_rel_diff(const V& got, const V& want) {
   return std::isnan(diff) ? INFINITY : diff / std::max(scale, 1e-30);
 }
 
-// emotune's arrays start on a 64-byte line as its tensors do (kernels/runtime.h, alloc_cpu);
+// emotune's arrays come from its tensors' allocator (kernels/runtime.h, alloc_cpu: 64-byte lines);
 // oneDNN allocates its own memories, aligned.
 template <typename T>
 struct Aligned64 {
@@ -110,12 +110,8 @@ struct Aligned64 {
   Aligned64() = default;
   template <typename U>
   Aligned64(const Aligned64<U>&) {}
-  T* allocate(size_t n) {
-    void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64);
-    if (!p) throw std::bad_alloc();
-    return static_cast<T*>(p);
-  }
-  void deallocate(T* p, size_t) { std::free(p); }
+  T* allocate(size_t n) { return static_cast<T*>(alloc_cpu(n * sizeof(T))); }
+  void deallocate(T* p, size_t) { free_cpu(p); }
   template <typename U>
   bool operator==(const Aligned64<U>&) const { return true; }
 };
