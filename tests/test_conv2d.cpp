@@ -442,3 +442,47 @@ TEST_CASE("conv2d thin direct form: random operands within float's worst case on
   CHECK(!conv2d_thin_applies(testing::conv_shape(2, 48, 48, 64, 3, 3, 1, 1)));   // 18 taps
   CHECK(!conv2d_thin_applies(testing::conv_shape(1, 48, 14, 64, 3, 3, 1, 1)));   // a row of 14
 }
+
+TEST_CASE("conv2d thin direct form: backward-weight against central differences of its own forward") {
+  // L(w, b) = sum dy . y(w, b) is linear in w and b, so a central difference with step 1 has no
+  // truncation error: (L(w + e_i) - L(w - e_i)) / 2 is dL/dw_i up to the rounding of the two
+  // forwards, each output within gamma_(T+1) (|terms| <= |y| + 1 here, operands in [-1, 1]) of
+  // exact, L summed in double: 2 gamma_(T+1) sum |dy| (|y| + 1) over both forwards; plus the
+  // backward's own float sum over N OH OW terms, 2 gamma_(N OH OW) sum |dy x| (its reference run on
+  // absolute values).
+  Conv2dShape p = testing::conv_shape(1, 16, 19, 3, 3, 3, 1, 1);
+  p.n = 2;
+  if (!testing::isa_or_skip(conv2d_thin_applies(p), "avx512f", "the thin direct fp32 convolution")) return;
+  auto x = random_vector(p.x_size(), 61), w = random_vector(p.w_size(), 62), b = random_vector(p.k, 63);
+  const auto dy = random_vector(p.y_size(), 64);
+  std::vector<float> dw(p.w_size(), NAN), db(p.k, NAN), y(p.y_size());
+  conv2d_thin_backward_weight(p, x.data(), dy.data(), dw.data(), db.data());
+  auto loss = [&](const std::vector<float>& wv, const std::vector<float>& bv, double* scale) {
+    conv2d_thin_forward(p, x.data(), wv.data(), bv.data(), false, nullptr, nullptr, y.data());
+    double l = 0, s = 0;
+    for (int64_t i = 0; i < p.y_size(); ++i) l += (double)dy[i] * y[i], s += std::fabs((double)dy[i]) * (std::fabs(y[i]) + 1);
+    if (scale) *scale = s;
+    return l;
+  };
+  const double g = 2 * gamma_n(p.c * p.r * p.s + 1), gb = 2 * gamma_n((double)p.n * p.out_h() * p.out_w());
+  const auto ax = absolute(x), ady = absolute(dy);
+  std::vector<float> dw_bound(p.w_size()), db_bound(p.k);
+  conv2d_backward_weight_ref_cpu(p, ax.data(), ady.data(), dw_bound.data(), db_bound.data());
+  auto fd_check = [&](std::vector<float>& v, const std::vector<float>& got, const std::vector<float>& bound,
+                      const char* what) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      const float keep = v[i];
+      double s1, s2;
+      v[i] = keep + 1.0f;
+      const double lp = loss(w, b, &s1);
+      v[i] = keep - 1.0f;
+      const double lm = loss(w, b, &s2);
+      v[i] = keep;
+      const double fd = (lp - lm) / 2;
+      CAPTURE(what); CAPTURE(i); CAPTURE(fd); CAPTURE(got[i]);
+      CHECK(std::fabs(fd - got[i]) <= g * (s1 + s2) + gb * bound[i]);
+    }
+  };
+  fd_check(w, dw, dw_bound, "dw");
+  fd_check(b, db, db_bound, "db");
+}
